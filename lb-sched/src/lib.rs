@@ -1,0 +1,12 @@
+//! `lb-sched`: connection schedulers for L4 load balancing.
+//!
+//! This crate picks a real server for a new connection. It implements every
+//! scheduler of Linux IPVS (`rr wrr lc wlc sed nq fo ovf lblc lblcr dh sh mh
+//! twos`) so that a service configured here picks, connection for connection,
+//! what the same service in the kernel picks, and it adds algorithms the kernel
+//! lacks (Maglev, power-of-two choices, bounded-load consistent hashing, slow
+//! start) together with persistence-template and fwmark tables.
+//!
+//! It is **not** a dataplane: it reads no clock, opens no socket and draws no
+//! random number of its own. Time and randomness are inputs.
+#![forbid(unsafe_code)]
