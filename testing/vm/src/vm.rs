@@ -250,7 +250,7 @@ impl Vm {
             .arg("-m")
             .arg(self.memory_mb.to_string())
             .arg("-kernel")
-            .arg(&self.assets.vmlinuz)
+            .arg(&self.assets.kernel)
             .arg("-initrd")
             .arg(&self.assets.initramfs)
             .args(["-append", "console=ttyS0 quiet panic=-1"])

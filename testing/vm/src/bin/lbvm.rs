@@ -72,7 +72,7 @@ fn info() -> Result<ExitCode, Error> {
     println!("cache: {}", lb_testing_vm::vm_dir().display());
     let a = lb_testing_vm::Assets::find()?;
     println!("kernel: {}", a.release);
-    println!("vmlinuz: {}", a.vmlinuz.display());
+    println!("kernel image: {}", a.kernel.display());
     println!("initramfs: {}", a.initramfs.display());
     println!("modules: {}", a.modules.display());
     Ok(ExitCode::SUCCESS)
