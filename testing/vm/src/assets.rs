@@ -159,6 +159,15 @@ pub fn prepare(refresh: bool) -> Result<Assets, Error> {
         return Ok(assets);
     }
 
+    // Only the lock holder builds, so any scratch directory left now is from a
+    // preparer that was killed.
+    if let Ok(entries) = fs::read_dir(&dir) {
+        for e in entries.filter_map(Result::ok) {
+            if e.file_name().to_string_lossy().starts_with("tmp-") {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    }
     let package = kernel_package()?;
     let release = package
         .strip_prefix("linux-image-")

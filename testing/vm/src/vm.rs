@@ -275,9 +275,10 @@ impl Vm {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| Error::io(format!("spawn {QEMU}"), e))?;
+        let mut child = KillOnDrop(
+            cmd.spawn()
+                .map_err(|e| Error::io(format!("spawn {QEMU}"), e))?,
+        );
 
         let done = Arc::new(AtomicBool::new(false));
         let (con_sink, out_sink, err_sink) = match self.stream {
@@ -295,7 +296,7 @@ impl Vm {
             pump(out, out_sink, done.clone()),
             pump(err, err_sink, done.clone()),
         ];
-        let qemu_err = child.stderr.take().map(|mut e| {
+        let qemu_err = child.0.stderr.take().map(|mut e| {
             std::thread::spawn(move || {
                 let mut buf = Vec::new();
                 let _ = e.read_to_end(&mut buf);
@@ -303,12 +304,11 @@ impl Vm {
             })
         });
 
-        let exited = wait_until(&mut child, Instant::now() + self.timeout);
+        let exited = wait_until(&mut child.0, Instant::now() + self.timeout);
         let qemu_status = match exited {
             Some(status) => Some(status),
             None => {
-                let _ = child.kill();
-                let _ = child.wait();
+                child.kill();
                 None
             }
         };
@@ -465,6 +465,25 @@ fn quote(bytes: &[u8]) -> String {
 
 fn write_file(path: &Path, data: &[u8]) -> Result<(), Error> {
     fs::write(path, data).map_err(|e| Error::io(format!("write {}", path.display()), e))
+}
+
+/// qemu, killed if the run ends early (time limit, panic) so no VM outlives it.
+#[derive(Debug)]
+struct KillOnDrop(Child);
+
+impl KillOnDrop {
+    fn kill(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
 
 /// Waits for `child` until `deadline`; `None` if it is still running then.
