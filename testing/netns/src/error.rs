@@ -86,6 +86,25 @@ pub enum Error {
         /// The OS error.
         source: io::Error,
     },
+    /// An ethtool ioctl (offload settings) on an interface failed.
+    #[error("ethtool on {ifname} in {netns}: {source}")]
+    Ethtool {
+        /// The namespace name.
+        netns: String,
+        /// The interface.
+        ifname: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// A file or directory of the lab (its scratch directory, the init lock)
+    /// could not be created or removed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: std::path::PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
     /// Sending a signal or waiting for a process failed.
     #[error("process {pid} ({command}): {source}")]
     Process {

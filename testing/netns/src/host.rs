@@ -331,6 +331,50 @@ impl Host {
         }
     }
 
+    /// Turns off TX checksum, scatter-gather, TSO, GSO and GRO on `ifname`.
+    ///
+    /// Veth interfaces pass packets with a *partial* checksum and as 64 KiB
+    /// GSO super-packets. The kernel copes, but a userspace forwarder reading
+    /// them from a packet socket and sending them on would forward bad
+    /// checksums and oversize frames. Call this on the interfaces whose
+    /// traffic such a program sees (typically every host's).
+    pub fn disable_offloads(&self, ifname: &str) -> Result<()> {
+        use sys::ethtool::{SGRO, SGSO, SSG, STSO, STXCSUM};
+        check_ifname(ifname)?;
+        self.run_in(|| {
+            let socket = std::net::UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, 0))?;
+            for cmd in [STSO, SGSO, SGRO, SSG, STXCSUM] {
+                sys::ethtool_value(&socket, ifname, cmd, 0)?;
+            }
+            Ok(())
+        })?
+        .map_err(|source| self.ethtool_error(ifname, source))
+    }
+
+    /// Whether any of the offloads [`disable_offloads`](Self::disable_offloads)
+    /// turns off is on for `ifname`.
+    pub fn offloads_enabled(&self, ifname: &str) -> Result<bool> {
+        use sys::ethtool::{GGRO, GGSO, GSG, GTSO, GTXCSUM};
+        check_ifname(ifname)?;
+        self.run_in(|| {
+            let socket = std::net::UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, 0))?;
+            let mut any = false;
+            for cmd in [GTSO, GGSO, GGRO, GSG, GTXCSUM] {
+                any |= sys::ethtool_value(&socket, ifname, cmd, 0)? != 0;
+            }
+            Ok(any)
+        })?
+        .map_err(|source| self.ethtool_error(ifname, source))
+    }
+
+    fn ethtool_error(&self, ifname: &str, source: std::io::Error) -> Error {
+        Error::Ethtool {
+            netns: self.netns().to_owned(),
+            ifname: ifname.to_owned(),
+            source,
+        }
+    }
+
     /// Creates a Linux bridge `name` inside this host (STP and multicast
     /// snooping off, so VRRP and neighbour discovery flood reliably) and sets
     /// it up. Attach hosts with [`Lab::attach`](crate::Lab::attach).

@@ -1,6 +1,6 @@
 //! The lab: one per test, owning its namespaces and tearing them down.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -38,6 +38,7 @@ static LAB_COUNTER: AtomicU32 = AtomicU32::new(0);
 #[derive(Debug)]
 pub struct Lab {
     prefix: String,
+    dir: PathBuf,
     hosts: Mutex<Vec<Host>>,
     ports: AtomicU32,
 }
@@ -60,9 +61,12 @@ impl Lab {
         names::check_tag(tag)?;
         check_environment(programs)?;
         clean_leftovers();
+        init_netns_run_dir()?;
         let n = LAB_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let prefix = names::lab_prefix(std::process::id(), n, tag);
         Ok(Self {
-            prefix: names::lab_prefix(std::process::id(), n, tag),
+            dir: scratch_base().join(&prefix),
+            prefix,
             hosts: Mutex::new(Vec::new()),
             ports: AtomicU32::new(0),
         })
@@ -72,6 +76,17 @@ impl Lab {
     #[must_use]
     pub fn prefix(&self) -> &str {
         &self.prefix
+    }
+
+    /// A scratch directory for this lab (keepalived configs, pid files,
+    /// logs...), `$TMPDIR/lb-testing-netns/<prefix>`, created on first use and
+    /// removed with the lab.
+    pub fn dir(&self) -> Result<&Path> {
+        std::fs::create_dir_all(&self.dir).map_err(|source| Error::Io {
+            path: self.dir.clone(),
+            source,
+        })?;
+        Ok(&self.dir)
     }
 
     /// Creates host `name` (1 to 15 of `[a-z0-9_-]`, unique in the lab): a new
@@ -155,15 +170,30 @@ impl Lab {
     /// Tears the lab down now and reports the first failure (dropping the lab
     /// does the same but can only print failures).
     pub fn teardown(self) -> Result<()> {
-        let hosts = std::mem::take(&mut *self.lock());
-        let mut first = Ok(());
-        for host in hosts.iter().rev() {
-            let result = destroy_netns(host.netns());
-            if first.is_ok() {
-                first = result;
-            }
+        let mut errors = self.destroy();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.swap_remove(0))
         }
-        first
+    }
+
+    /// Deletes every namespace and the scratch directory; returns the failures.
+    fn destroy(&self) -> Vec<Error> {
+        let hosts = std::mem::take(&mut *self.lock());
+        let mut errors: Vec<Error> = hosts
+            .iter()
+            .rev()
+            .filter_map(|host| destroy_netns(host.netns()).err())
+            .collect();
+        match std::fs::remove_dir_all(&self.dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => errors.push(Error::Io {
+                path: self.dir.clone(),
+                source: e,
+            }),
+            _ => {}
+        }
+        errors
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Host>> {
@@ -176,11 +206,8 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        let hosts = std::mem::take(&mut *self.lock());
-        for host in hosts.iter().rev() {
-            if let Err(e) = destroy_netns(host.netns()) {
-                eprintln!("lb-testing-netns: teardown of {}: {e}", host.netns());
-            }
+        for e in self.destroy() {
+            eprintln!("lb-testing-netns: teardown of {}: {e}", self.prefix);
         }
     }
 }
@@ -204,6 +231,44 @@ fn check_environment(programs: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// Where labs keep their scratch directories.
+fn scratch_base() -> PathBuf {
+    std::env::temp_dir().join("lb-testing-netns")
+}
+
+/// Makes sure `/run/netns` is set up (a shared bind mount) before tests add
+/// namespaces in parallel: `ip netns add` sets it up on first use without
+/// locking, and two processes racing there can stack two mounts.
+fn init_netns_run_dir() -> Result<()> {
+    let mounted = || {
+        std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|info| {
+            info.lines()
+                .any(|l| l.split_whitespace().nth(4) == Some(NETNS_RUN_DIR))
+        })
+    };
+    if mounted() {
+        return Ok(());
+    }
+    let path = PathBuf::from("/run/lb-testing-netns.lock");
+    let io = |source| Error::Io {
+        path: path.clone(),
+        source,
+    };
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io)?;
+    sys::flock_exclusive(&lock).map_err(io)?;
+    if !mounted() {
+        let probe = format!("{}{}-init", names::NETNS_PREFIX, std::process::id());
+        cmd::ip(["netns", "add", &probe])?;
+        cmd::ip(["netns", "delete", &probe])?;
+    }
+    Ok(())
+}
+
 /// Kills every process inside `netns` (except this one) and deletes it.
 fn destroy_netns(netns: &str) -> Result<()> {
     let me = std::process::id();
@@ -223,28 +288,36 @@ fn destroy_netns(netns: &str) -> Result<()> {
     cmd::ip(["netns", "delete", netns]).map(drop)
 }
 
-/// Deletes our namespaces whose owning process no longer exists (a test that
-/// was killed before its lab could drop). Best effort: a parallel test may be
+/// Deletes our namespaces and scratch directories whose owning process no
+/// longer exists (a test that was killed before its lab could drop). Best effort: a parallel test may be
 /// cleaning the same leftovers.
 fn clean_leftovers() {
-    let Ok(entries) = std::fs::read_dir(NETNS_RUN_DIR) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let Some(pid) = names::owner_pid(name) else {
-            continue;
-        };
-        if Path::new(&format!("/proc/{pid}")).exists() {
-            continue;
-        }
-        match destroy_netns(name) {
+    for name in dead_owners(Path::new(NETNS_RUN_DIR)) {
+        match destroy_netns(&name) {
             Ok(()) => eprintln!("lb-testing-netns: removed leftover namespace {name}"),
-            Err(e) if Path::new(NETNS_RUN_DIR).join(name).exists() => {
+            Err(e) if Path::new(NETNS_RUN_DIR).join(&name).exists() => {
                 eprintln!("lb-testing-netns: cannot remove leftover {name}: {e}");
             }
             Err(_) => {} // Removed by a parallel test meanwhile.
         }
     }
+    let base = scratch_base();
+    for name in dead_owners(&base) {
+        // A parallel test may be removing it too: ignore errors.
+        let _ = std::fs::remove_dir_all(base.join(name));
+    }
+}
+
+/// Entries of `dir` named by this crate whose owning process is gone.
+fn dead_owners(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .filter(|name| {
+            names::owner_pid(name).is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+        })
+        .collect()
 }

@@ -39,6 +39,21 @@
 //! process that was killed (its pid is in the name) are removed by the next
 //! [`Lab::new`].
 //!
+//! Each lab also has a scratch directory, [`Lab::dir`], for configuration,
+//! pid and log files (two keepalived instances must not share
+//! `/run/keepalived.pid`), removed with the lab.
+//!
+//! # Configuring hosts
+//!
+//! [`Host`] has typed helpers for addresses ([`Host::add_addr`], IPv6 with
+//! `nodad`), routes, sysctls ([`Host::sysctl`], per namespace), routers
+//! ([`Host::enable_forwarding`]), the LVS-DR real server
+//! ([`Host::add_loopback_vip`]), link up/down ([`Host::set_link`]), MAC and
+//! ifindex lookup, and [`Host::disable_offloads`] for tests whose traffic a
+//! userspace forwarder reads from packet sockets (veth otherwise hands it
+//! partial checksums and 64 KiB GSO frames). [`Host::ip`] runs any other
+//! `ip -n <netns> ...` command.
+//!
 //! # Running things inside a host
 //!
 //! - [`Host::command`]: a [`std::process::Command`] running in the namespace;

@@ -299,6 +299,11 @@ fn netns_leftover_of_dead_process_is_removed() {
             .is_ok_and(|o| !o.stdout.is_empty())
     });
 
+    // Its scratch directory is a leftover too.
+    let scratch = std::env::temp_dir()
+        .join("lb-testing-netns")
+        .join(format!("lbt-{}-0-left", owner.id()));
+    std::fs::create_dir_all(&scratch).unwrap();
     owner.kill().unwrap();
     owner.wait().unwrap();
 
@@ -311,6 +316,11 @@ fn netns_leftover_of_dead_process_is_removed() {
     assert!(
         netns_list().contains(keep.netns()),
         "live lab namespace was removed"
+    );
+    assert!(
+        !scratch.exists(),
+        "leftover scratch dir {} remains",
+        scratch.display()
     );
     eventually("the leftover's process to die", || {
         sleeper.try_wait().unwrap().is_some()
@@ -479,4 +489,57 @@ fn netns_errors_name_the_command_and_stderr() {
         a.ping(Ipv4Addr::LOCALHOST),
         Err(Error::Command { .. } | Error::Setns { .. })
     ));
+}
+
+#[test]
+fn netns_scratch_dir_lives_with_the_lab() {
+    let Some(lab) = lab_or_skip!("scratch") else {
+        return;
+    };
+    let dir = lab.dir().unwrap().to_owned();
+    assert!(dir.ends_with(lab.prefix()));
+    std::fs::write(dir.join("keepalived.conf"), "vrrp_instance x {}\n").unwrap();
+    assert_eq!(lab.dir().unwrap(), dir, "stable across calls");
+    drop(lab);
+    assert!(!dir.exists());
+}
+
+#[test]
+fn netns_offloads_can_be_disabled() {
+    let Some(lab) = lab_or_skip!("offload") else {
+        return;
+    };
+    let a = lab.add_host("a").unwrap();
+    let b = lab.add_host("b").unwrap();
+    lab.link(&a, "eth0", &b, "eth0").unwrap();
+    assert!(
+        a.offloads_enabled("eth0").unwrap(),
+        "veth starts with offloads on"
+    );
+    a.disable_offloads("eth0").unwrap();
+    b.disable_offloads("eth0").unwrap();
+    assert!(!a.offloads_enabled("eth0").unwrap());
+    assert!(!b.offloads_enabled("eth0").unwrap());
+    let err = a.disable_offloads("nosuchif").unwrap_err();
+    assert!(matches!(err, Error::Ethtool { .. }), "{err}");
+    // Traffic still flows, in bulk.
+    a.add_addr("eth0", Ipv4Addr::new(10, 9, 0, 1), 24).unwrap();
+    b.add_addr("eth0", Ipv4Addr::new(10, 9, 0, 2), 24).unwrap();
+    let listener = b
+        .run_in(|| TcpListener::bind((Ipv4Addr::new(10, 9, 0, 2), 7002)))
+        .unwrap()
+        .unwrap();
+    let sink = std::thread::spawn(move || -> std::io::Result<usize> {
+        let (mut conn, _) = listener.accept()?;
+        let mut buf = Vec::new();
+        conn.read_to_end(&mut buf)?;
+        Ok(buf.len())
+    });
+    a.run_in(|| -> std::io::Result<()> {
+        let mut conn = TcpStream::connect((Ipv4Addr::new(10, 9, 0, 2), 7002))?;
+        conn.write_all(&vec![0x5a; 1 << 20])
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!(sink.join().unwrap().unwrap(), 1 << 20);
 }
