@@ -91,12 +91,14 @@ impl Host {
     }
 
     /// Runs `program ARGS...` in the namespace to completion; a non-zero exit
-    /// is an [`Error::Command`] with the command line and stderr.
+    /// is an [`Error::Command`] with the command line and stderr, a program
+    /// that is not installed an [`Error::ProgramMissing`].
     pub fn run<I, S>(&self, program: &str, args: I) -> Result<Output>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        require(program)?;
         let mut command = self.command(program);
         command.args(args);
         cmd::run(&mut command)
@@ -104,12 +106,14 @@ impl Host {
 
     /// Starts `program ARGS...` in the namespace in the background, with
     /// stdout/stderr inherited. The returned guard kills its process group on
-    /// drop. For custom stdio use `Process::spawn(host.command(..))`.
+    /// drop. For custom stdio use `Process::spawn(host.command(..))`. The
+    /// process's pid is the program's own (`ip netns exec` execs it).
     pub fn spawn<I, S>(&self, program: &str, args: I) -> Result<Process>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        require(program)?;
         let mut command = self.command(program);
         command.args(args);
         Process::spawn(command)
@@ -433,6 +437,15 @@ impl Bridge {
     #[must_use]
     pub fn name(&self) -> &str {
         &self.name
+    }
+}
+
+fn require(program: &str) -> Result<()> {
+    match cmd::find_program(program) {
+        Some(_) => Ok(()),
+        None => Err(Error::ProgramMissing {
+            program: program.to_owned(),
+        }),
     }
 }
 

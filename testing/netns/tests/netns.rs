@@ -478,6 +478,10 @@ fn netns_errors_name_the_command_and_stderr() {
         Err(Error::InvalidName { .. })
     ));
     assert_eq!(a.mac("lo").unwrap(), [0; 6]);
+    let missing = a.run("no-such-program-lb", ["x"]).unwrap_err();
+    assert!(missing.is_environment(), "{missing}");
+    let failing = a.run("sh", ["-c", "echo bad >&2; exit 4"]).unwrap_err();
+    assert!(failing.to_string().contains("bad"), "{failing}");
     // A panic inside run_in reaches the caller.
     let caught = std::panic::catch_unwind(|| a.run_in(|| panic!("inside")));
     assert!(caught.is_err());
@@ -542,4 +546,51 @@ fn netns_offloads_can_be_disabled() {
     .unwrap()
     .unwrap();
     assert_eq!(sink.join().unwrap().unwrap(), 1 << 20);
+}
+
+#[test]
+fn netns_keepalived_runs_in_a_host() {
+    // The pattern the VRRP interop tests use: config and pid files in the
+    // lab's scratch dir (keepalived's default pid file is global), the daemon
+    // in the foreground under a Process guard.
+    let Some(lab) = lab_or_skip!("keepalive", "keepalived") else {
+        return;
+    };
+    let r1 = lab.add_host("r1").unwrap();
+    let peer = lab.add_host("peer").unwrap();
+    lab.link(&r1, "eth0", &peer, "eth0").unwrap();
+    r1.add_addr("eth0", Ipv4Addr::new(10, 1, 0, 1), 24).unwrap();
+    peer.add_addr("eth0", Ipv4Addr::new(10, 1, 0, 2), 24)
+        .unwrap();
+    let vip = Ipv4Addr::new(10, 1, 0, 100);
+    let dir = lab.dir().unwrap();
+    let conf = dir.join("r1.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "global_defs {{ router_id r1 }}\n\
+             vrrp_instance v1 {{\n  state MASTER\n  interface eth0\n  virtual_router_id 51\n  \
+             priority 150\n  advert_int 1\n  virtual_ipaddress {{ {vip}/24 }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let mut cmd = r1.command("keepalived");
+    cmd.args(["--dont-fork", "--log-console", "-f"]).arg(&conf);
+    for (flag, file) in [
+        ("-p", "r1.pid"),
+        ("-r", "r1.vrrp.pid"),
+        ("-c", "r1.check.pid"),
+    ] {
+        cmd.arg(flag).arg(dir.join(file));
+    }
+    let mut keepalived = Process::spawn(cmd).unwrap();
+    eventually("keepalived to take the VIP", || {
+        assert_eq!(keepalived.try_wait().unwrap(), None, "keepalived exited");
+        r1.has_addr("eth0", vip).unwrap()
+    });
+    peer.ping(vip).unwrap();
+    // A graceful stop removes the VIP.
+    keepalived.terminate().unwrap();
+    assert!(keepalived.wait().unwrap().success());
+    assert!(!r1.has_addr("eth0", vip).unwrap());
 }
