@@ -741,7 +741,11 @@ impl Builder {
                     match last.parse::<u8>() {
                         Ok(e) if e >= start => (addr, u32::from(e - start) + 1),
                         _ => {
-                            return bad(w, "virtual_server_group", "a range end ≥ its start, ≤ 255");
+                            return bad(
+                                w,
+                                "virtual_server_group",
+                                "a range end ≥ its start, ≤ 255",
+                            );
                         }
                     }
                 }
