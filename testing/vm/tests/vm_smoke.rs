@@ -107,11 +107,7 @@ fn vm_time_limit_kills_a_hanging_command() {
 fn vm_own_test_runs_inside_with_kernel_ipvs() {
     lb_testing_vm::in_vm!({
         assert!(lb_testing_vm::in_vm(), "the body runs only inside the VM");
-        let st = Command::new("ipvsadm")
-            .args(["-A", "-u", "10.0.0.3:53", "-s", "rr"])
-            .status()
-            .unwrap();
-        assert!(st.success());
+        lb_testing_vm::sh("ipvsadm -A -u 10.0.0.3:53 -s rr");
         // The kernel's own view: /proc/net/ip_vs lists services in hex.
         let table = std::fs::read_to_string("/proc/net/ip_vs").unwrap();
         assert!(table.contains("UDP  0A000003:0035 rr"), "{table}");
