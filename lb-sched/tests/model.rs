@@ -320,3 +320,59 @@ model_test!(model_dh, SchedulerKind::Dh);
 model_test!(model_sh, SchedulerKind::Sh);
 model_test!(model_mh, SchedulerKind::Mh);
 model_test!(model_twos, SchedulerKind::Twos);
+
+fn scale(ops: Vec<Op>, k: u32) -> Vec<Op> {
+    ops.into_iter()
+        .map(|op| match op {
+            Op::Add { d, weight, u, l } => Op::Add {
+                d,
+                weight: weight * k + weight % 2,
+                u,
+                l,
+            },
+            Op::Edit { d, weight, u, l } => Op::Edit {
+                d,
+                weight: weight * k,
+                u,
+                l,
+            },
+            op => op,
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    /// Large weights with common factors: exercises wrr's gcd, the clamping
+    /// of `cw` on change and the skipping of passes that cannot hit.
+    #[test]
+    fn model_wrr_heavy(k in 1u32..400, ops in proptest::collection::vec(op_strategy(), 1..80)) {
+        run(SchedulerKind::Wrr, false, 0, 251, 8, &scale(ops, k))?;
+    }
+
+    /// mh with larger weights (turns are shifted down to TAB_BITS bits).
+    #[test]
+    fn model_mh_heavy(k in 1u32..5000, flags in flags_strategy(), ops in proptest::collection::vec(op_strategy(), 1..40)) {
+        run(SchedulerKind::Mh, false, flags, 251, 8, &scale(ops, k))?;
+    }
+}
+
+fn overload_churn() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        1 => (0usize..4, 1u32..7, 1u32..3).prop_map(|(d, weight, u)| Op::Add { d, weight, u, l: 0 }),
+        1 => (0usize..4, 0u32..7, 1u32..3).prop_map(|(d, weight, u)| Op::Edit { d, weight, u, l: 0 }),
+        4 => (0usize..4).prop_map(|d| Op::Bind { d, kind: ConnKind::Inactive }),
+        4 => (0usize..4).prop_map(|d| Op::Unbind { d, kind: ConnKind::Inactive }),
+        6 => Just(Op::Pick { client: 0, vip: 0, sport: 1, proto: 6, inverse: false, r: (0, 0) }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    /// wrr when every destination keeps going OVERLOADed and coming back:
+    /// the state left by a failed pick (cursor, cw) decides the next picks.
+    #[test]
+    fn model_wrr_overload(k in 1u32..300, ops in proptest::collection::vec(overload_churn(), 1..150)) {
+        run(SchedulerKind::Wrr, false, 0, 251, 8, &scale(ops, k))?;
+    }
+}

@@ -98,7 +98,7 @@ impl Wrr {
                         .max()
                         .unwrap_or(0)
                 });
-                self.skip_passes(w, restarted);
+                self.skip_passes(w);
             }
             self.cw -= self.di;
             if self.cw <= 0 {
@@ -116,14 +116,14 @@ impl Wrr {
         }
     }
 
-    /// Lowers `cw` by whole `di` steps over passes that cannot hit (`cw > w`),
-    /// stopping one pass before `cw` would drop to 0 or below and, once
-    /// restarted, before the last pass (which arms `stop`).
-    fn skip_passes(&mut self, w: i64, restarted: bool) {
-        // The pass about to be simulated by the caller lowers cw once more,
-        // so keep cw - di after the skip above the limits.
-        let floor = if restarted { self.di } else { 0 };
-        let target = w.max(floor);
+    /// Lowers `cw` by whole `di` steps over passes that cannot hit
+    /// (`cw > w`, the largest weight not OVERLOADed). It stops while the
+    /// caller's next step, `cw -= di`, still leaves `cw > max(w, 0)`; so no
+    /// skipped step reaches `cw <= 0` (restart) and none is a last pass
+    /// (`cw <= di`, which would arm `stop`), and `last_pass`, recomputed by
+    /// the caller's step, is never read stale.
+    fn skip_passes(&mut self, w: i64) {
+        let target = w.max(0);
         if self.cw - self.di <= target {
             return;
         }
