@@ -297,16 +297,18 @@ impl Service {
         self.order.is_empty()
     }
 
-    /// Changes the flags (`ipvsadm -E`); the scheduler is rebuilt as the
-    /// kernel does not do, so only call it together with
-    /// [`set_scheduler`](Self::set_scheduler) if exactness across the change matters.
+    /// Changes the flags (`ipvsadm -E`). The schedulers read them live at
+    /// each pick (`sh-port`, `mh-fallback`, ...), as in the kernel; no state
+    /// is rebuilt.
     pub fn set_flags(&mut self, flags: ServiceFlags) {
         self.flags = flags;
     }
 
     /// Binds a new scheduler (`ip_vs_edit_service` with another name): the old
     /// scheduler's state is dropped and the new one initialised from the list.
-    /// Setting the same configuration again is a no-op, as in the kernel.
+    /// The same scheduler with only the `lblc`/`lblcr` expiration changed
+    /// keeps its state (those are sysctls the kernel reads live); setting the
+    /// same configuration again is a no-op, as in the kernel.
     ///
     /// # Errors
     /// As [`Service::new`].
@@ -320,7 +322,16 @@ impl Service {
         if config == self.config {
             return Ok(());
         }
+        let live_only = SchedulerConfig {
+            lblc_expiration: self.config.lblc_expiration,
+            lblcr_expiration: self.config.lblcr_expiration,
+            ..config
+        } == self.config;
         self.config = config;
+        if live_only {
+            self.sched.set_expiration(&config);
+            return Ok(());
+        }
         let list = list!(self);
         self.sched = Sched::new(&self.config, &list, now);
         self.sweep_trash();

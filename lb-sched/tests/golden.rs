@@ -530,3 +530,48 @@ fn errors_mirror_the_kernel() {
     assert_eq!("wlc".parse::<SchedulerKind>(), Ok(SchedulerKind::Wlc));
     assert!("xyz".parse::<SchedulerKind>().is_err());
 }
+
+#[test]
+fn set_scheduler_rebinds_but_sysctls_stay_live() {
+    let (mut svc, now) = service(SchedulerKind::Lblc, ServiceFlags::NONE);
+    let a = add(&mut svc, 1, 1);
+    let b = add(&mut svc, 2, 1);
+    let mut rng = SplitMix64::new(0);
+    let to_x = pkt("198.51.100.7:1", "203.0.113.10:80");
+    // List B, A, idle: X → B, cached.
+    assert_eq!(svc.pick(now, &to_x, &mut rng), Some(b));
+    svc.conn_bind(b, ConnKind::Inactive).unwrap();
+    // Changing only lblc_expiration keeps the cache: still B.
+    let mut cfg = SchedulerConfig::new(SchedulerKind::Lblc);
+    cfg.lblc_expiration = Duration::from_secs(60);
+    svc.set_scheduler(cfg, now).unwrap();
+    assert_eq!(svc.pick(now, &to_x, &mut rng), Some(b));
+    // Another scheduler, then lblc again: a fresh, empty cache → wlc → A.
+    svc.set_scheduler(SchedulerKind::Wlc, now).unwrap();
+    assert_eq!(svc.pick(now, &to_x, &mut rng), Some(a));
+    svc.set_scheduler(cfg, now).unwrap();
+    assert_eq!(svc.pick(now, &to_x, &mut rng), Some(a));
+    assert_eq!(svc.scheduler().kind, SchedulerKind::Lblc);
+}
+
+#[test]
+fn lblc_cache_keeps_a_removed_dest_in_the_trash() {
+    let (mut svc, now) = service(SchedulerKind::Lblc, ServiceFlags::NONE);
+    let a = add(&mut svc, 1, 1);
+    let mut rng = SplitMix64::new(0);
+    let to_x = pkt("198.51.100.7:1", "203.0.113.10:80");
+    assert_eq!(svc.pick(now, &to_x, &mut rng), Some(a));
+    // Removed without connections, but the cache entry holds it (the
+    // kernel's ip_vs_dest_hold), so it waits in the trash...
+    svc.remove_dest(a).unwrap();
+    assert_eq!(svc.trashed().count(), 1);
+    // ...and is not used while unavailable.
+    assert_eq!(svc.pick(now, &to_x, &mut rng), None);
+    // Re-added, it is the same destination and the entry serves X again.
+    let again = add(&mut svc, 1, 1);
+    assert_eq!(again, a);
+    let b = add(&mut svc, 2, 1);
+    // wlc alone would take B (first in the list, idle); the cache says A.
+    assert_eq!(svc.pick(now, &to_x, &mut rng), Some(a));
+    let _ = b;
+}

@@ -62,7 +62,7 @@ pub(crate) struct Table<T> {
     rover: u32,
     counter: u32,
     next_timer: Instant,
-    expiration: Duration,
+    pub(crate) expiration: Duration,
     /// References from entries per slot (the kernel's `ip_vs_dest_hold`).
     refs: Vec<u32>,
 }

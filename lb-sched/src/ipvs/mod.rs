@@ -161,6 +161,15 @@ impl Sched {
         }
     }
 
+    /// The `lblc_expiration` / `lblcr_expiration` sysctls changed.
+    pub(crate) fn set_expiration(&mut self, cfg: &SchedulerConfig) {
+        match self {
+            Self::Lblc(l) => l.table.expiration = cfg.lblc_expiration,
+            Self::Lblcr(l) => l.table.expiration = cfg.lblcr_expiration,
+            _ => {}
+        }
+    }
+
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         match self {
             Self::Lblc(l) => Some(l.table.poll_timeout()),
