@@ -10,3 +10,6 @@
 //! It is **not** a dataplane: it reads no clock, opens no socket and draws no
 //! random number of its own. Time and randomness are inputs.
 #![forbid(unsafe_code)]
+pub mod hashkey;
+pub mod maglev;
+pub mod swap;
