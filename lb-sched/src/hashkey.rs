@@ -101,9 +101,7 @@ pub fn fastrange(hash: u64, n: u64) -> u64 {
 /// Hash an arbitrary `Hash` value under `key` (used for generic ids).
 #[must_use]
 pub fn hash_value<T: std::hash::Hash + ?Sized>(key: &HashKey, value: &T) -> u64 {
-    let mut h = key.build_hasher().build_hasher();
-    value.hash(&mut h);
-    h.finish()
+    key.build_hasher().hash_one(value)
 }
 
 #[cfg(test)]

@@ -12,4 +12,5 @@
 #![forbid(unsafe_code)]
 pub mod hashkey;
 pub mod maglev;
+pub mod p2c;
 pub mod swap;
