@@ -10,7 +10,11 @@
 //! It is **not** a dataplane: it reads no clock, opens no socket and draws no
 //! random number of its own. Time and randomness are inputs.
 #![forbid(unsafe_code)]
+pub mod chash;
 pub mod hashkey;
 pub mod maglev;
 pub mod p2c;
+pub mod rendezvous;
+pub mod ring;
+pub mod slowstart;
 pub mod swap;
