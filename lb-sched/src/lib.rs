@@ -14,6 +14,7 @@ pub mod chash;
 pub mod hashkey;
 pub mod maglev;
 pub mod p2c;
+pub mod persist;
 pub mod rendezvous;
 pub mod ring;
 pub mod slowstart;
