@@ -11,11 +11,13 @@
 //! random number of its own. Time and randomness are inputs.
 #![forbid(unsafe_code)]
 pub mod chash;
+pub mod fwmark;
 pub mod hashkey;
 pub mod maglev;
 pub mod p2c;
 pub mod persist;
 pub mod rendezvous;
 pub mod ring;
+pub mod service_table;
 pub mod slowstart;
 pub mod swap;
