@@ -497,7 +497,7 @@ impl Repr {
         }
         let version = packet
             .version()
-            .ok_or(Error::Version(packet.version_number()))?;
+            .ok_or_else(|| Error::Version(packet.version_number()))?;
         let addresses = (0..usize::from(packet.count()))
             .map(|i| packet.address(i))
             .collect();
