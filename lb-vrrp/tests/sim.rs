@@ -135,14 +135,12 @@ impl Sim {
                 match ev {
                     Event::AddAddresses => self.nodes[n].holds_vips[k] = true,
                     Event::RemoveAddresses => self.nodes[n].holds_vips[k] = false,
-                    Event::StateChanged { from, to, reason } => {
-                        if self.trace.len() < 400 {
-                            self.trace.push(format!(
-                                "{} node{n} vrid{} {from:?}->{to:?} ({reason:?})",
-                                self.now,
-                                k + 1
-                            ));
-                        }
+                    Event::StateChanged { from, to, reason } if self.trace.len() < 400 => {
+                        self.trace.push(format!(
+                            "{} node{n} vrid{} {from:?}->{to:?} ({reason:?})",
+                            self.now,
+                            k + 1
+                        ));
                     }
                     _ => {}
                 }
