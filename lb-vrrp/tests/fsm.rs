@@ -554,3 +554,87 @@ fn sync_group_fault_propagates() {
     }
     assert!(rs.iter().all(|r| r.state() == State::Backup));
 }
+
+/// Every configuration error names its field.
+#[test]
+fn config_validation() {
+    use lb_vrrp::ConfigError;
+    let ok = cfg(Version::V3, 100);
+    assert_eq!(ok.validate(), Ok(()));
+    let bad = |f: &dyn Fn(&mut lb_vrrp::Config)| {
+        let mut c = ok.clone();
+        f(&mut c);
+        VirtualRouter::new(c).unwrap_err()
+    };
+    assert_eq!(bad(&|c| c.vrid = 0), ConfigError::Vrid);
+    assert_eq!(bad(&|c| c.priority = 0), ConfigError::Priority);
+    assert_eq!(
+        bad(&|c| c.interval = 0),
+        ConfigError::Interval {
+            value: 0,
+            max: 4095
+        }
+    );
+    assert_eq!(
+        bad(&|c| c.interval = 4096),
+        ConfigError::Interval {
+            value: 4096,
+            max: 4095
+        }
+    );
+    assert_eq!(
+        bad(&|c| {
+            c.version = Version::V2;
+            c.interval = 256
+        }),
+        ConfigError::Interval {
+            value: 256,
+            max: 255
+        }
+    );
+    assert_eq!(
+        bad(&|c| {
+            c.version = Version::V2;
+            c.interval = 1;
+            c.primary_address = ME6;
+            c.virtual_addresses = vec![VIP6]
+        }),
+        ConfigError::V2OverIpv6
+    );
+    assert_eq!(
+        bad(&|c| {
+            c.primary_address = "2001:db8::2".parse().unwrap();
+            c.virtual_addresses = vec![VIP6]
+        }),
+        ConfigError::PrimaryNotLinkLocal
+    );
+    assert_eq!(
+        bad(&|c| c.virtual_addresses = vec![VIP6]),
+        ConfigError::FamilyMismatch(VIP6)
+    );
+    assert_eq!(
+        bad(&|c| c.unicast_peers = vec![PEER6]),
+        ConfigError::FamilyMismatch(PEER6)
+    );
+    assert_eq!(
+        bad(&|c| c.auth = lb_vrrp::wire::Auth::simple_text(b"x")),
+        ConfigError::Auth
+    );
+    assert_eq!(
+        bad(&|c| c.discard_log_interval = Duration::ZERO),
+        ConfigError::DiscardLogInterval
+    );
+    assert_eq!(
+        bad(&|c| c.tracked = vec![Tracked::new("s", TrackKind::Script, 254)]),
+        ConfigError::TrackWeight {
+            name: "s".into(),
+            weight: 254
+        }
+    );
+    assert_eq!(
+        bad(&|c| c.virtual_addresses = (0..256u16)
+            .map(|i| std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 1, (i >> 8) as u8, i as u8)))
+            .collect()),
+        ConfigError::TooManyAddresses
+    );
+}
