@@ -574,7 +574,7 @@ mod tests {
         let mut c = Checker::new(StateConfig::haproxy(S, rise, fall), Instant::now(), 0);
         let mut changes = 0;
         for i in 0..checks {
-            let healthy = (i / half) % 2 == 0;
+            let healthy = (i / half).is_multiple_of(2);
             step(&mut c, if healthy { OK } else { KO });
             changes += events(&mut c).len() as u32;
         }

@@ -4,7 +4,9 @@
 /// Sends SIGKILL to the process group `pgid` (a MISC_CHECK script that ran
 /// with `process_group(0)` leads a group whose id is its pid).
 pub(crate) fn kill_process_group(pgid: u32) {
-    let Ok(pgid) = i32::try_from(pgid) else { return };
+    let Ok(pgid) = i32::try_from(pgid) else {
+        return;
+    };
     if pgid <= 1 {
         return;
     }

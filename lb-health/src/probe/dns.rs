@@ -78,7 +78,10 @@ impl DnsProbe {
             let n = sock.recv(&mut buf).await.map_err(|e| connect_failure(&e))?;
             total += n;
             if total > c.max_reply_bytes {
-                return Err(Failure::new(FailureClass::L7Malformed, "too many reply bytes"));
+                return Err(Failure::new(
+                    FailureClass::L7Malformed,
+                    "too many reply bytes",
+                ));
             }
             match check_reply(&query, &buf[..n]) {
                 ReplyVerdict::Ignore => {}
@@ -86,7 +89,10 @@ impl DnsProbe {
                     return Err(Failure::new(FailureClass::L7Status, format!("rcode {r}")));
                 }
                 ReplyVerdict::QuestionMismatch => {
-                    return Err(Failure::new(FailureClass::L7Mismatch, "question not echoed"));
+                    return Err(Failure::new(
+                        FailureClass::L7Mismatch,
+                        "question not echoed",
+                    ));
                 }
                 ReplyVerdict::Ok { answers: 0 } if self.spec.require_answer => {
                     return Err(Failure::new(FailureClass::L7Mismatch, "no answer"));
@@ -108,6 +114,8 @@ pub(crate) async fn udp_connect(c: &ConnectSpec) -> Result<UdpSocket, Failure> {
     let sock = UdpSocket::bind(local)
         .await
         .map_err(|e| Failure::new(FailureClass::Local, format!("bind: {e}")))?;
-    sock.connect(c.addr).await.map_err(|e| connect_failure(&e))?;
+    sock.connect(c.addr)
+        .await
+        .map_err(|e| connect_failure(&e))?;
     Ok(sock)
 }

@@ -55,7 +55,10 @@ pub(crate) fn verdict(spec: &FileSpec, text: &str) -> Result<Option<u32>, Failur
         return if value == 0 {
             Ok(None)
         } else {
-            Err(Failure::new(FailureClass::FileState, format!("value {value}")))
+            Err(Failure::new(
+                FailureClass::FileState,
+                format!("value {value}"),
+            ))
         };
     }
     let mut delta = i128::from(value) * i128::from(spec.weight);
@@ -70,7 +73,12 @@ pub(crate) fn verdict(spec: &FileSpec, text: &str) -> Result<Option<u32>, Failur
 }
 
 pub(crate) async fn run(spec: &FileSpec) -> Result<Option<u32>, Failure> {
-    let fail = |e: std::io::Error| Failure::new(FailureClass::FileState, format!("{}: {e}", spec.path.display()));
+    let fail = |e: std::io::Error| {
+        Failure::new(
+            FailureClass::FileState,
+            format!("{}: {e}", spec.path.display()),
+        )
+    };
     let f = tokio::fs::File::open(&spec.path).await.map_err(fail)?;
     let mut buf = Vec::with_capacity(64);
     f.take(64).read_to_end(&mut buf).await.map_err(fail)?;
@@ -95,6 +103,9 @@ mod tests {
         assert!(verdict(&s, "-6").is_err());
         s.reverse = true;
         assert_eq!(verdict(&s, "-3"), Ok(Some(16)));
-        assert_eq!(verdict(&s, &i64::MAX.to_string()).unwrap_err().class, FailureClass::FileState);
+        assert_eq!(
+            verdict(&s, &i64::MAX.to_string()).unwrap_err().class,
+            FailureClass::FileState
+        );
     }
 }

@@ -228,7 +228,10 @@ impl Fetched {
     /// assert_eq!(f.digest_hex(), "6f5902ac237024bdd0c176cb93063dc4");
     /// ```
     pub fn digest_hex(&self) -> String {
-        Md5::digest(&self.body).iter().map(|b| format!("{b:02x}")).collect()
+        Md5::digest(&self.body)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 }
 
@@ -294,7 +297,14 @@ impl HttpProbe {
         match &self.tls {
             None => {
                 let mut stream = stream;
-                let r = exchange(&mut stream, &url.request, self.limits, self.connect.max_reply_bytes, phase).await;
+                let r = exchange(
+                    &mut stream,
+                    &url.request,
+                    self.limits,
+                    self.connect.max_reply_bytes,
+                    phase,
+                )
+                .await;
                 abort(stream);
                 r
             }
@@ -303,8 +313,17 @@ impl HttpProbe {
                 let mut tls = TlsConnector::from(config.clone())
                     .connect(name.clone(), stream)
                     .await
-                    .map_err(|e| Failure::new(FailureClass::L6Tls, format!("TLS handshake: {e}")))?;
-                let r = exchange(&mut tls, &url.request, self.limits, self.connect.max_reply_bytes, phase).await;
+                    .map_err(|e| {
+                        Failure::new(FailureClass::L6Tls, format!("TLS handshake: {e}"))
+                    })?;
+                let r = exchange(
+                    &mut tls,
+                    &url.request,
+                    self.limits,
+                    self.connect.max_reply_bytes,
+                    phase,
+                )
+                .await;
                 let (tcp, _) = tls.into_inner();
                 abort(tcp);
                 r
@@ -316,7 +335,10 @@ impl HttpProbe {
 impl CompiledUrl {
     fn verify(&self, f: &Fetched) -> Result<(), Failure> {
         if !self.status.iter().any(|r| r.contains(&f.status)) {
-            return Err(Failure::new(FailureClass::L7Status, format!("status {}", f.status)));
+            return Err(Failure::new(
+                FailureClass::L7Status,
+                format!("status {}", f.status),
+            ));
         }
         if let Some(want) = self.digest {
             let got: [u8; 16] = Md5::digest(&f.body).into();
@@ -327,11 +349,18 @@ impl CompiledUrl {
                 ));
             }
         }
-        if let Some((re, no_match)) = &self.regex {
-            if re.is_match(&f.body) == *no_match {
-                let what = if *no_match { "matches" } else { "does not match" };
-                return Err(Failure::new(FailureClass::L7Regex, format!("body {what} the regex")));
-            }
+        if let Some((re, no_match)) = &self.regex
+            && re.is_match(&f.body) == *no_match
+        {
+            let what = if *no_match {
+                "matches"
+            } else {
+                "does not match"
+            };
+            return Err(Failure::new(
+                FailureClass::L7Regex,
+                format!("body {what} the regex"),
+            ));
         }
         Ok(())
     }
@@ -392,7 +421,10 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         parser.feed(&buf[..n]).map_err(malformed)?;
     }
     let r = parser.response().ok_or_else(|| {
-        Failure::new(FailureClass::L7Closed, "connection closed before a response")
+        Failure::new(
+            FailureClass::L7Closed,
+            "connection closed before a response",
+        )
     })?;
     Ok(Fetched {
         status: r.status,
@@ -411,7 +443,8 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
 /// # }
 /// ```
 pub async fn fetch(spec: &HttpSpec, index: usize) -> Result<Fetched, Failure> {
-    let probe = HttpProbe::new(spec).map_err(|e| Failure::new(FailureClass::Local, e.to_string()))?;
+    let probe =
+        HttpProbe::new(spec).map_err(|e| Failure::new(FailureClass::Local, e.to_string()))?;
     let url = probe
         .urls
         .get(index)
@@ -441,20 +474,35 @@ mod tests {
         );
         let mut u = UrlSpec::new("/b");
         u.virtualhost("url.example");
-        assert!(String::from_utf8(request(&spec, &u)).unwrap().contains("Host: url.example\r\n"));
+        assert!(
+            String::from_utf8(request(&spec, &u))
+                .unwrap()
+                .contains("Host: url.example\r\n")
+        );
     }
 
     #[test]
     fn verify_order_and_classes() {
         let mut u = UrlSpec::new("/");
-        u.status_codes(&[200..=200]).digest_hex("6f5902ac237024bdd0c176cb93063dc4").unwrap();
+        u.status_codes(&[200..=200])
+            .digest_hex("6f5902ac237024bdd0c176cb93063dc4")
+            .unwrap();
         u.regex("^hello", false);
         let spec = HttpSpec::new(ConnectSpec::new("127.0.0.1:1".parse().unwrap()), vec![u]);
         let p = HttpProbe::new(&spec).unwrap();
-        let ok = Fetched { status: 200, body: b"hello world\n".to_vec() };
+        let ok = Fetched {
+            status: 200,
+            body: b"hello world\n".to_vec(),
+        };
         assert_eq!(p.urls[0].verify(&ok), Ok(()));
         let class = |status, body: &[u8]| {
-            p.urls[0].verify(&Fetched { status, body: body.to_vec() }).unwrap_err().class
+            p.urls[0]
+                .verify(&Fetched {
+                    status,
+                    body: body.to_vec(),
+                })
+                .unwrap_err()
+                .class
         };
         assert_eq!(class(500, b"hello world\n"), FailureClass::L7Status);
         assert_eq!(class(200, b"hello world!"), FailureClass::L7Digest);
@@ -463,16 +511,32 @@ mod tests {
         let spec = HttpSpec::new(ConnectSpec::new("127.0.0.1:1".parse().unwrap()), vec![u]);
         let p = HttpProbe::new(&spec).unwrap();
         assert_eq!(
-            p.urls[0].verify(&Fetched { status: 200, body: b"an error".to_vec() }).unwrap_err().class,
+            p.urls[0]
+                .verify(&Fetched {
+                    status: 200,
+                    body: b"an error".to_vec()
+                })
+                .unwrap_err()
+                .class,
             FailureClass::L7Regex
         );
-        assert!(p.urls[0].verify(&Fetched { status: 200, body: b"fine".to_vec() }).is_ok());
+        assert!(
+            p.urls[0]
+                .verify(&Fetched {
+                    status: 200,
+                    body: b"fine".to_vec()
+                })
+                .is_ok()
+        );
     }
 
     #[test]
     fn bad_specs_are_config_errors() {
         let c = ConnectSpec::new("127.0.0.1:1".parse().unwrap());
-        assert!(matches!(HttpProbe::new(&HttpSpec::new(c.clone(), vec![])), Err(ConfigError::NoUrl)));
+        assert!(matches!(
+            HttpProbe::new(&HttpSpec::new(c.clone(), vec![])),
+            Err(ConfigError::NoUrl)
+        ));
         let mut u = UrlSpec::new("/");
         u.regex("(", false);
         assert!(matches!(
@@ -481,7 +545,10 @@ mod tests {
         ));
         assert!(UrlSpec::new("/").digest_hex("abcd").is_err());
         let mut spec = HttpSpec::new(c, vec![UrlSpec::new("/")]);
-        spec.tls(TlsSpec { sni: None, verify: TlsVerify::CaFile("/nonexistent/ca.pem".into()) });
+        spec.tls(TlsSpec {
+            sni: None,
+            verify: TlsVerify::CaFile("/nonexistent/ca.pem".into()),
+        });
         assert!(matches!(HttpProbe::new(&spec), Err(ConfigError::Tls(_))));
     }
 }

@@ -69,7 +69,9 @@ impl MiscSpec {
             words.push(cur);
         }
         let mut words = words.into_iter();
-        let program = words.next().ok_or(ConfigError::MiscCommand("empty command"))?;
+        let program = words
+            .next()
+            .ok_or(ConfigError::MiscCommand("empty command"))?;
         Ok(Self {
             program: program.into(),
             args: words.collect(),
@@ -99,8 +101,14 @@ pub(crate) fn verdict(status: ExitStatus, dynamic: bool) -> Result<Option<u32>, 
     match status.code() {
         Some(0) => Ok(None),
         Some(c) if dynamic && c >= 2 => Ok(Some((c - 2) as u32)),
-        Some(c) => Err(Failure::new(FailureClass::ScriptFailed, format!("exit code {c}"))),
-        None => Err(Failure::new(FailureClass::ScriptFailed, "killed by a signal")),
+        Some(c) => Err(Failure::new(
+            FailureClass::ScriptFailed,
+            format!("exit code {c}"),
+        )),
+        None => Err(Failure::new(
+            FailureClass::ScriptFailed,
+            "killed by a signal",
+        )),
     }
 }
 
@@ -118,13 +126,19 @@ pub(crate) async fn run(spec: &MiscSpec) -> Result<Option<u32>, Failure> {
     if let Some(gid) = spec.gid {
         cmd.gid(gid);
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| Failure::new(FailureClass::ScriptFailed, format!("spawn {}: {e}", spec.program.display())))?;
+    let mut child = cmd.spawn().map_err(|e| {
+        Failure::new(
+            FailureClass::ScriptFailed,
+            format!("spawn {}: {e}", spec.program.display()),
+        )
+    })?;
     let pid = child.id();
     match tokio::time::timeout(spec.timeout, child.wait()).await {
         Ok(Ok(status)) => verdict(status, spec.dynamic),
-        Ok(Err(e)) => Err(Failure::new(FailureClass::ScriptFailed, format!("wait: {e}"))),
+        Ok(Err(e)) => Err(Failure::new(
+            FailureClass::ScriptFailed,
+            format!("wait: {e}"),
+        )),
         Err(_) => {
             if let Some(pid) = pid {
                 crate::sys::kill_process_group(pid);
@@ -148,7 +162,10 @@ mod tests {
         let st = |c: i32| ExitStatus::from_raw(c << 8);
         assert_eq!(verdict(st(0), false), Ok(None));
         assert_eq!(verdict(st(0), true), Ok(None));
-        assert_eq!(verdict(st(1), true).unwrap_err().class, FailureClass::ScriptFailed);
+        assert_eq!(
+            verdict(st(1), true).unwrap_err().class,
+            FailureClass::ScriptFailed
+        );
         assert_eq!(verdict(st(2), true), Ok(Some(0)));
         assert_eq!(verdict(st(255), true), Ok(Some(253)));
         assert!(verdict(st(7), false).is_err());
@@ -161,6 +178,9 @@ mod tests {
         assert!(MiscSpec::from_command_line("  ", d).is_err());
         assert!(MiscSpec::from_command_line("a \"b", d).is_err());
         let m = MiscSpec::from_command_line("x  \"\" y", d).unwrap();
-        assert_eq!((m.program.to_str().unwrap(), &m.args[..]), ("x", &["".to_string(), "y".to_string()][..]));
+        assert_eq!(
+            (m.program.to_str().unwrap(), &m.args[..]),
+            ("x", &["".to_string(), "y".to_string()][..])
+        );
     }
 }

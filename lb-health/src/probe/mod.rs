@@ -244,7 +244,10 @@ pub(crate) async fn connect_tcp(spec: &ConnectSpec) -> Result<TcpStream, Failure
         sock.set_reuseaddr(true).map_err(local)?;
         sock.bind(bind).map_err(local)?;
     }
-    let stream = sock.connect(spec.addr).await.map_err(|e| connect_failure(&e))?;
+    let stream = sock
+        .connect(spec.addr)
+        .await
+        .map_err(|e| connect_failure(&e))?;
     // Health checks are tiny request/reply exchanges.
     let _ = stream.set_nodelay(true);
     Ok(stream)

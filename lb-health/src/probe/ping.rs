@@ -73,7 +73,11 @@ pub(crate) async fn run(spec: &PingSpec) -> Result<(), Failure> {
     let ident = u16::from_be_bytes([cookie[0], cookie[1]]);
     let seq = u16::from_be_bytes([cookie[2], cookie[3]]);
     let request = icmp::EchoRepr {
-        kind: if v4 { icmp::V4_ECHO_REQUEST } else { icmp::V6_ECHO_REQUEST },
+        kind: if v4 {
+            icmp::V4_ECHO_REQUEST
+        } else {
+            icmp::V6_ECHO_REQUEST
+        },
         ident,
         seq,
         payload: &cookie,
@@ -81,10 +85,15 @@ pub(crate) async fn run(spec: &PingSpec) -> Result<(), Failure> {
     .emit(v4);
     let dst = SocketAddr::new(spec.addr, 0);
     let exchange = async {
-        sock.send_to(&request, dst).await.map_err(|e| super::connect_failure(&e))?;
+        sock.send_to(&request, dst)
+            .await
+            .map_err(|e| super::connect_failure(&e))?;
         let mut buf = [0u8; 1500];
         loop {
-            let (n, from) = sock.recv_from(&mut buf).await.map_err(|e| super::connect_failure(&e))?;
+            let (n, from) = sock
+                .recv_from(&mut buf)
+                .await
+                .map_err(|e| super::connect_failure(&e))?;
             let mut data = &buf[..n];
             if raw && v4 {
                 match icmp::strip_ipv4_header(data) {
@@ -92,7 +101,9 @@ pub(crate) async fn run(spec: &PingSpec) -> Result<(), Failure> {
                     None => continue,
                 }
             }
-            let Some(msg) = icmp::parse(data) else { continue };
+            let Some(msg) = icmp::parse(data) else {
+                continue;
+            };
             let (reply, unreach) = if v4 {
                 (icmp::V4_ECHO_REPLY, icmp::V4_UNREACHABLE)
             } else {
@@ -108,7 +119,10 @@ pub(crate) async fn run(spec: &PingSpec) -> Result<(), Failure> {
             }
             // An unreachable error quoting our request (raw sockets only see these).
             if msg.kind == unreach && msg.payload.windows(cookie.len()).any(|w| w == cookie) {
-                return Err(Failure::new(FailureClass::L4Unreachable, format!("ICMP unreachable from {}", from.ip())));
+                return Err(Failure::new(
+                    FailureClass::L4Unreachable,
+                    format!("ICMP unreachable from {}", from.ip()),
+                ));
             }
         }
     };

@@ -79,7 +79,10 @@ async fn expect<S: AsyncRead + Unpin>(
     loop {
         let n = read_capped(stream, &mut buf, total, cap).await?;
         if n == 0 {
-            return Err(Failure::new(FailureClass::L7Closed, format!("closed before {what} reply")));
+            return Err(Failure::new(
+                FailureClass::L7Closed,
+                format!("closed before {what} reply"),
+            ));
         }
         match parser.feed(&buf[..n]) {
             Err(e) => return Err(Failure::new(FailureClass::L7Malformed, e.to_string())),

@@ -37,7 +37,12 @@ impl ServerCertVerifier for NoVerify {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -46,7 +51,12 @@ impl ServerCertVerifier for NoVerify {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -70,13 +80,17 @@ pub(crate) fn client_config(verify: &TlsVerify) -> Result<Arc<ClientConfig>, Con
             let certs = CertificateDer::pem_file_iter(path)
                 .map_err(|e| ConfigError::Tls(format!("{}: {e}", path.display())))?;
             for cert in certs {
-                let cert = cert.map_err(|e| ConfigError::Tls(format!("{}: {e}", path.display())))?;
+                let cert =
+                    cert.map_err(|e| ConfigError::Tls(format!("{}: {e}", path.display())))?;
                 roots
                     .add(cert)
                     .map_err(|e| ConfigError::Tls(format!("{}: {e}", path.display())))?;
             }
             if roots.is_empty() {
-                return Err(ConfigError::Tls(format!("{}: no certificate", path.display())));
+                return Err(ConfigError::Tls(format!(
+                    "{}: no certificate",
+                    path.display()
+                )));
             }
             builder.with_root_certificates(roots).with_no_client_auth()
         }

@@ -61,7 +61,11 @@ impl UdpProbe {
         Ok(Self {
             connect: spec.connect.clone(),
             payload: parse_hex(&spec.payload)?,
-            reply: spec.require_reply.as_deref().map(ReplyPattern::parse).transpose()?,
+            reply: spec
+                .require_reply
+                .as_deref()
+                .map(ReplyPattern::parse)
+                .transpose()?,
             length: spec.reply_length.clone(),
         })
     }
@@ -71,7 +75,9 @@ impl UdpProbe {
         let sock = tokio::time::timeout_at(deadline, udp_connect(&self.connect))
             .await
             .map_err(|_| Failure::new(FailureClass::L4Timeout, "socket setup"))??;
-        sock.send(&self.payload).await.map_err(|e| connect_failure(&e))?;
+        sock.send(&self.payload)
+            .await
+            .map_err(|e| connect_failure(&e))?;
         let mut buf = vec![0u8; self.length.end().saturating_add(1).min(65536)];
         match tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
             Err(_) if self.reply.is_none() => Ok(()),
@@ -87,9 +93,10 @@ impl UdpProbe {
                     ));
                 }
                 match &self.reply {
-                    Some(p) if !p.matches(reply) => {
-                        Err(Failure::new(FailureClass::L7Mismatch, "reply does not match"))
-                    }
+                    Some(p) if !p.matches(reply) => Err(Failure::new(
+                        FailureClass::L7Mismatch,
+                        "reply does not match",
+                    )),
                     _ => Ok(()),
                 }
             }

@@ -185,7 +185,10 @@ mod tests {
 
     #[test]
     fn root_and_names() {
-        assert_eq!(&encode_query(1, ".", QueryType::Soa).unwrap()[12..], b"\0\0\x06\0\x01");
+        assert_eq!(
+            &encode_query(1, ".", QueryType::Soa).unwrap()[12..],
+            b"\0\0\x06\0\x01"
+        );
         assert_eq!(
             &encode_query(1, "a.b.", QueryType::Aaaa).unwrap()[12..],
             b"\x01a\x01b\0\0\x1c\0\x01"
@@ -200,7 +203,10 @@ mod tests {
     #[test]
     fn verdicts() {
         let q = encode_query(0xbeef, "example.com", QueryType::A).unwrap();
-        assert_eq!(check_reply(&q, &reply_to(&q, 0, 1)), ReplyVerdict::Ok { answers: 1 });
+        assert_eq!(
+            check_reply(&q, &reply_to(&q, 0, 1)),
+            ReplyVerdict::Ok { answers: 1 }
+        );
         assert_eq!(check_reply(&q, &reply_to(&q, 3, 0)), ReplyVerdict::Rcode(3));
         let mut other_id = reply_to(&q, 0, 1);
         other_id[0] ^= 1;
@@ -209,10 +215,17 @@ mod tests {
         assert_eq!(check_reply(&q, &q[..11]), ReplyVerdict::Ignore);
         let mut wrong_q = reply_to(&q, 0, 1);
         wrong_q[13] = b'E';
-        assert_eq!(check_reply(&q, &wrong_q), ReplyVerdict::Ok { answers: 1 }, "case-insensitive");
+        assert_eq!(
+            check_reply(&q, &wrong_q),
+            ReplyVerdict::Ok { answers: 1 },
+            "case-insensitive"
+        );
         wrong_q[13] = b'z';
         assert_eq!(check_reply(&q, &wrong_q), ReplyVerdict::QuestionMismatch);
-        assert_eq!(check_reply(&q, &reply_to(&q, 0, 1)[..20]), ReplyVerdict::QuestionMismatch);
+        assert_eq!(
+            check_reply(&q, &reply_to(&q, 0, 1)[..20]),
+            ReplyVerdict::QuestionMismatch
+        );
     }
 
     proptest! {

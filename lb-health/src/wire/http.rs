@@ -311,13 +311,18 @@ impl ResponseParser {
         }
         let value = line[colon + 1..].trim_ascii();
         if name.eq_ignore_ascii_case(b"content-length") {
-            let n = parse_decimal(value).ok_or_else(|| self.err(ParseErrorKind::BadContentLength))?;
+            let n =
+                parse_decimal(value).ok_or_else(|| self.err(ParseErrorKind::BadContentLength))?;
             if self.content_length.is_some_and(|old| old != n) {
                 return Err(self.err(ParseErrorKind::BadContentLength));
             }
             self.content_length = Some(n);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            let last = value.rsplit(|&b| b == b',').next().unwrap_or_default().trim_ascii();
+            let last = value
+                .rsplit(|&b| b == b',')
+                .next()
+                .unwrap_or_default()
+                .trim_ascii();
             if !last.eq_ignore_ascii_case(b"chunked") {
                 return Err(self.err(ParseErrorKind::BadTransferEncoding));
             }
@@ -357,7 +362,11 @@ impl ResponseParser {
     }
 
     fn on_chunk_size(&mut self, line: &[u8]) -> Result<(), ParseError> {
-        let size = line.split(|&b| b == b';').next().unwrap_or_default().trim_ascii();
+        let size = line
+            .split(|&b| b == b';')
+            .next()
+            .unwrap_or_default()
+            .trim_ascii();
         if size.is_empty() || size.len() > 16 || !size.iter().all(u8::is_ascii_hexdigit) {
             return Err(self.err(ParseErrorKind::BadChunk));
         }
@@ -431,11 +440,16 @@ mod tests {
             (200, b"body".to_vec())
         );
         assert_eq!(
-            parse_all(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 1\r\n\r\nz")
-                .unwrap(),
+            parse_all(
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 1\r\n\r\nz"
+            )
+            .unwrap(),
             (201, b"z".to_vec())
         );
-        assert_eq!(parse_all(b"HTTP/1.1 204 No\r\n\r\n").unwrap(), (204, vec![]));
+        assert_eq!(
+            parse_all(b"HTTP/1.1 204 No\r\n\r\n").unwrap(),
+            (204, vec![])
+        );
         assert_eq!(parse_all(b"HTTP/1.1 200 \r\n\r\n").unwrap().0, 200);
         assert_eq!(parse_all(b"HTTP/1.1 503\r\n\r\n").unwrap().0, 503);
     }
@@ -443,19 +457,40 @@ mod tests {
     #[test]
     fn malformed_status_lines() {
         // The CVE-2018-19115 shape.
-        assert_eq!(kind(b"aa aaaaHTTP/1.1aa200\r\n\r\n"), ParseErrorKind::BadStatusLine);
+        assert_eq!(
+            kind(b"aa aaaaHTTP/1.1aa200\r\n\r\n"),
+            ParseErrorKind::BadStatusLine
+        );
         assert_eq!(kind(b"HTTP/1.1 20\r\n\r\n"), ParseErrorKind::BadStatusLine);
-        assert_eq!(kind(b"HTTP/1.1 2000 OK\r\n\r\n"), ParseErrorKind::BadStatusLine);
-        assert_eq!(kind(b"HTTP/1.1 -20 OK\r\n\r\n"), ParseErrorKind::BadStatusLine);
-        assert_eq!(kind(b"HTTP/2 200 OK\r\n\r\n"), ParseErrorKind::BadStatusLine);
-        assert_eq!(kind(b"HTTP/1.1 099 OK\r\n\r\n"), ParseErrorKind::BadStatusLine);
+        assert_eq!(
+            kind(b"HTTP/1.1 2000 OK\r\n\r\n"),
+            ParseErrorKind::BadStatusLine
+        );
+        assert_eq!(
+            kind(b"HTTP/1.1 -20 OK\r\n\r\n"),
+            ParseErrorKind::BadStatusLine
+        );
+        assert_eq!(
+            kind(b"HTTP/2 200 OK\r\n\r\n"),
+            ParseErrorKind::BadStatusLine
+        );
+        assert_eq!(
+            kind(b"HTTP/1.1 099 OK\r\n\r\n"),
+            ParseErrorKind::BadStatusLine
+        );
         assert_eq!(kind(b"HTTP/1.1 200 O\0K\r\n\r\n"), ParseErrorKind::BadByte);
     }
 
     #[test]
     fn malformed_heads_and_bodies() {
-        assert_eq!(kind(b"HTTP/1.1 200 OK\r\nNoColon\r\n\r\n"), ParseErrorKind::BadHeader);
-        assert_eq!(kind(b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n"), ParseErrorKind::BadHeader);
+        assert_eq!(
+            kind(b"HTTP/1.1 200 OK\r\nNoColon\r\n\r\n"),
+            ParseErrorKind::BadHeader
+        );
+        assert_eq!(
+            kind(b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n"),
+            ParseErrorKind::BadHeader
+        );
         assert_eq!(
             kind(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"),
             ParseErrorKind::BadContentLength
@@ -495,9 +530,18 @@ mod tests {
             p.feed(d).and_then(|_| p.finish()).unwrap_err().kind
         };
         assert_eq!(run(&[b'H'; 100]), ParseErrorKind::LineTooLong);
-        assert_eq!(run(b"HTTP/1.1 200 OK\r\na: 1\r\nb: 2\r\nc: 3\r\n\r\n"), ParseErrorKind::TooManyHeaders);
-        assert_eq!(run(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n"), ParseErrorKind::BodyTooLarge);
-        assert_eq!(run(b"HTTP/1.1 200 OK\r\n\r\n123456789"), ParseErrorKind::BodyTooLarge);
+        assert_eq!(
+            run(b"HTTP/1.1 200 OK\r\na: 1\r\nb: 2\r\nc: 3\r\n\r\n"),
+            ParseErrorKind::TooManyHeaders
+        );
+        assert_eq!(
+            run(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n"),
+            ParseErrorKind::BodyTooLarge
+        );
+        assert_eq!(
+            run(b"HTTP/1.1 200 OK\r\n\r\n123456789"),
+            ParseErrorKind::BodyTooLarge
+        );
         assert_eq!(
             run(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n12345\r\n5\r\n"),
             ParseErrorKind::BodyTooLarge

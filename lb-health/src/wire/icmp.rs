@@ -105,8 +105,17 @@ mod tests {
     #[test]
     fn known_checksum() {
         // RFC 1071 §3 example bytes: 00 01 f2 03 f4 f5 f6 f7 -> sum ddf2, checksum 220d.
-        assert_eq!(checksum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]), 0x220d);
-        let m = EchoRepr { kind: 8, ident: 0x1234, seq: 1, payload: b"x" }.emit(true);
+        assert_eq!(
+            checksum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
+            0x220d
+        );
+        let m = EchoRepr {
+            kind: 8,
+            ident: 0x1234,
+            seq: 1,
+            payload: b"x",
+        }
+        .emit(true);
         assert_eq!(&m[..2], &[8, 0]);
         assert_eq!(checksum(&m), 0);
         assert_eq!(strip_ipv4_header(&[0x45; 19]), None);

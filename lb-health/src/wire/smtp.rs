@@ -46,7 +46,7 @@ pub enum ReplyError {
 /// ```
 /// use lb_health::wire::smtp::ReplyParser;
 /// let mut p = ReplyParser::default();
-/// assert_eq!(p.feed(b"220-mx.example ESMTP\r\n220 ready\r\n").unwrap(), Some((220, 34)));
+/// assert_eq!(p.feed(b"220-mx.example ESMTP\r\n220 ready\r\n").unwrap(), Some((220, 33)));
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct ReplyParser {
@@ -130,7 +130,10 @@ mod tests {
         assert_eq!(err(b"2x0 hi\r\n"), ReplyError::BadLine { line: 1 });
         assert_eq!(err(b"25\r\n"), ReplyError::BadLine { line: 1 });
         assert_eq!(err(b"250+x\r\n"), ReplyError::BadLine { line: 1 });
-        assert_eq!(err(b"250-a\r\n220 b\r\n"), ReplyError::CodeChanged { line: 2 });
+        assert_eq!(
+            err(b"250-a\r\n220 b\r\n"),
+            ReplyError::CodeChanged { line: 2 }
+        );
         assert_eq!(err(&[b'2'; 600]), ReplyError::LineTooLong { line: 1 });
         assert_eq!(err(&b"250-x\n".repeat(70)), ReplyError::TooManyLines);
     }

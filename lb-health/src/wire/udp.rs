@@ -58,11 +58,7 @@ impl ReplyPattern {
     /// Whether `reply` starts with bytes matching the pattern.
     pub fn matches(&self, reply: &[u8]) -> bool {
         reply.len() >= self.bytes.len()
-            && self
-                .bytes
-                .iter()
-                .zip(reply)
-                .all(|(&(v, m), &b)| b & m == v)
+            && self.bytes.iter().zip(reply).all(|(&(v, m), &b)| b & m == v)
     }
 }
 
@@ -93,7 +89,10 @@ mod tests {
         assert!(!p.matches(&[0x55, 0x0f]));
         assert!(ReplyPattern::parse("0g").is_err());
         assert!(parse_hex("0X").is_err());
-        assert_eq!(parse_hex("abc").unwrap_err().to_string(), "udp reply pattern: bad character at offset 3");
+        assert_eq!(
+            parse_hex("abc").unwrap_err().to_string(),
+            "udp reply pattern: bad character at offset 3"
+        );
     }
 
     proptest! {
