@@ -599,6 +599,20 @@ mod tests {
         }
         // (1,1) follows every edge: 60/half changes per minute.
         assert_eq!(square_wave_changes(1, 1, 1, 600), 599);
+        // And a backend failing each check at random with probability 1/2.
+        let random_changes = |rise, fall| {
+            let mut c = Checker::new(StateConfig::haproxy(S, rise, fall), Instant::now(), 0);
+            let mut rng = 42u64;
+            let mut changes = 0;
+            for _ in 0..6000 {
+                step(&mut c, if next_rand(&mut rng) & 1 == 0 { OK } else { KO });
+                changes += events(&mut c).len();
+            }
+            changes as f64 / 100.0
+        };
+        let (fast, damped) = (random_changes(1, 1), random_changes(2, 3));
+        println!("random 50% | {fast} | {damped}");
+        assert!(damped * 3.0 < fast, "{damped} vs {fast}");
     }
 
     /// Reference model: the state flips at result `i` when the last `k`
