@@ -287,8 +287,11 @@ impl<K: Clone + Eq + Send + Sync + 'static> Engine<K> {
                 *current = subs;
                 continue;
             }
+            // Built above for every key not already running.
+            let Some(probe) = probes.remove(&key) else {
+                continue;
+            };
             report.added += 1;
-            let probe = probes.remove(&key).ok_or(ConfigError::NoUrl)?;
             let mut state = key.state.clone();
             if self.config.spread_first && state.warmup.is_zero() {
                 state.warmup = state.inter;

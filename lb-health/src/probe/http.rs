@@ -456,6 +456,7 @@ pub async fn fetch(spec: &HttpSpec, index: usize) -> Result<Fetched, Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn request_bytes_match_keepalived() {
@@ -528,6 +529,60 @@ mod tests {
                 })
                 .is_ok()
         );
+    }
+
+    /// A byte every 50 ms of virtual time: the one deadline ends the
+    /// exchange at exactly 400 ms, whatever the per-byte pace.
+    #[tokio::test(start_paused = true)]
+    async fn drip_is_cut_at_the_deadline_on_a_virtual_clock() {
+        let (mut client, mut server) = tokio::io::duplex(64);
+        tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let mut req = [0u8; 128];
+            let _ = server.read(&mut req).await;
+            for b in b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"
+                .iter()
+                .chain(&[b'x'; 1000])
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                if server.write_all(std::slice::from_ref(b)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let start = tokio::time::Instant::now();
+        let phase = Phase::default();
+        let r = with_deadline(
+            Duration::from_millis(400),
+            &phase,
+            exchange(
+                &mut client,
+                b"GET / HTTP/1.0\r\n\r\n",
+                Limits::default(),
+                1 << 20,
+                &phase,
+            ),
+        )
+        .await;
+        assert_eq!(r.unwrap_err().class, FailureClass::L7Timeout);
+        assert_eq!(start.elapsed(), Duration::from_millis(400));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn timeouts_are_classed_by_phase() {
+        for (p, class) in [
+            (Phase::CONNECT, FailureClass::L4Timeout),
+            (Phase::TLS, FailureClass::L6Timeout),
+            (Phase::REPLY, FailureClass::L7Timeout),
+        ] {
+            let phase = Phase::default();
+            let r: Result<(), Failure> = with_deadline(Duration::from_secs(5), &phase, async {
+                phase.set(p);
+                std::future::pending().await
+            })
+            .await;
+            assert_eq!(r.unwrap_err().class, class);
+        }
     }
 
     #[test]
