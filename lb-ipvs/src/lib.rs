@@ -6,11 +6,16 @@
 //! does that.
 
 pub mod client;
+pub mod cmdline;
+pub mod conn;
 pub mod error;
+pub mod list;
 pub mod model;
 pub mod nl;
 pub mod ops;
 pub mod reconcile;
+pub mod save;
+pub mod sort;
 pub mod types;
 
 pub use client::Client;
