@@ -187,16 +187,7 @@ impl Client {
     }
 
     fn encode(&self, buf: &mut Vec<u8>, msg: IpvsMessage, flags: u16, seq: u32) {
-        let mut genl = GenlMessage::from_payload(msg);
-        genl.set_resolved_family_id(self.family_id);
-        let mut header = NetlinkHeader::default();
-        header.flags = flags;
-        header.sequence_number = seq;
-        let mut nl = NetlinkMessage::new(header, NetlinkPayload::from(genl));
-        nl.finalize();
-        let start = buf.len();
-        buf.resize(start + nl.buffer_len(), 0);
-        nl.serialize(&mut buf[start..]);
+        encode_request(buf, self.family_id, msg, flags, seq);
     }
 
     /// Receives one datagram and decodes its messages.
@@ -410,7 +401,7 @@ impl Client {
         Ok(self.snapshot()?.table())
     }
 
-    /// Makes the kernel's table equal to `desired` with the fewest
+    /// Makes the kernel's table equal to `desired` with the minimal set of
     /// operations (see [`crate::reconcile::diff`]); returns what was sent.
     pub fn reconcile(&mut self, desired: &Table) -> Result<Vec<Op>, Error> {
         let current = self.table()?;
@@ -418,6 +409,28 @@ impl Client {
         self.apply(&ops)?;
         Ok(ops)
     }
+}
+
+/// Appends one request (netlink header, genl header, attributes) to `buf`:
+/// the encoder [`Client`] uses, exposed for tests.
+///
+/// ```
+/// use lb_ipvs::{client::encode_request, nl::{IpvsCmd, IpvsMessage}};
+/// let mut buf = Vec::new();
+/// encode_request(&mut buf, 0x1c, IpvsMessage::new(IpvsCmd::Flush), 5, 9);
+/// assert_eq!(buf, [20, 0, 0, 0, 0x1c, 0, 5, 0, 9, 0, 0, 0, 0, 0, 0, 0, 17, 1, 0, 0]);
+/// ```
+pub fn encode_request(buf: &mut Vec<u8>, family_id: u16, msg: IpvsMessage, flags: u16, seq: u32) {
+    let mut genl = GenlMessage::from_payload(msg);
+    genl.set_resolved_family_id(family_id);
+    let mut header = NetlinkHeader::default();
+    header.flags = flags;
+    header.sequence_number = seq;
+    let mut nl = NetlinkMessage::new(header, NetlinkPayload::from(genl));
+    nl.finalize();
+    let start = buf.len();
+    buf.resize(start + nl.buffer_len(), 0);
+    nl.serialize(&mut buf[start..]);
 }
 
 #[allow(non_snake_case)]

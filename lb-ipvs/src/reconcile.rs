@@ -1,5 +1,6 @@
-//! Reconciliation: the fewest operations that turn the kernel's current
-//! table into a desired one.
+//! Reconciliation: the minimal set of operations that turn the kernel's
+//! current table into a desired one — exactly one operation per service or
+//! destination that differs, none for those that match.
 //!
 //! Services and destinations are matched by identity (service key;
 //! destination address and port). A service or destination present on both
