@@ -163,7 +163,7 @@ impl Client {
                             Some(c) if c.get() == -libc::ENOENT => Err(Error::FamilyNotFound),
                             Some(c) => Err(Error::io(
                                 "CTRL_CMD_GETFAMILY",
-                                std::io::Error::from_raw_os_error(-c.get()),
+                                std::io::Error::from_raw_os_error(c.get().saturating_neg()),
                             )),
                         };
                     }
@@ -245,8 +245,10 @@ impl Client {
                         continue;
                     }
                     if let Some(c) = code {
-                        failures
-                            .push((start + idx, Error::from_errno(&ops[start + idx], -c.get())));
+                        failures.push((
+                            start + idx,
+                            Error::from_errno(&ops[start + idx], c.get().saturating_neg()),
+                        ));
                     }
                     if seq == last_seq {
                         break 'recv;
@@ -290,11 +292,11 @@ impl Client {
                     }
                     Reply::Ack(s, None) if s == seq => return Ok(out),
                     Reply::Ack(s, Some(c)) if s == seq => {
-                        return Err(Error::from_errno(op, -c.get()));
+                        return Err(Error::from_errno(op, c.get().saturating_neg()));
                     }
                     Reply::Done(s, code) if s == seq => {
                         return if code < 0 {
-                            Err(Error::from_errno(op, -code))
+                            Err(Error::from_errno(op, code.saturating_neg()))
                         } else {
                             Ok(out)
                         };
@@ -489,7 +491,7 @@ pub fn decode_datagram(data: &[u8]) -> Result<Vec<Decoded>, Error> {
             Reply::Msg(seq, m) => Decoded::Message { seq, msg: m },
             Reply::Ack(seq, c) => Decoded::Ack {
                 seq,
-                errno: c.map_or(0, |c| -c.get()),
+                errno: c.map_or(0, |c| c.get().saturating_neg()),
             },
             Reply::Done(seq, code) => Decoded::Done { seq, code },
         });
