@@ -18,9 +18,13 @@
 //! [`sched::Scheduler`] trait.
 
 pub mod addr;
+#[cfg(target_os = "linux")]
+pub mod afpacket;
 pub mod checksum;
 pub mod classify;
 pub mod conntab;
+#[cfg(target_os = "linux")]
+pub mod driver;
 pub mod error;
 pub mod forwarder;
 pub mod icmp;
