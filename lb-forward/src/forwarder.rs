@@ -217,7 +217,30 @@ struct Dest {
     counts: ConnCounts,
     /// Connections and templates pointing here (the slot is reused at 0).
     refs: u32,
+    /// Its next hop, resolved when neighbours change (not per packet).
+    hop: Option<(Mac, PortId)>,
 }
+
+/// A fast hasher for the neighbour map (addresses are not attacker-chosen
+/// there: only configured next hops and clients' routers are looked up).
+#[derive(Default, Clone, Copy, Debug)]
+struct AddrHasher(u64);
+
+impl std::hash::Hasher for AddrHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            let x = (self.0 ^ u64::from_le_bytes(w)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            self.0 = x ^ (x >> 29);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type NeighbourMap = HashMap<Addr, (Mac, PortId), std::hash::BuildHasherDefault<AddrHasher>>;
 
 /// A connection as [`Forwarder::conns`] lists it (`ipvsadm -Lcn`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -248,7 +271,7 @@ pub struct Forwarder<S> {
     services: Vec<Option<Service<S>>>,
     dests: Vec<Option<Dest>>,
     ports: Vec<Port>,
-    neighbours: HashMap<Addr, (Mac, PortId)>,
+    neighbours: NeighbourMap,
     gateways: [Option<(Mac, PortId)>; 2],
     stats: Stats,
     ip_id: u16,
@@ -301,7 +324,7 @@ impl<S: Scheduler> Forwarder<S> {
             services: Vec::new(),
             dests: Vec::new(),
             ports: Vec::new(),
-            neighbours: HashMap::new(),
+            neighbours: NeighbourMap::default(),
             gateways: [None, None],
             stats: Stats::default(),
             ip_id: 1,
@@ -322,12 +345,25 @@ impl<S: Scheduler> Forwarder<S> {
     /// DR, or a client / router on a directly connected network).
     pub fn set_neighbour(&mut self, addr: IpAddr, mac: Mac, port: PortId) {
         self.neighbours.insert(addr.into(), (mac, port));
+        self.resolve_hops();
+    }
+
+    fn resolve_hops(&mut self) {
+        for i in 0..self.dests.len() {
+            if let Some(d) = self.dests[i] {
+                let hop = self.next_hop(&d.addr);
+                if let Some(d) = self.dests[i].as_mut() {
+                    d.hop = hop;
+                }
+            }
+        }
     }
 
     /// Sets the default router of a family (used when a next hop has no
     /// neighbour entry).
     pub fn set_gateway(&mut self, v6: bool, mac: Mac, port: PortId) {
         self.gateways[usize::from(v6)] = Some((mac, port));
+        self.resolve_hops();
     }
 
     /// Appends a firewall-mark rule.
@@ -439,6 +475,7 @@ impl<S: Scheduler> Forwarder<S> {
             .position(Option::is_none)
             .unwrap_or(self.dests.len());
         let id = DestIndex::try_from(idx).map_err(|_| ConfigError::Full("destinations"))?;
+        let hop = self.next_hop(&addr);
         let d = Dest {
             cfg,
             addr,
@@ -446,6 +483,7 @@ impl<S: Scheduler> Forwarder<S> {
             available: true,
             counts: ConnCounts::default(),
             refs: 0,
+            hop,
         };
         if idx == self.dests.len() {
             self.dests.push(Some(d));
@@ -766,7 +804,7 @@ impl<S: Scheduler> Forwarder<S> {
         frame: &mut [u8],
         out: &mut [u8],
     ) -> Verdict {
-        let Some((mac, port)) = self.next_hop(&dest.addr) else {
+        let Some((mac, port)) = dest.hop else {
             return Verdict::Drop(DropReason::NoNeighbour);
         };
         let pi = self.ports[usize::from(port)];
