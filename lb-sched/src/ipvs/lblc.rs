@@ -155,22 +155,26 @@ impl<T: Target> Table<T> {
         let mut j = self.rover;
         for _ in 0..buckets {
             j = (j + 1) & TAB_MASK;
-            let bucket = std::mem::take(&mut self.buckets[j as usize]);
-            let mut kept = Vec::with_capacity(bucket.len());
-            for e in bucket {
-                if expired(&e) {
-                    e.target.for_each_dest(&mut |d| self.put(d));
-                    self.entries -= 1;
-                    if let Some(g) = goal.as_mut() {
-                        *g -= 1;
-                    }
-                } else {
-                    kept.push(e);
+            let refs = &mut self.refs;
+            let before = self.buckets[j as usize].len();
+            self.buckets[j as usize].retain(|e| {
+                if !expired(e) {
+                    return true;
                 }
-            }
-            self.buckets[j as usize] = kept;
-            if goal.is_some_and(|g| g <= 0) {
-                break;
+                e.target.for_each_dest(&mut |d| {
+                    if let Some(r) = refs.get_mut(d as usize) {
+                        *r = r.saturating_sub(1);
+                    }
+                });
+                false
+            });
+            let removed = before - self.buckets[j as usize].len();
+            self.entries -= removed;
+            if let Some(g) = goal.as_mut() {
+                *g -= removed as i64;
+                if *g <= 0 {
+                    break;
+                }
             }
         }
         self.rover = j;

@@ -98,12 +98,12 @@ impl Sched {
     /// `upd_dest`: weight or thresholds of a listed `slot` changed.
     pub(crate) fn on_update(&mut self, list: &DestList<'_>, slot: u32) {
         match self {
-            Self::Rr(_) | Self::Twos => {}
+            // dh registers no upd_dest: its table does not depend on weights.
+            Self::Rr(_) | Self::Twos | Self::Dh(_) => {}
             Self::Wrr(w) => w.dest_changed(list),
             Self::Least(t) => t.update(list, list.index_of(slot)),
             Self::Lblc(l) => l.fallback.update(list, list.index_of(slot)),
             Self::Lblcr(l) => l.fallback.update(list, list.index_of(slot)),
-            Self::Dh(d) => d.reassign(list),
             Self::Sh(s) => s.reassign(list),
             Self::Mh(m) => m.dest_changed(list),
         }
