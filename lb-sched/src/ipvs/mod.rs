@@ -17,6 +17,7 @@ mod dh;
 pub mod hash;
 mod lblc;
 mod least;
+mod maxtree;
 mod mh;
 mod rr;
 pub mod scan;
@@ -45,7 +46,7 @@ impl Sched {
     pub(crate) fn new(cfg: &SchedulerConfig, list: &DestList<'_>, now: Instant) -> Self {
         let least = |rule| Self::Least(Tournament::new(rule, list));
         match cfg.kind {
-            SchedulerKind::Rr => Self::Rr(rr::Rr::default()),
+            SchedulerKind::Rr => Self::Rr(rr::Rr::new(list)),
             SchedulerKind::Wrr => Self::Wrr(wrr::Wrr::new(list)),
             SchedulerKind::Lc => least(Rule::Lc),
             SchedulerKind::Wlc => least(Rule::Wlc),
@@ -69,7 +70,9 @@ impl Sched {
     /// `add_dest`: `slot` was just put at the front of the list.
     pub(crate) fn on_add(&mut self, list: &DestList<'_>, _slot: u32) {
         match self {
-            Self::Rr(_) | Self::Twos => {}
+            Self::Twos => {}
+            // rr registers no add_dest; only its index learns the new slot.
+            Self::Rr(r) => r.tree.push(list),
             Self::Wrr(w) => w.dest_changed(list),
             Self::Least(t) => t.push(list),
             Self::Lblc(l) => l.fallback.on_add(list),
@@ -99,7 +102,8 @@ impl Sched {
     pub(crate) fn on_update(&mut self, list: &DestList<'_>, slot: u32) {
         match self {
             // dh registers no upd_dest: its table does not depend on weights.
-            Self::Rr(_) | Self::Twos | Self::Dh(_) => {}
+            Self::Twos | Self::Dh(_) => {}
+            Self::Rr(r) => r.tree.update(list, list.index_of(slot)),
             Self::Wrr(w) => w.dest_changed(list),
             Self::Least(t) => t.update(list, list.index_of(slot)),
             Self::Lblc(l) => l.fallback.update(list, list.index_of(slot)),
@@ -113,6 +117,8 @@ impl Sched {
     /// them live; only the derived indexes need telling).
     pub(crate) fn on_counters(&mut self, list: &DestList<'_>, slot: u32) {
         match self {
+            Self::Rr(r) => r.tree.update(list, list.index_of(slot)),
+            Self::Wrr(w) => w.tree.update(list, list.index_of(slot)),
             Self::Least(t) => t.update(list, list.index_of(slot)),
             Self::Lblc(l) => l.fallback.update(list, list.index_of(slot)),
             Self::Lblcr(l) => l.fallback.update(list, list.index_of(slot)),
