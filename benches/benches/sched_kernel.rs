@@ -114,6 +114,26 @@ fn round_robin(c: &mut Criterion) {
         });
     }
     g.finish();
+    // One destination of weight 1000 among 9 999 of weight 1: while cw > 1
+    // only the heavy one qualifies, which the kernel finds by walking the
+    // whole list; the max tree jumps there in O(log n).
+    let key = ServiceKey::Addr {
+        protocol: Protocol::Tcp,
+        addr: "192.0.2.1:80".parse().unwrap(),
+    };
+    let mut svc =
+        Service::new(key, ServiceFlags::NONE, SchedulerKind::Wrr, Instant::now()).unwrap();
+    for i in 0..10_000u32 {
+        let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)), 80);
+        svc.add_dest(DestConfig::new(addr, if i == 0 { 1000 } else { 1 }))
+            .unwrap();
+    }
+    let now = Instant::now();
+    let p = pkt();
+    let mut rng = SplitMix64::new(4);
+    c.bench_function("wrr_skewed_10000", |b| {
+        b.iter(|| black_box(svc.pick(now, black_box(&p), &mut rng)))
+    });
 }
 
 fn maglev(c: &mut Criterion) {
