@@ -1,6 +1,6 @@
 //! lb-sched kernel schedulers: O(1) tournament-tree picks of lc/wlc/sed/nq
 //! against the kernel's O(n) scan (`lb_sched::ipvs::scan`) in the same run,
-//! plus rr/wrr picks and mh lookups (hash included).
+//! plus rr/wrr/twos picks and mh lookups (hash included).
 //!
 //! The scan baseline walks a contiguous `Vec<Dest>` (friendlier to the
 //! cache than the kernel's linked list), so the ratios are conservative.
@@ -103,8 +103,8 @@ fn least(c: &mut Criterion) {
 }
 
 fn round_robin(c: &mut Criterion) {
-    let mut g = c.benchmark_group("rr_wrr_1000");
-    for kind in [SchedulerKind::Rr, SchedulerKind::Wrr] {
+    let mut g = c.benchmark_group("rr_wrr_twos_1000");
+    for kind in [SchedulerKind::Rr, SchedulerKind::Wrr, SchedulerKind::Twos] {
         let (mut svc, _) = service(kind, 1_000, 3);
         let now = Instant::now();
         let p = pkt();

@@ -1,6 +1,7 @@
-//! `rr` and `wrr` (which find the next eligible destination through a max
-//! segment tree) against the reference model's literal list walks, with up
-//! to a few hundred destinations and OVERLOAD / weight churn.
+//! `rr`, `wrr` (which find the next eligible destination through a max
+//! segment tree) and `twos` (which finds its weighted draws through a sum
+//! tree) against the reference model's literal list walks, with up to a few
+//! hundred destinations and OVERLOAD / weight churn.
 
 mod common;
 
@@ -9,14 +10,14 @@ use std::time::Instant;
 
 use common::reference::Model;
 use lb_sched::{
-    ConnKind, DestConfig, PacketInfo, Protocol, SchedulerKind, Service, ServiceFlags, ServiceKey,
-    SplitMix64,
+    ConnKind, DestConfig, PacketInfo, Protocol, SchedulerKind, Scripted, Service, ServiceFlags,
+    ServiceKey,
 };
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
 enum Step {
-    Pick,
+    Pick(u32, u32),
     Bind(usize),
     Unbind(usize),
     Weight(usize, u32),
@@ -26,7 +27,7 @@ enum Step {
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        8 => Just(Step::Pick),
+        8 => any::<(u32, u32)>().prop_map(|(a, b)| Step::Pick(a, b)),
         3 => any::<usize>().prop_map(Step::Bind),
         3 => any::<usize>().prop_map(Step::Unbind),
         1 => (any::<usize>(), prop_oneof![0u32..3, 0u32..40]).prop_map(|(i, w)| Step::Weight(i, w)),
@@ -38,10 +39,9 @@ fn step() -> impl Strategy<Value = Step> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
     #[test]
-    fn rr_wrr_match_the_list_walk(wrr in any::<bool>(),
+    fn rr_wrr_twos_match_the_list_walk(kind in prop_oneof![Just(SchedulerKind::Rr), Just(SchedulerKind::Wrr), Just(SchedulerKind::Twos)],
                                  weights in proptest::collection::vec(prop_oneof![0u32..3, 0u32..40], 1..250),
                                  steps in proptest::collection::vec(step(), 0..300)) {
-        let kind = if wrr { SchedulerKind::Wrr } else { SchedulerKind::Rr };
         let now = Instant::now();
         let key = ServiceKey::Addr { protocol: Protocol::Tcp, addr: "192.0.2.1:80".parse().unwrap() };
         let mut svc = Service::new(key, ServiceFlags::NONE, kind, now).unwrap();
@@ -58,14 +58,16 @@ proptest! {
             add(&mut svc, &mut model, w);
         }
         let pkt = PacketInfo::default();
-        let mut rng = SplitMix64::new(0);
         for s in steps {
             let listed: Vec<SocketAddr> = svc.dests().map(|(_, d)| d.addr()).collect();
             let at = |i: usize| listed.get(i % listed.len().max(1)).copied();
             match s {
-                Step::Pick => {
-                    let ours = svc.pick(now, &pkt, &mut rng).map(|id| svc.dest(id).unwrap().addr());
-                    prop_assert_eq!(ours, model.pick(0, &pkt, &mut || 0));
+                Step::Pick(r1, r2) => {
+                    let r = [r1, r2];
+                    let ours = svc.pick(now, &pkt, &mut Scripted::new(&r)).map(|id| svc.dest(id).unwrap().addr());
+                    let mut k = 0;
+                    let theirs = model.pick(0, &pkt, &mut || { k += 1; r[k - 1] });
+                    prop_assert_eq!(ours, theirs);
                 }
                 Step::Bind(i) => if let Some(a) = at(i) {
                     svc.conn_bind(svc.find_dest(a).unwrap(), ConnKind::Inactive).unwrap();
