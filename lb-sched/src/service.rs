@@ -1,6 +1,7 @@
 //! A virtual service and its destination list, with the kernel's list order,
 //! trash and scheduler notifications (net/netfilter/ipvs/ip_vs_ctl.c).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::BitOr;
@@ -234,6 +235,8 @@ pub struct Service {
     free: Vec<u32>,
     order: Vec<u32>,
     trash: Vec<u32>,
+    /// Listed and trashed slots by address.
+    by_addr: HashMap<SocketAddr, u32>,
     config: SchedulerConfig,
     sched: Sched,
 }
@@ -266,6 +269,7 @@ impl Service {
             free: Vec::new(),
             order: Vec::new(),
             trash: Vec::new(),
+            by_addr: HashMap::new(),
             config,
             sched,
         })
@@ -350,12 +354,12 @@ impl Service {
         if self.find_dest(cfg.addr).is_some() {
             return Err(Error::DestExists(cfg.addr));
         }
-        let slot = if let Some(pos) = self
-            .trash
-            .iter()
-            .position(|&s| self.slots[s as usize].dest.addr == cfg.addr)
-        {
-            self.trash.swap_remove(pos)
+        let slot = if let Some(&slot) = self.by_addr.get(&cfg.addr) {
+            // Not listed (checked above), so it is in the trash.
+            if let Some(pos) = self.trash.iter().position(|&s| s == slot) {
+                self.trash.swap_remove(pos);
+            }
+            slot
         } else if let Some(slot) = self.free.pop() {
             self.slots[slot as usize].dest = Dest::new(cfg.addr);
             slot
@@ -371,6 +375,7 @@ impl Service {
             });
             slot
         };
+        self.by_addr.insert(cfg.addr, slot);
         let index = self.order.len() as u32;
         let s = &mut self.slots[slot as usize];
         s.dest.apply(&cfg, true);
@@ -468,10 +473,8 @@ impl Service {
     /// The id of the listed destination at `addr`.
     #[must_use]
     pub fn find_dest(&self, addr: SocketAddr) -> Option<DestId> {
-        self.order
-            .iter()
-            .find(|&&s| self.slots[s as usize].dest.addr == addr)
-            .map(|&s| self.id(s))
+        let &slot = self.by_addr.get(&addr)?;
+        (self.slots[slot as usize].state == SlotState::Listed).then(|| self.id(slot))
     }
 
     /// A listed or trashed destination.
@@ -594,6 +597,7 @@ impl Service {
             }
             self.trash.swap_remove(i);
             let s = &mut self.slots[slot as usize];
+            self.by_addr.remove(&s.dest.addr);
             s.state = SlotState::Free;
             s.generation = s.generation.wrapping_add(1);
             self.free.push(slot);
