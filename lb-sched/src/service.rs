@@ -510,10 +510,12 @@ impl Service {
     ) -> Option<DestId> {
         let list = list!(self);
         let slot = self.sched.pick(&list, now, pkt, rng)?;
+        let id = self.id(slot);
         if !self.trash.is_empty() && self.sched.has_cache() {
+            // A pick may drop cache references (lblcr erasing a set member).
             self.sweep_trash();
         }
-        Some(self.id(slot))
+        Some(id)
     }
 
     /// Counts a new connection on `id` (`ip_vs_bind_dest`) and sets
