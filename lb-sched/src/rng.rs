@@ -4,14 +4,28 @@
 //! algorithms) take a [`RandomSource`] argument instead of reading a global
 //! generator, so tests and simulations replay exactly.
 
-/// A source of uniformly distributed `u32`s, standing in for the kernel's
-/// `prandom_u32()` / `get_random_u32()`.
+/// A source of uniformly distributed random words. `next_u32` stands in for
+/// the kernel's `prandom_u32()` / `get_random_u32()` (`twos`); the
+/// beyond-IPVS samplers draw `next_u64`. Inject one per thread; nothing in
+/// this crate reads a global RNG.
 pub trait RandomSource {
-    /// The next uniformly distributed 32-bit value.
-    fn next_u32(&mut self) -> u32;
+    /// The next uniformly distributed 64-bit value.
+    fn next_u64(&mut self) -> u64;
+
+    /// The next uniformly distributed 32-bit value: the high half of
+    /// [`next_u64`](Self::next_u64).
+    #[inline]
+    fn next_u32(&mut self) -> u32 {
+        (self.next_u64() >> 32) as u32
+    }
 }
 
 impl<R: RandomSource + ?Sized> RandomSource for &mut R {
+    #[inline]
+    fn next_u64(&mut self) -> u64 {
+        (**self).next_u64()
+    }
+    #[inline]
     fn next_u32(&mut self) -> u32 {
         (**self).next_u32()
     }
@@ -34,23 +48,19 @@ pub struct SplitMix64 {
 impl SplitMix64 {
     /// A generator seeded with `seed`.
     #[must_use]
-    pub fn new(seed: u64) -> Self {
+    pub const fn new(seed: u64) -> Self {
         Self { state: seed }
     }
+}
 
-    /// The next 64-bit value.
-    pub fn next_u64(&mut self) -> u64 {
+impl RandomSource for SplitMix64 {
+    #[inline]
+    fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.state;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
-    }
-}
-
-impl RandomSource for SplitMix64 {
-    fn next_u32(&mut self) -> u32 {
-        (self.next_u64() >> 32) as u32
     }
 }
 
@@ -71,6 +81,11 @@ impl<'a> Scripted<'a> {
 }
 
 impl RandomSource for Scripted<'_> {
+    /// The scripted value in the high half, so `next_u32` returns it exactly.
+    fn next_u64(&mut self) -> u64 {
+        u64::from(self.next_u32()) << 32
+    }
+
     fn next_u32(&mut self) -> u32 {
         let v = self
             .values
