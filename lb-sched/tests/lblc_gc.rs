@@ -35,7 +35,7 @@ fn check(kind: SchedulerKind) {
         assert!(model.add(a, 1, 0, 0));
     }
     let mut t = 0u64;
-    let mut pick = |svc: &mut Service, model: &mut Model, t: u64, i: u32| {
+    let pick = |svc: &mut Service, model: &mut Model, t: u64, i: u32| {
         let p = PacketInfo {
             dst: daddr(i),
             ..PacketInfo::default()
