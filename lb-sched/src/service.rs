@@ -502,6 +502,11 @@ impl Service {
 
     /// Picks a destination for a new connection, exactly as the kernel's
     /// scheduler would. `None` is the kernel's "no destination available".
+    ///
+    /// This is the scheduler's `schedule` hook. What `ip_vs_schedule()` does
+    /// around it (persistence templates, refusing port-zero non-persistent
+    /// services, one-packet scheduling) belongs to the layer above, e.g. the
+    /// `persist` module.
     pub fn pick<R: RandomSource + ?Sized>(
         &mut self,
         now: Instant,
