@@ -81,9 +81,18 @@ impl<D: Copy> RingBuilder<D> {
                 c
             })
             .collect();
+        let points: Box<[u64]> = pts.iter().map(|p| p.0).collect();
+        // Directory: bucket k covers hashes with top `bits` bits == k and
+        // holds the index of its first point ≥ k << (64 - bits).
+        let bits = (usize::BITS - points.len().max(1).leading_zeros()).clamp(1, 20);
+        let dir: Box<[u32]> = (0..1u64 << bits)
+            .map(|k| points.partition_point(|&p| p < k << (64 - bits)) as u32)
+            .collect();
         Ring {
             key: self.key,
-            points: pts.iter().map(|p| p.0).collect(),
+            dir,
+            shift: 64 - bits,
+            points,
             owners: pts.iter().map(|p| p.1).collect(),
             ids: live.iter().map(|b| b.0).collect(),
             weights: live.iter().map(|b| b.2).collect(),
@@ -97,6 +106,8 @@ impl<D: Copy> RingBuilder<D> {
 #[derive(Debug, Clone)]
 pub struct Ring<D> {
     key: HashKey,
+    dir: Box<[u32]>,
+    shift: u32,
     points: Box<[u64]>,
     owners: Box<[u32]>,
     ids: Box<[D]>,
@@ -147,7 +158,16 @@ impl<D: Copy> Ring<D> {
     /// Position of the first point at or after `hash` (wrapping).
     #[inline]
     fn start(&self, hash: u64) -> usize {
-        let i = self.points.partition_point(|&p| p < hash);
+        let k = (hash >> self.shift) as usize;
+        let lo = self.dir[k] as usize;
+        let hi = self
+            .dir
+            .get(k + 1)
+            .map_or(self.points.len(), |&h| h as usize);
+        let mut i = lo;
+        while i < hi && self.points[i] < hash {
+            i += 1;
+        }
         if i == self.points.len() { 0 } else { i }
     }
 
