@@ -48,7 +48,7 @@
 //!
 //! IPv4 and IPv6 templates live in separate slabs (32 and 56 bytes per entry
 //! with a `u32` dest id) indexed by an open-addressing table of 4-byte slots
-//! (26-bit entry index + 6-bit hash tag, load ≤ 0.9, linear probing with
+//! (26-bit entry index + 6-bit hash tag, load ≤ 7/8, linear probing with
 //! backward-shift deletion). Expiry is stored as 32 bits relative to the last
 //! advance, which bounds timeouts to [`MAX_TIMEOUT_MS`].
 
@@ -401,7 +401,7 @@ impl<A: Addr, D: Copy> Core<A, D> {
     }
 
     fn index_insert(&mut self, i: u32) {
-        if (self.linked + 1) * 10 > self.index.len() * 9 {
+        if (self.linked + 1) * 8 > self.index.len() * 7 {
             let cap = index_cap((self.linked + 1).max(self.index.len()));
             self.rebuild_index(cap.max(self.index.len() * 2));
         }
@@ -562,7 +562,7 @@ fn defer(exp: u64, now: u64) -> u64 {
 }
 
 fn index_cap(n: usize) -> usize {
-    (n * 10 / 9 + 1).max(16)
+    (n * 8 / 7 + 1).max(16)
 }
 
 /// The persistence-template table.

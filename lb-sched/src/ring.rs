@@ -59,7 +59,11 @@ impl<D: Copy> RingBuilder<D> {
     pub fn build(&self) -> Ring<D> {
         let point_key = self.key.derive(b"lb-sched ring point");
         let live: Vec<&(D, Vec<u8>, u32)> = self.backends.iter().filter(|b| b.2 > 0).collect();
-        let mut pts: Vec<(u64, u32)> = Vec::new();
+        let total: u64 = live
+            .iter()
+            .map(|b| u64::from(b.2) * u64::from(self.points_per_weight))
+            .sum();
+        let mut pts: Vec<(u64, u32)> = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
         let mut buf = Vec::new();
         for (owner, (_, name, weight)) in live.iter().enumerate() {
             let n = u64::from(*weight) * u64::from(self.points_per_weight);
@@ -85,9 +89,15 @@ impl<D: Copy> RingBuilder<D> {
         // Directory: bucket k covers hashes with top `bits` bits == k and
         // holds the index of its first point ≥ k << (64 - bits).
         let bits = (usize::BITS - points.len().max(1).leading_zeros()).clamp(1, 20);
-        let dir: Box<[u32]> = (0..1u64 << bits)
-            .map(|k| points.partition_point(|&p| p < k << (64 - bits)) as u32)
-            .collect();
+        let mut dir = vec![0u32; 1 << bits].into_boxed_slice();
+        let mut at = 0usize;
+        for (k, d) in dir.iter_mut().enumerate() {
+            let floor = (k as u64) << (64 - bits);
+            while at < points.len() && points[at] < floor {
+                at += 1;
+            }
+            *d = at as u32;
+        }
         Ring {
             key: self.key,
             dir,
