@@ -157,11 +157,8 @@ impl<D: Copy> WeightedRandom<D> {
         // High word picks the slot (32-bit multiply-shift), low word the coin.
         let i = (((r >> 32) * self.ids.len() as u64) >> 32) as usize;
         let slot = self.slots[i];
-        if ((r & 0xffff_ffff) as u32) < slot.prob {
-            Some(i)
-        } else {
-            Some(slot.alias as usize)
-        }
+        let keep = ((r & 0xffff_ffff) as u32) < slot.prob;
+        Some(if keep { i } else { slot.alias as usize })
     }
 
     /// Weighted random pick (HAProxy `random(1)`).
@@ -178,7 +175,14 @@ impl<D: Copy> WeightedRandom<D> {
         R: RandomSource + ?Sized,
         L: FnMut(&D) -> u64,
     {
-        self.pick_least_loaded(rng, 2, load)
+        let mut load = load;
+        let a = self.draw_index(rng)?;
+        let b = self.draw_index(rng)?;
+        let (la, lb) = (load(&self.ids[a]), load(&self.ids[b]));
+        let (wa, wb) = (self.slots[a].weight, self.slots[b].weight);
+        // Same rule as `pick_least_loaded(rng, 2, ..)`, written without a loop.
+        let b_wins = u128::from(lb) * u128::from(wa) < u128::from(la) * u128::from(wb);
+        Some(self.ids[if b_wins { b } else { a }])
     }
 
     /// HAProxy `random(<draws>)`: `draws` weighted draws (at least one), the
@@ -338,6 +342,10 @@ mod tests {
                 }
             }
             prop_assert_eq!(got, Some(best));
+            if draws == 2 {
+                let mut rng = SplitMix64::new(seed);
+                prop_assert_eq!(p.pick_two(&mut rng, |&d| loads[d]), got);
+            }
         }
     }
 }
