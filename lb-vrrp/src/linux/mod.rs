@@ -213,9 +213,13 @@ impl Driver {
         while let Some(t) = self.router.poll_transmit(&mut buf) {
             let bytes = &buf[..t.len()];
             let r = match t {
-                Transmit::Advertisement { dst, .. } => {
-                    sys::send_to(self.vrrp.get_ref().as_raw_fd(), dst, self.ifindex, bytes)
-                }
+                Transmit::Advertisement { src, dst, .. } => sys::send_vrrp(
+                    self.vrrp.get_ref().as_raw_fd(),
+                    src,
+                    dst,
+                    self.ifindex,
+                    bytes,
+                ),
                 Transmit::GratuitousArp { .. } => match &self.arp {
                     Some(fd) => sys::send_frame(fd.as_raw_fd(), bytes),
                     None => Ok(()),
