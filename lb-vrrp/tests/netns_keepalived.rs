@@ -471,3 +471,51 @@ fn netns_keepalived_unicast_peers() {
     );
     assert!(!ours.log().contains("DISCARD"), "{}", ours.log());
 }
+
+/// Why the default v3/IPv4 checksum is the pseudo-header form: the installed
+/// keepalived (2.2.7, Debian 12) has no `v3_checksum_as_v2` option, always
+/// sends the pseudo-header form and rejects the RFC 9568 message-only form
+/// ("Invalid VRRPv3 checksum"), so with `--checksum message` it does not see
+/// us and both sides end up Master. (`election_and_handoff` is the positive
+/// case with the default.)
+#[test]
+fn netns_keepalived_rejects_message_only_checksum() {
+    let Some(lab) = lab_or_skip!("vrrpc", "keepalived") else {
+        return;
+    };
+    let (a, b) = setup(&lab);
+    let ka = keepalived(
+        &lab,
+        &b,
+        3,
+        "  state BACKUP\n  priority 100\n  advert_int 0.5\n  virtual_ipaddress {\n    10.0.0.100/32\n  }",
+    );
+    let ours = lb(
+        &lab,
+        &a,
+        &[
+            "--src",
+            "10.0.0.1",
+            "--priority",
+            "150",
+            "--interval",
+            "50",
+            "--checksum",
+            "message",
+            "--vip",
+            "10.0.0.100",
+        ],
+    );
+    wait_for(
+        "keepalived rejects the message-only checksum",
+        LIMIT,
+        &[&ours, &ka],
+        || ka.log().contains("Invalid VRRPv3 checksum"),
+    );
+    wait_for("both Master", LIMIT, &[&ours, &ka], || {
+        has(&a, VIP4) && has(&b, VIP4)
+    });
+    // We accept keepalived's pseudo-header form (no discard) but, being
+    // higher, answer it (RFC 9568 §6.4.3) and stay Master.
+    assert!(!ours.log().contains("DISCARD"), "{}", ours.log());
+}
