@@ -44,7 +44,7 @@ impl Model {
             return;
         }
         if self.prio == 255 {
-            self.to_master(now);
+            self.become_master(now);
         } else {
             self.master_interval = self.interval;
             self.down = Some(now + down_micros(self.version, self.prio, self.master_interval));
@@ -52,7 +52,7 @@ impl Model {
         }
     }
 
-    fn to_master(&mut self, now: u64) {
+    fn become_master(&mut self, now: u64) {
         self.sent.push(self.prio);
         self.adver = Some(now + interval_micros(self.version, self.interval));
         self.down = None;
@@ -77,14 +77,12 @@ impl Model {
             State::Backup if p == 0 => {
                 self.down = Some(now + skew_micros(self.version, self.prio, self.master_interval))
             }
-            State::Backup => {
-                if !self.preempt || p >= self.prio {
-                    if v3 {
-                        self.master_interval = interval;
-                    }
-                    self.down =
-                        Some(now + down_micros(self.version, self.prio, self.master_interval));
+            // Preempt_Mode False, or priority >= local: follow it.
+            State::Backup if !self.preempt || p >= self.prio => {
+                if v3 {
+                    self.master_interval = interval;
                 }
+                self.down = Some(now + down_micros(self.version, self.prio, self.master_interval));
             }
             State::Master if p == 0 => {
                 self.sent.push(self.prio);
@@ -113,7 +111,7 @@ impl Model {
 
     fn tick(&mut self, now: u64) {
         match self.state {
-            State::Backup if self.down.is_some_and(|d| d <= now) => self.to_master(now),
+            State::Backup if self.down.is_some_and(|d| d <= now) => self.become_master(now),
             State::Master if self.adver.is_some_and(|d| d <= now) => {
                 self.sent.push(self.prio);
                 self.adver = Some(now + interval_micros(self.version, self.interval));
