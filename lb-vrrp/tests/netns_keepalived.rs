@@ -519,3 +519,78 @@ fn netns_keepalived_rejects_message_only_checksum() {
     // higher, answer it (RFC 9568 §6.4.3) and stay Master.
     assert!(!ours.log().contains("DISCARD"), "{}", ours.log());
 }
+
+/// Our gratuitous ARP and unsolicited NA reach the neighbour: with
+/// `arp_accept` / `accept_untracked_na` set on `b` (the latter only acts on a
+/// router, hence forwarding on), its neighbour table learns the VIPs at `a`'s
+/// MAC as soon as `a` (address owner) becomes Master.
+#[test]
+fn netns_driver_announces_garp_and_na() {
+    let Some(lab) = lab_or_skip!("vrrpg") else {
+        return;
+    };
+    let (a, b) = setup(&lab);
+    b.sysctl("net.ipv4.conf.eth0.arp_accept", "1").unwrap();
+    b.enable_forwarding().unwrap();
+    if b.sysctl("net.ipv6.conf.eth0.accept_untracked_na", "1")
+        .is_err()
+    {
+        lb_testing_netns::skip_or_fail(
+            lb_testing_netns::test_name!(),
+            "kernel without accept_untracked_na",
+        );
+        return;
+    }
+    let mac = a.mac("eth0").unwrap();
+    let mac = mac
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    let v4 = lb(
+        &lab,
+        &a,
+        &[
+            "--src",
+            "10.0.0.1",
+            "--priority",
+            "255",
+            "--vip",
+            "10.0.0.100",
+        ],
+    );
+    let v6 = lb(
+        &lab,
+        &a,
+        &[
+            "--src",
+            "fe80::a",
+            "--priority",
+            "255",
+            "--vip",
+            "2001:db8::100",
+        ],
+    );
+    let neigh = |ip: &str| {
+        b.ip(["neigh", "show", ip, "dev", "eth0"])
+            .unwrap_or_default()
+    };
+    wait_for(
+        "b learns 10.0.0.100 from the gratuitous ARP",
+        LIMIT,
+        &[&v4],
+        || neigh("10.0.0.100").contains(&mac),
+    );
+    wait_for(
+        "b learns 2001:db8::100 from the unsolicited NA",
+        LIMIT,
+        &[&v6],
+        || neigh("2001:db8::100").contains(&mac),
+    );
+    // The NA carried the Router flag.
+    assert!(
+        neigh("2001:db8::100").contains("router"),
+        "{}",
+        neigh("2001:db8::100")
+    );
+}
