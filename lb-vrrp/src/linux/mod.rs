@@ -156,7 +156,8 @@ impl Driver {
     }
 
     /// Starts the router and runs it until `stop` completes; then shuts it
-    /// down (a Master sends priority 0 and removes its addresses).
+    /// down (a Master sends priority 0 and removes its addresses). I/O
+    /// errors while running go to [`Driver::on_error`] and do not stop it.
     pub async fn run(&mut self, stop: impl Future) -> io::Result<()> {
         let now = self.now();
         self.router.handle_startup(now);
@@ -176,13 +177,17 @@ impl Driver {
             let family = self.router.config().family();
             tokio::select! {
                 _ = &mut stop => break,
-                r = recv_one(&self.vrrp, family, &mut self.buf) => {
-                    if let Some((meta, range)) = r? {
+                r = recv_one(&self.vrrp, family, &mut self.buf) => match r {
+                    Ok(Some((meta, range))) => {
                         let now = self.now();
                         self.router.handle_packet(now, meta, &self.buf[range]);
                         self.flush();
                     }
-                }
+                    Ok(None) => {}
+                    // A receive error (e.g. a queued ICMP error, ENOBUFS) is reported,
+                    // not fatal: the router keeps running on its timers.
+                    Err(e) => self.error(&e),
+                },
                 () = sleep => {
                     let now = self.now();
                     self.router.handle_timeout(now);
