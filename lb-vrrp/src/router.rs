@@ -361,6 +361,12 @@ impl VirtualRouter {
         self.config.accept_mode || self.config.priority == 255
     }
 
+    /// Sets the MAC announced in gratuitous ARPs and NAs ([`Config::mac`]);
+    /// a driver fills it in from the interface.
+    pub fn set_mac(&mut self, mac: [u8; 6]) {
+        self.config.mac = mac;
+    }
+
     /// The addresses owned while Master: virtual then excluded ones.
     pub fn addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
         self.config

@@ -73,6 +73,17 @@ impl std::fmt::Debug for Driver {
     }
 }
 
+/// The MAC address of `ifname`, from sysfs.
+pub fn interface_mac(ifname: &str) -> Option<[u8; 6]> {
+    let s = std::fs::read_to_string(format!("/sys/class/net/{ifname}/address")).ok()?;
+    let mut mac = [0u8; 6];
+    let mut parts = s.trim().split(':');
+    for b in &mut mac {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
 /// Waits for the socket to be readable and receives one packet (`None` when
 /// the readiness was spurious or the packet had no IP header).
 async fn recv_one(
@@ -88,9 +99,16 @@ async fn recv_one(
 }
 
 impl Driver {
-    /// Opens the sockets on `ifname`. Call inside a tokio runtime.
-    pub fn new(router: VirtualRouter, ifname: &str) -> io::Result<Self> {
+    /// Opens the sockets on `ifname`. Call inside a tokio runtime. If the
+    /// router's [`Config::mac`](crate::Config::mac) is all zero, it is set to
+    /// the interface's MAC.
+    pub fn new(mut router: VirtualRouter, ifname: &str) -> io::Result<Self> {
         let ifindex = sys::ifindex(ifname)?;
+        if router.config().mac == [0; 6]
+            && let Some(mac) = interface_mac(ifname)
+        {
+            router.set_mac(mac);
+        }
         let cfg = router.config();
         let vrrp = sys::async_fd(sys::vrrp_socket(cfg.primary_address, ifname, ifindex)?)?;
         let any_v4 = router.addresses().any(|a| a.is_ipv4());
