@@ -45,7 +45,8 @@ pub enum Reason {
     Fault,
     /// The fault cleared.
     FaultCleared,
-    /// A sync group moved this member.
+    /// A sync group moved this member (also: entering or leaving Fault only
+    /// because another member of the group did).
     Sync,
 }
 
@@ -385,6 +386,16 @@ impl VirtualRouter {
         self.track_fault || !self.link_up || self.group_fault
     }
 
+    /// Why we are in Fault: our own tracking / link, or only the sync group
+    /// (reported as [`Reason::Sync`], so the group does not echo it back).
+    fn fault_reason(&self) -> Reason {
+        if self.track_fault || !self.link_up {
+            Reason::Fault
+        } else {
+            Reason::Sync
+        }
+    }
+
     // ===== inputs =====
 
     /// Startup event (RFC 9568 §6.4.1), or admin up: an address owner
@@ -433,14 +444,14 @@ impl VirtualRouter {
     pub fn handle_track(&mut self, now: Instant, index: usize, status: TrackStatus) {
         if let Some(s) = self.track_status.get_mut(index) {
             *s = status;
-            self.retrack(now);
+            self.retrack(now, Reason::FaultCleared);
         }
     }
 
     /// The interface's link went up or down; down is a fault.
     pub fn handle_link(&mut self, now: Instant, up: bool) {
         self.link_up = up;
-        self.retrack(now);
+        self.retrack(now, Reason::FaultCleared);
     }
 
     /// An order from this router's sync group.
@@ -455,7 +466,7 @@ impl VirtualRouter {
             }
             SyncCommand::GroupFault(f) => {
                 self.group_fault = f;
-                self.retrack(now);
+                self.retrack(now, Reason::Sync);
             }
             SyncCommand::BecomeMaster | SyncCommand::BecomeBackup => {}
         }
@@ -595,7 +606,7 @@ impl VirtualRouter {
     /// Startup (or leaving Fault): RFC 9568 §6.4.1.
     fn start(&mut self, now: Instant, reason: Reason) {
         if self.is_faulty() {
-            self.set_state(State::Fault, Reason::Fault);
+            self.set_state(State::Fault, self.fault_reason());
         } else if self.priority == 255 {
             self.become_master(now, reason);
         } else {
@@ -684,7 +695,9 @@ impl VirtualRouter {
         }
     }
 
-    fn retrack(&mut self, now: Instant) {
+    /// Recomputes priority and fault after a tracking, link or group change;
+    /// `cleared` is the reason reported if the router leaves Fault.
+    fn retrack(&mut self, now: Instant, cleared: Reason) {
         let effect = track::effect(
             self.config.priority,
             &self.config.tracked,
@@ -708,13 +721,13 @@ impl VirtualRouter {
                 // Hand over quickly, as on shutdown.
                 self.leave_master();
                 self.queue_advert(0);
-                self.set_state(State::Fault, Reason::Fault);
+                self.set_state(State::Fault, self.fault_reason());
             }
             (State::Backup, true) => {
                 self.timers.stop(Timer::MasterDown);
-                self.set_state(State::Fault, Reason::Fault);
+                self.set_state(State::Fault, self.fault_reason());
             }
-            (State::Fault, false) if self.admin_up => self.start(now, Reason::FaultCleared),
+            (State::Fault, false) if self.admin_up => self.start(now, cleared),
             _ => {}
         }
     }
