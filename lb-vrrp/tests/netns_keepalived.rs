@@ -594,3 +594,38 @@ fn netns_driver_announces_garp_and_na() {
         neigh("2001:db8::100")
     );
 }
+
+/// The driver polls the link: interface down is FAULT (VIP withdrawn),
+/// up again is Backup and, with no other router, Master.
+#[test]
+fn netns_driver_link_down_is_fault() {
+    let Some(lab) = lab_or_skip!("vrrpl") else {
+        return;
+    };
+    let (a, _b) = setup(&lab);
+    let ours = lb(
+        &lab,
+        &a,
+        &[
+            "--src",
+            "10.0.0.1",
+            "--priority",
+            "150",
+            "--interval",
+            "20",
+            "--vip",
+            "10.0.0.100",
+        ],
+    );
+    wait_for("Master", LIMIT, &[&ours], || has(&a, VIP4));
+    a.set_link("eth0", false).unwrap();
+    wait_for("Fault on link down", LIMIT, &[&ours], || {
+        ours.log().contains("STATE Master Fault")
+    });
+    wait_for("VIP withdrawn", LIMIT, &[&ours], || !has(&a, VIP4));
+    a.set_link("eth0", true).unwrap();
+    wait_for("Backup on link up", LIMIT, &[&ours], || {
+        ours.log().contains("STATE Fault Backup")
+    });
+    wait_for("Master again", LIMIT, &[&ours], || has(&a, VIP4));
+}

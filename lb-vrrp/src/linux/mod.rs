@@ -12,9 +12,11 @@
 //! * time from tokio's monotonic clock, as microseconds since the driver
 //!   started.
 //!
-//! Needs `CAP_NET_RAW` and `CAP_NET_ADMIN`. Link state and tracked objects are
-//! not watched by the driver: feed them through
-//! [`Driver::router_mut`] (`handle_track`, `handle_link`).
+//! Needs `CAP_NET_RAW` and `CAP_NET_ADMIN`. The interface's link state is
+//! polled from sysfs (`operstate`, every 500 ms by default) and fed to
+//! [`VirtualRouter::handle_link`]: a down link is FAULT, as in keepalived.
+//! Tracked objects are not watched: feed them through [`Driver::router_mut`]
+//! (`handle_track`).
 
 mod sys;
 
@@ -62,6 +64,9 @@ pub struct Driver {
     on_event: Option<EventHook>,
     on_error: Option<ErrorHook>,
     buf: Vec<u8>,
+    ifname: String,
+    link_poll: Option<std::time::Duration>,
+    link_up: bool,
 }
 
 impl std::fmt::Debug for Driver {
@@ -137,6 +142,9 @@ impl Driver {
             on_event: None,
             on_error: None,
             buf: vec![0; MAX_TRANSMIT_LEN.max(65536)],
+            ifname: ifname.to_string(),
+            link_poll: Some(std::time::Duration::from_millis(500)),
+            link_up: true,
         })
     }
 
@@ -145,6 +153,11 @@ impl Driver {
     pub fn set_prefix_lengths(&mut self, v4: u8, v6: u8) {
         self.prefix_v4 = v4;
         self.prefix_v6 = v6;
+    }
+
+    /// How often the link state is polled; `None` stops polling (default 500 ms).
+    pub fn set_link_poll(&mut self, every: Option<std::time::Duration>) {
+        self.link_poll = every;
     }
 
     /// Calls `f` for every router event.
@@ -177,11 +190,21 @@ impl Driver {
     /// down (a Master sends priority 0 and removes its addresses). I/O
     /// errors while running go to [`Driver::on_error`] and do not stop it.
     pub async fn run(&mut self, stop: impl Future) -> io::Result<()> {
+        self.check_link();
         let now = self.now();
         self.router.handle_startup(now);
         self.flush();
         tokio::pin!(stop);
+        let mut link_timer = self.link_poll.map(tokio::time::interval);
         loop {
+            let link_tick = async {
+                match link_timer.as_mut() {
+                    Some(t) => {
+                        t.tick().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
             let deadline = self
                 .router
                 .poll_timeout()
@@ -209,6 +232,10 @@ impl Driver {
                 () = sleep => {
                     let now = self.now();
                     self.router.handle_timeout(now);
+                    self.flush();
+                }
+                () = link_tick => {
+                    self.check_link();
                     self.flush();
                 }
             }
@@ -255,6 +282,19 @@ impl Driver {
             if let Err(e) = r {
                 self.error(&e);
             }
+        }
+    }
+
+    /// Reads the link state and tells the router when it changed.
+    fn check_link(&mut self) {
+        let state = std::fs::read_to_string(format!("/sys/class/net/{}/operstate", self.ifname))
+            .unwrap_or_default();
+        // "unknown" (e.g. some virtual devices) counts as up, like keepalived.
+        let up = !matches!(state.trim(), "down" | "lowerlayerdown" | "notpresent");
+        if up != self.link_up {
+            self.link_up = up;
+            let now = self.now();
+            self.router.handle_link(now, up);
         }
     }
 
