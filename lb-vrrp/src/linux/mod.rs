@@ -27,8 +27,10 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use tokio::io::unix::AsyncFd;
 
-use crate::router::{Event, MAX_TRANSMIT_LEN, Transmit, VirtualRouter};
+use crate::event::Event;
+use crate::router::VirtualRouter;
 use crate::time::Instant;
+use crate::transmit::{MAX_TRANSMIT_LEN, Transmit};
 
 /// A callback for router events (state changes, discards, …).
 pub type EventHook = Box<dyn FnMut(&VirtualRouter, &Event) + Send>;
@@ -95,7 +97,7 @@ async fn recv_one(
     fd: &AsyncFd<OwnedFd>,
     family: crate::wire::AddressFamily,
     buf: &mut [u8],
-) -> io::Result<Option<(crate::router::RxMeta, core::ops::Range<usize>)>> {
+) -> io::Result<Option<(crate::transmit::RxMeta, core::ops::Range<usize>)>> {
     let mut guard = fd.readable().await?;
     match guard.try_io(|fd| sys::recv_vrrp(fd.get_ref().as_raw_fd(), family, buf)) {
         Ok(r) => r,

@@ -12,7 +12,7 @@ use std::mem::{size_of, zeroed};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use crate::router::RxMeta;
+use crate::transmit::RxMeta;
 use crate::wire::{self, AddressFamily};
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
