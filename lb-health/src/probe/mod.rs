@@ -112,13 +112,15 @@ pub enum ProbeSpec {
 #[derive(Debug)]
 enum Kind {
     Tcp(ConnectSpec),
-    Http(http::HttpProbe),
-    Smtp(SmtpSpec),
-    Dns(dns::DnsProbe),
-    Udp(udp::UdpProbe),
-    Ping(PingSpec),
-    Misc(MiscSpec),
-    File(FileSpec),
+    // The rest are boxed so that a TCP check (the common, cheap one) stays
+    // small in memory.
+    Http(Box<http::HttpProbe>),
+    Smtp(Box<SmtpSpec>),
+    Dns(Box<dns::DnsProbe>),
+    Udp(Box<udp::UdpProbe>),
+    Ping(Box<PingSpec>),
+    Misc(Box<MiscSpec>),
+    File(Box<FileSpec>),
 }
 
 /// A validated, ready-to-run probe.
@@ -143,18 +145,18 @@ impl Probe {
     pub fn new(spec: &ProbeSpec) -> Result<Self, ConfigError> {
         let kind = match spec {
             ProbeSpec::Tcp(c) => Kind::Tcp(c.clone()),
-            ProbeSpec::Http(h) => Kind::Http(http::HttpProbe::new(h)?),
-            ProbeSpec::Smtp(s) => Kind::Smtp(s.clone()),
-            ProbeSpec::Dns(d) => Kind::Dns(dns::DnsProbe::new(d)?),
-            ProbeSpec::Udp(u) => Kind::Udp(udp::UdpProbe::new(u)?),
-            ProbeSpec::Ping(p) => Kind::Ping(p.clone()),
+            ProbeSpec::Http(h) => Kind::Http(Box::new(http::HttpProbe::new(h)?)),
+            ProbeSpec::Smtp(s) => Kind::Smtp(Box::new(s.clone())),
+            ProbeSpec::Dns(d) => Kind::Dns(Box::new(dns::DnsProbe::new(d)?)),
+            ProbeSpec::Udp(u) => Kind::Udp(Box::new(udp::UdpProbe::new(u)?)),
+            ProbeSpec::Ping(p) => Kind::Ping(Box::new(p.clone())),
             ProbeSpec::Misc(m) => {
                 if m.program.as_os_str().is_empty() {
                     return Err(ConfigError::MiscCommand("empty program"));
                 }
-                Kind::Misc(m.clone())
+                Kind::Misc(Box::new(m.clone()))
             }
-            ProbeSpec::File(f) => Kind::File(f.clone()),
+            ProbeSpec::File(f) => Kind::File(Box::new(f.clone())),
         };
         Ok(Self { kind })
     }
