@@ -11,7 +11,7 @@
 //! Not a criterion bench (it measures a rate and a distribution, not the
 //! time of one call): `cargo bench -p lb-benches --bench lb_health_scale`.
 //! The checks are distinct (each its own key, so nothing is deduplicated)
-//! but share 16 listeners; every connection is closed with RST, as
+//! but share 16 listeners (on their own thread); every connection is closed with RST, as
 //! HAProxy does, so no TIME_WAIT piles up.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -67,17 +67,31 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    // The listeners run on their own thread and runtime, standing in for
+    // remote servers; the engine gets the 2-worker runtime.
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("server runtime");
+        rt.block_on(async move {
+            for _ in 0..16 {
+                let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("listen");
+                addr_tx.send(l.local_addr().expect("addr")).expect("send");
+                tokio::spawn(async move {
+                    while let Ok((s, _)) = l.accept().await {
+                        drop(s);
+                    }
+                });
+            }
+            std::future::pending::<()>().await;
+        });
+    });
+    let listeners: Vec<_> = addr_rx.iter().take(16).collect();
     runtime.block_on(async move {
-        let mut listeners = Vec::new();
-        for _ in 0..16 {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listen");
-            listeners.push(l.local_addr().expect("addr"));
-            tokio::spawn(async move {
-                while let Ok((s, _)) = l.accept().await {
-                    drop(s);
-                }
-            });
-        }
         let mut config = EngineConfig::default();
         config.max_concurrency = 512;
         let (mut engine, mut events) = Engine::<u32>::new(config);
@@ -125,6 +139,8 @@ fn main() {
             steady / checks as isize
         );
         println!("  probes started    {} (whole run)", s1.starts);
+        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        println!("  machine load      {}", load.trim());
         engine.shutdown();
     });
 }

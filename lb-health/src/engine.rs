@@ -96,7 +96,7 @@ struct Stats {
 }
 
 const LAG_BUCKET: Duration = Duration::from_micros(50);
-const LAG_BUCKETS: usize = 4000; // 200 ms
+const LAG_BUCKETS: usize = 20_000; // 1 s
 
 impl Stats {
     fn record_lag(&self, lag: Duration) {
@@ -381,10 +381,15 @@ fn run_check<K: Clone + Send + Sync + 'static>(
             if !core.handle_timeout(Instant::now().into_std()) {
                 continue;
             }
-            let Some(outcome) = Box::pin(probe_with_permit(&probe, &semaphore, &stats, due)).await
-            else {
+            // The permit wait stays inline (small); the probe future is
+            // boxed only once it may run, so thousands of checks queued on
+            // the semaphore do not each hold a probe-sized allocation.
+            let Ok(permit) = semaphore.acquire().await else {
                 return; // The semaphore closed: the engine is gone.
             };
+            stats.record_lag(Instant::now().into_std().saturating_duration_since(due));
+            let outcome = Box::pin(probe.check()).await;
+            drop(permit);
             core.handle_result(Instant::now().into_std(), outcome);
             stats.completed.fetch_add(1, Ordering::Relaxed);
             *lock(&shared.status) = Some((core.is_up(), core.weight()));
@@ -395,18 +400,6 @@ fn run_check<K: Clone + Send + Sync + 'static>(
             }
         }
     }
-}
-
-/// Waits for a permit, records the scheduling lag, runs the probe.
-async fn probe_with_permit(
-    probe: &Probe,
-    semaphore: &Semaphore,
-    stats: &Stats,
-    due: std::time::Instant,
-) -> Option<crate::state::Outcome> {
-    let _permit = semaphore.acquire().await.ok()?;
-    stats.record_lag(Instant::now().into_std().saturating_duration_since(due));
-    Some(probe.check().await)
 }
 
 /// Sends `event` to every subscriber; false if the receiver is gone.
