@@ -6,9 +6,10 @@
 //! then `regex` / `regex_no_match`. The check passes only if every url
 //! passes. All urls share the check's one deadline.
 //!
-//! The request is keepalived's:
-//! `GET <path> HTTP/1.x\r\nUser-Agent: KeepAliveClient\r\nHost: <host>\r\n`
-//! plus `Connection: close` for `1.0C` and `1.1`.
+//! The request is keepalived's, byte for byte (check_http.c
+//! `request_template`): `GET <path> HTTP/1.x`, `User-Agent: KeepAliveClient`,
+//! `Connection: close` for `1.0C` and `1.1`, then `Host: <virtualhost>` or
+//! `Host: <ip>:<port>` (`[ip]:port` for IPv6).
 
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
@@ -410,7 +411,7 @@ fn request(spec: &HttpSpec, url: &UrlSpec) -> Vec<u8> {
         HttpVersion::V11 => ("1.1", "Connection: close\r\n"),
     };
     format!(
-        "GET {} HTTP/{v}\r\nUser-Agent: KeepAliveClient\r\nHost: {host}\r\n{close}\r\n",
+        "GET {} HTTP/{v}\r\nUser-Agent: KeepAliveClient\r\n{close}Host: {host}\r\n\r\n",
         url.path
     )
     .into_bytes()
@@ -500,7 +501,15 @@ mod tests {
         spec.version(HttpVersion::V11).virtualhost("www.example");
         assert_eq!(
             request(&spec, &spec.urls[0]),
-            b"GET /a HTTP/1.1\r\nUser-Agent: KeepAliveClient\r\nHost: www.example\r\nConnection: close\r\n\r\n"
+            b"GET /a HTTP/1.1\r\nUser-Agent: KeepAliveClient\r\nConnection: close\r\nHost: www.example\r\n\r\n"
+        );
+        let v6 = HttpSpec::new(
+            ConnectSpec::new("[::1]:80".parse().unwrap()),
+            vec![UrlSpec::new("/")],
+        );
+        assert_eq!(
+            request(&v6, &v6.urls[0]),
+            b"GET / HTTP/1.0\r\nUser-Agent: KeepAliveClient\r\nHost: [::1]:80\r\n\r\n"
         );
         let mut u = UrlSpec::new("/b");
         u.virtualhost("url.example");
