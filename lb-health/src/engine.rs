@@ -235,6 +235,10 @@ impl<K: Clone + Eq + Send + Sync + 'static> Engine<K> {
     /// Replaces the configuration with `checks` (server, check) pairs.
     /// Every probe is validated first: on error nothing changes. Must be
     /// called within a tokio runtime.
+    ///
+    /// A server newly subscribed to a running check is sent the check's
+    /// current state at once if it has one; that send does not wait, so it
+    /// is dropped if the event channel is full (size it for a reload).
     pub fn reload(
         &mut self,
         checks: impl IntoIterator<Item = (K, CheckKey)>,
