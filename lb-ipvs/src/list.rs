@@ -154,24 +154,30 @@ fn largenum(out: &mut String, i: u64, format: &Format) {
     };
 }
 
-/// `print_sched_flags` (1.31: sh and mh have named flags).
+/// `print_sched_flags` of ipvsadm 1.31: sh and mh have named flags and
+/// never print `flag-3` (so `sh` with only SCHED3 lists as `sh ()`).
 fn sched_flags(scheduler: &str, flags: ServiceFlags) -> String {
-    let mut v = Vec::new();
-    let (f1, f2) = match scheduler {
-        "sh" => ("sh-fallback", "sh-port"),
-        "mh" => ("mh-fallback", "mh-port"),
-        _ => ("flag-1", "flag-2"),
+    let names: &[(u32, &str)] = match scheduler {
+        "sh" => &[
+            (ServiceFlags::SCHED1, "sh-fallback"),
+            (ServiceFlags::SCHED2, "sh-port"),
+        ],
+        "mh" => &[
+            (ServiceFlags::SCHED1, "mh-fallback"),
+            (ServiceFlags::SCHED2, "mh-port"),
+        ],
+        _ => &[
+            (ServiceFlags::SCHED1, "flag-1"),
+            (ServiceFlags::SCHED2, "flag-2"),
+            (ServiceFlags::SCHED3, "flag-3"),
+        ],
     };
-    if flags.has(ServiceFlags::SCHED1) {
-        v.push(f1);
-    }
-    if flags.has(ServiceFlags::SCHED2) {
-        v.push(f2);
-    }
-    if flags.has(ServiceFlags::SCHED3) {
-        v.push("flag-3");
-    }
-    v.join(",")
+    names
+        .iter()
+        .filter(|(bit, _)| flags.has(*bit))
+        .map(|(_, n)| *n)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// `print_title`.
