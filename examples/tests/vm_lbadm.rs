@@ -291,6 +291,16 @@ fn vm_lbadm_matches_ipvsadm_on_random_tables() {
         let (_, _, e1) = sh("ipvsadm -a -t 10.0.0.1:80");
         let (_, _, e2) = sh(&format!("{LBADM} -a -t 10.0.0.1:80"));
         assert_eq!(e2, e1);
+        // Without CAP_NET_ADMIN: a clear permission error naming the operation.
+        let (ok, _, e) = sh(&format!(
+            "setpriv --reuid 65534 --regid 65534 --clear-groups {LBADM} -A -t 10.0.0.2:80"
+        ));
+        assert!(!ok);
+        assert_eq!(
+            e,
+            "permission denied: add service -t 10.0.0.2:80 needs CAP_NET_ADMIN in the network \
+             namespace (run as root)\n"
+        );
     });
 }
 
