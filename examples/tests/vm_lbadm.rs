@@ -228,6 +228,20 @@ fn vm_lbadm_matches_ipvsadm_on_random_tables() {
                 let ours = must(&format!("{LBADM} {l}"));
                 assert_eq!(ours, theirs, "table {i}: `{l}` differs; rules:\n{text}");
             }
+            // One service (GET_SERVICE doit), with and without --stats.
+            let first = text.lines().next().unwrap();
+            let key = first
+                .trim_start_matches("-A ")
+                .split(" -s ")
+                .next()
+                .unwrap();
+            for l in [format!("-L -n {key}"), format!("-L -n --stats {key}")] {
+                assert_eq!(
+                    must(&format!("{LBADM} {l}")),
+                    must(&format!("ipvsadm {l}")),
+                    "table {i}: `{l}`"
+                );
+            }
             // Our parser of the same restore text builds the same table
             // (thresholds included).
             let by_ipvsadm = must("ipvsadm -S -n; ipvsadm -L -n --thresholds");
@@ -263,6 +277,33 @@ fn vm_lbadm_matches_ipvsadm_on_random_tables() {
             let again = lb_ipvs::save::parse_table(&lb_ipvs::save::emit(&table)).unwrap();
             assert_eq!(again.canonical(), table.canonical(), "table {i}");
         }
+        // Connection listings (a local connection attempt makes entries).
+        must(
+            "ipvsadm -C && ipvsadm -A -t 10.0.0.1:80 -p 60 && ipvsadm -a -t 10.0.0.1:80 -r 10.0.0.2:80 -m",
+        );
+        let _ = std::net::TcpStream::connect_timeout(
+            &"10.0.0.1:80".parse().unwrap(),
+            Duration::from_millis(200),
+        );
+        for l in ["-L -c -n", "-L -c -n --persistent-conn"] {
+            let strip = |s: String| -> Vec<String> {
+                // Expiry seconds may tick between the two reads.
+                s.lines()
+                    .map(|l| {
+                        l.split_whitespace()
+                            .filter(|w| !(w.len() == 5 && w.as_bytes()[2] == b':'))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .collect()
+            };
+            assert_eq!(
+                strip(must(&format!("{LBADM} {l}"))),
+                strip(must(&format!("ipvsadm {l}"))),
+                "{l}"
+            );
+        }
+        assert!(must("ipvsadm -L -c -n").lines().count() >= 3);
         // Timeouts and daemons listings, and errors on stderr.
         must("ipvsadm --set 901 121 301");
         assert_eq!(
