@@ -54,6 +54,13 @@ impl Files {
     }
 
     /// Builds a resolver from the text of a hosts and a services file.
+    ///
+    /// ```
+    /// use lb_ipvs::{list::{Files, Resolver}, Protocol};
+    /// let r = Files::from_text("127.0.0.1 localhost\n", "http 80/tcp www\n");
+    /// assert_eq!(r.service(80, Protocol::Tcp).as_deref(), Some("http"));
+    /// assert_eq!(r.host(&"127.0.0.1".parse().unwrap()).as_deref(), Some("localhost"));
+    /// ```
     pub fn from_text(hosts_file: &str, services_file: &str) -> Self {
         let mut hosts = HashMap::new();
         for line in hosts_file.lines() {
