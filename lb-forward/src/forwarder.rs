@@ -21,7 +21,7 @@ use crate::error::{ConfigError, ParseError};
 use crate::icmp::{self, IcmpError};
 use crate::parse::{FlowKey, Parsed, Quoted, parse};
 use crate::rewrite;
-use crate::sched::{ConnCounts, DestIndex, Scheduler};
+use crate::sched::{ConnCounts, ConnEvent, ConnKind, DestIndex, Scheduler};
 use crate::state::{Dir, State, Timeouts, tcp_next};
 use crate::tunnel::{self, TunnelKind};
 use crate::wire::{self, ipv4, ipv6, proto, tcp_flags};
@@ -492,7 +492,11 @@ impl<S: Scheduler> Forwarder<S> {
         }
         self.conns.set_dest(id, addr, cfg.port);
         if let Some(s) = self.services[usize::from(svc)].as_mut() {
-            s.sched.dest_changed(id, Some(cfg.weight));
+            s.sched.dest_changed(
+                id,
+                std::net::SocketAddr::new(cfg.addr, cfg.port),
+                Some(cfg.weight),
+            );
         }
         Ok(id)
     }
@@ -507,9 +511,12 @@ impl<S: Scheduler> Forwarder<S> {
             .filter(|x| x.available);
         let dest = dest.ok_or(ConfigError::NoDest(d))?;
         dest.cfg.weight = weight;
-        let svc = dest.svc;
+        let (svc, sa) = (
+            dest.svc,
+            std::net::SocketAddr::new(dest.cfg.addr, dest.cfg.port),
+        );
         if let Some(s) = self.services[usize::from(svc)].as_mut() {
-            s.sched.dest_changed(d, Some(weight));
+            s.sched.dest_changed(d, sa, Some(weight));
         }
         Ok(())
     }
@@ -530,9 +537,12 @@ impl<S: Scheduler> Forwarder<S> {
             return;
         };
         dest.available = false;
-        let svc = dest.svc;
+        let (svc, sa) = (
+            dest.svc,
+            std::net::SocketAddr::new(dest.cfg.addr, dest.cfg.port),
+        );
         if let Some(s) = self.services[usize::from(svc)].as_mut() {
-            s.sched.dest_changed(d, None);
+            s.sched.dest_changed(d, sa, None);
         }
         if self.cfg.expire_nodest_conn {
             // As ip_vs_expire_nodest_conn_flush: drop its connections now.
@@ -622,27 +632,20 @@ impl<S: Scheduler> Forwarder<S> {
                 }
             }
         }
+        let kind = if template {
+            ConnKind::Template
+        } else if e.flags & flags::INACTIVE != 0 {
+            ConnKind::Inactive
+        } else {
+            ConnKind::Active
+        };
+        self.conn_event(e.dest, ConnEvent::Unbound(kind));
         if let Some(dest) = self
             .dests
             .get_mut(usize::from(e.dest))
             .and_then(Option::as_mut)
         {
-            if template {
-                dest.counts.persist = dest.counts.persist.saturating_sub(1);
-            } else if e.flags & flags::INACTIVE != 0 {
-                dest.counts.inactive = dest.counts.inactive.saturating_sub(1);
-            } else {
-                dest.counts.active = dest.counts.active.saturating_sub(1);
-            }
             dest.refs = dest.refs.saturating_sub(1);
-            let (svc, counts) = (dest.svc, dest.counts);
-            if let Some(s) = self
-                .services
-                .get_mut(usize::from(svc))
-                .and_then(Option::as_mut)
-            {
-                s.sched.conn_changed(e.dest, counts);
-            }
         }
         self.conns.remove(id);
         self.stats.conns_expired += 1;
@@ -758,19 +761,7 @@ impl<S: Scheduler> Forwarder<S> {
                 } else {
                     fl &= !flags::INACTIVE;
                 }
-                if let Some(d) = self.dests[usize::from(e.dest)].as_mut() {
-                    if now_inactive {
-                        d.counts.active -= 1;
-                        d.counts.inactive += 1;
-                    } else {
-                        d.counts.inactive -= 1;
-                        d.counts.active += 1;
-                    }
-                    let (svc, c) = (d.svc, d.counts);
-                    if let Some(s) = self.services[usize::from(svc)].as_mut() {
-                        s.sched.conn_changed(e.dest, c);
-                    }
-                }
+                self.conn_event(e.dest, ConnEvent::SetActive(!now_inactive));
             }
         }
         let en = self.conns.get_mut(id);
@@ -1037,7 +1028,9 @@ impl<S: Scheduler> Forwarder<S> {
             dest: d,
             svc,
             state: state as u8,
-            flags: if nat { 0 } else { flags::NOOUTPUT },
+            // Every new connection starts inactive (the kernel's
+            // __ip_vs_update_dest puts IP_VS_CONN_F_INACTIVE in conn_flags).
+            flags: flags::INACTIVE | if nat { 0 } else { flags::NOOUTPUT },
             index_out: nat,
             expires: now_ms.wrapping_add(3000),
         };
@@ -1046,13 +1039,9 @@ impl<S: Scheduler> Forwarder<S> {
         };
         self.stats.conns_created += 1;
         if let Some(x) = self.dests[usize::from(d)].as_mut() {
-            x.counts.active += 1;
             x.refs += 1;
-            let c = x.counts;
-            if let Some(s) = self.services[usize::from(svc)].as_mut() {
-                s.sched.conn_changed(d, c);
-            }
         }
+        self.conn_event(d, ConnEvent::Bound(ConnKind::Inactive));
         self.forward_in(now_ms, id, p, frame, out)
     }
 
@@ -1106,13 +1095,29 @@ impl<S: Scheduler> Forwarder<S> {
             expires: timeout,
         };
         if let Some(t) = self.conns.insert(n) {
-            x.counts.persist += 1;
             x.refs += 1;
             if controls {
                 self.conns.get_mut(t).n_control = 1;
             }
+            self.conn_event(d, ConnEvent::Bound(ConnKind::Template));
         }
         Some(d)
+    }
+
+    /// Counts a connection event on a destination and tells its scheduler.
+    fn conn_event(&mut self, d: DestIndex, ev: ConnEvent) {
+        let Some(dest) = self.dests.get_mut(usize::from(d)).and_then(Option::as_mut) else {
+            return;
+        };
+        dest.counts.apply(ev);
+        let svc = dest.svc;
+        if let Some(s) = self
+            .services
+            .get_mut(usize::from(svc))
+            .and_then(Option::as_mut)
+        {
+            s.sched.conn_event(d, ev);
+        }
     }
 }
 

@@ -495,3 +495,79 @@ proptest! {
         let _ = (l.svc, l.v6);
     }
 }
+
+#[test]
+fn lb_sched_wlc_through_the_adapter() {
+    // Input: 6 UDP flows to a wlc service (lb-sched via LbSched) with
+    // weights 1 and 2. Output: lb-sched's own counters match the
+    // forwarder's, and the flows split 2:4 as wlc's weighted counts dictate.
+    use lb_forward::lbsched::LbSched;
+    use lb_sched::{Protocol, SchedulerKind, Service, ServiceFlags, SplitMix64};
+    let now = Instant::now();
+    let mut fwd: Forwarder<LbSched> = Forwarder::new(Config::default(), now);
+    let port = fwd.add_port(Port {
+        mac: DIR_MAC,
+        mtu: 1500,
+        v4: None,
+        v6: None,
+    });
+    fwd.set_gateway(false, CLIENT_MAC, port);
+    let rips = [rip(false, 0), rip(false, 1)];
+    for (i, r) in rips.iter().enumerate() {
+        fwd.set_neighbour(*r, RS_MACS[i], port);
+    }
+    let vip_sa = std::net::SocketAddr::new(vip(false), 80);
+    let key = lb_sched::ServiceKey::Addr {
+        protocol: Protocol::Udp,
+        addr: vip_sa,
+    };
+    let inner = Service::new(key, ServiceFlags::NONE, SchedulerKind::Wlc, now).unwrap();
+    let svc = fwd
+        .add_service(
+            ServiceConfig {
+                key: ServiceKey::Addr {
+                    proto: 17,
+                    addr: vip(false).into(),
+                    port: 80,
+                },
+                persistence: None,
+                one_packet: false,
+            },
+            LbSched::new(inner, SplitMix64::new(1)),
+        )
+        .unwrap();
+    let d: Vec<u16> = rips
+        .iter()
+        .zip([1, 2])
+        .map(|(r, w)| {
+            fwd.add_dest(
+                svc,
+                DestConfig {
+                    addr: *r,
+                    port: 80,
+                    method: Method::Dr,
+                    weight: w,
+                },
+            )
+            .unwrap()
+        })
+        .collect();
+    let mut per = [0usize; 2];
+    for c in 0..6u8 {
+        let mut f = pkt(false, c, 1000, L4::Udp, b"x");
+        let mut out = vec![0u8; 2048];
+        let v = fwd.process(now, &mut f, &mut out);
+        assert!(matches!(v, Verdict::Transmit { .. }));
+        per[RS_MACS.iter().position(|m| f[..6] == *m).unwrap()] += 1;
+    }
+    assert_eq!(per, [2, 4]);
+    let s = fwd.scheduler(svc).unwrap().service();
+    for (i, id) in d.iter().enumerate() {
+        let ours = fwd.dest_counts(*id).unwrap();
+        let theirs = s.dests().find(|(_, x)| x.addr().ip() == rips[i]).unwrap().1;
+        assert_eq!(
+            (ours.active, ours.inactive),
+            (theirs.active_conns(), theirs.inactive_conns())
+        );
+    }
+}
