@@ -767,7 +767,7 @@ impl<S: Scheduler> Forwarder<S> {
         let en = self.conns.get_mut(id);
         en.state = state as u8;
         en.flags = fl;
-        let t = ms(self.cfg.timeouts.get(state));
+        let t = self.cfg.timeouts.get_ms(state);
         self.conns.set_expires(id, now_ms.wrapping_add(t));
     }
 
@@ -845,7 +845,11 @@ impl<S: Scheduler> Forwarder<S> {
                     src,
                     dst: dest.addr,
                     ip_id: self.ip_id,
-                    sport: flow_port(&p.flow),
+                    sport: if matches!(kind, TunnelKind::Gue { .. }) {
+                        flow_port(&p.flow)
+                    } else {
+                        0
+                    },
                 };
                 if out.len() < e {
                     return Verdict::Drop(DropReason::OutTooSmall);
@@ -947,7 +951,7 @@ impl<S: Scheduler> Forwarder<S> {
             if !dest.available {
                 return Verdict::Drop(DropReason::DestUnavailable);
             }
-            let t = ms(self.cfg.timeouts.get(State::from_u8(e.state)));
+            let t = self.cfg.timeouts.get_ms(State::from_u8(e.state));
             self.conns.set_expires(id, now_ms.wrapping_add(t));
             return self.send_to_dest(&dest, e.vport, p, frame, out);
         }
@@ -1132,16 +1136,14 @@ fn mask_client(a: &Addr, p: Persistence) -> Addr {
 /// A source port for GUE from the flow (as `udp_flow_src_port`: within
 /// the default ephemeral range 32768–60999).
 fn flow_port(f: &FlowKey) -> u16 {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in f
-        .src
-        .0
-        .iter()
-        .chain(f.dst.0.iter())
-        .chain(f.sport.to_be_bytes().iter())
-        .chain(f.dport.to_be_bytes().iter())
-    {
-        h = (h ^ u32::from(*b)).wrapping_mul(0x0100_0193);
-    }
+    let w = |a: &Addr| {
+        let (mut lo, mut hi) = ([0u8; 8], [0u8; 8]);
+        lo.copy_from_slice(&a.0[..8]);
+        hi.copy_from_slice(&a.0[8..]);
+        u64::from_le_bytes(lo) ^ u64::from_le_bytes(hi).rotate_left(23)
+    };
+    let x = w(&f.src) ^ w(&f.dst).rotate_left(41) ^ (u64::from(f.sport) << 16 | u64::from(f.dport));
+    let m = u128::from(x ^ 0x9e37_79b9_7f4a_7c15) * 0xff51_afd7_ed55_8ccd;
+    let h = (m as u64) ^ ((m >> 64) as u64);
     32768 + (h % (60999 - 32768 + 1)) as u16
 }
