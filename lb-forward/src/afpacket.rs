@@ -466,7 +466,8 @@ impl TxBatch {
     }
 }
 
-/// Waits until one of `socks` has a block ready or `timeout_ms` passes.
+/// Waits until one of `socks` (at most the first 8) has a block ready or
+/// `timeout_ms` passes.
 pub fn wait_any(socks: &[PacketSocket], timeout_ms: i32) -> Result<(), IoError> {
     if socks.iter().any(PacketSocket::ready) {
         return Ok(());
