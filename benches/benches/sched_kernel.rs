@@ -10,6 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use lb_sched::RandomSource as _;
 use lb_sched::ipvs::scan;
 use lb_sched::{
     ConnKind, Dest, DestConfig, DestId, PacketInfo, Protocol, SchedulerConfig, SchedulerKind,
