@@ -85,3 +85,27 @@ pub fn run<S: Scheduler>(
     }
     Ok(stats)
 }
+
+/// Fills the forwarder's neighbour table from the kernel's ARP table
+/// (`/proc/thread-self/net/arp`, so the calling thread's network
+/// namespace): each complete entry on one of `ports` (interface name,
+/// port) becomes a neighbour on that port. Returns how many were loaded.
+/// Call it at start and now and then; IPv6 neighbours are not covered.
+pub fn load_arp_neighbours<S: Scheduler>(
+    fwd: &mut Forwarder<S>,
+    ports: &[(&str, crate::forwarder::PortId)],
+) -> Result<usize, IoError> {
+    let text =
+        std::fs::read_to_string("/proc/thread-self/net/arp").map_err(|source| IoError::Sys {
+            call: "read(/proc/thread-self/net/arp)",
+            source,
+        })?;
+    let mut n = 0;
+    for e in crate::neigh::parse_proc_arp(&text) {
+        if let Some(&(_, port)) = ports.iter().find(|(name, _)| *name == e.dev) {
+            fwd.set_neighbour(e.ip.into(), e.mac, port);
+            n += 1;
+        }
+    }
+    Ok(n)
+}

@@ -359,6 +359,13 @@ impl<S: Scheduler> Forwarder<S> {
         }
     }
 
+    /// The next hop recorded for `addr` (exact entry, else the family's
+    /// gateway).
+    #[must_use]
+    pub fn neighbour(&self, addr: IpAddr) -> Option<(Mac, PortId)> {
+        self.next_hop(&addr.into())
+    }
+
     /// Sets the default router of a family (used when a next hop has no
     /// neighbour entry).
     pub fn set_gateway(&mut self, v6: bool, mac: Mac, port: PortId) {

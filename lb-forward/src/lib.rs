@@ -30,6 +30,7 @@ pub mod error;
 pub mod forwarder;
 pub mod icmp;
 pub mod lbsched;
+pub mod neigh;
 pub mod parse;
 pub mod rewrite;
 pub mod sched;

@@ -571,3 +571,70 @@ fn lb_sched_wlc_through_the_adapter() {
         );
     }
 }
+
+#[test]
+fn fwmark_service_with_persistence_spans_protocols_and_ports() {
+    // Input: mark rules give TCP :443 and UDP :53 to VIP the mark 7; a
+    // persistent fwmark service on mark 7 with 3 servers. Output: one
+    // client's flows of both protocols land on one server (one template,
+    // as IPVS keys fwmark templates on <IPPROTO_IP, caddr, fwmark>); the
+    // plain :80 service is unaffected.
+    use lb_forward::classify::{FwmarkRule, Prefix};
+    let mut l = lab(Config::default(), false, 6, Method::Dr, 3, None);
+    let vipa: Addr = vip(false).into();
+    for (proto, port) in [(6u8, 443u16), (17, 53)] {
+        l.fwd.add_fwmark_rule(FwmarkRule {
+            proto: Some(proto),
+            src: None,
+            dst: Some(Prefix::new(vipa, 32)),
+            dports: port..=port,
+            mark: 7,
+        });
+    }
+    let msvc = l
+        .fwd
+        .add_service(
+            ServiceConfig {
+                key: ServiceKey::Fwmark(7),
+                persistence: Some(Persistence::default()),
+                one_packet: false,
+            },
+            RoundRobin::default(),
+        )
+        .unwrap();
+    for i in 0..3 {
+        l.fwd
+            .add_dest(
+                msvc,
+                DestConfig {
+                    addr: rip(false, i),
+                    port: 0,
+                    method: Method::Dr,
+                    weight: 1,
+                },
+            )
+            .unwrap();
+    }
+    let (IpAddr::V4(c), IpAddr::V4(v)) = (client(false, 5), vip(false)) else {
+        unreachable!()
+    };
+    let mut seen = Vec::new();
+    for (l4, port, sport) in [
+        (L4::Tcp(SYN), 443, 1000),
+        (L4::Udp, 53, 1001),
+        (L4::Tcp(SYN), 443, 1002),
+        (L4::Udp, 53, 1003),
+    ] {
+        let mut f = frame4(c.octets(), sport, v.octets(), port, l4, b"");
+        let (verdict, out) = l.send(&mut f);
+        assert!(matches!(verdict, Verdict::Transmit { .. }), "{verdict:?}");
+        seen.push(l.which(&out));
+    }
+    assert!(seen.iter().all(|&s| s == seen[0]), "{seen:?}");
+    let templates = l.fwd.conns(l.now).filter(|c| c.template).count();
+    assert_eq!(templates, 1);
+    // :80 still goes to the address service (its rr starts at server 0).
+    let mut f = pkt(false, 5, 2000, L4::Tcp(SYN), b"");
+    let (_, out) = l.send(&mut f);
+    assert_eq!(l.which(&out), 0);
+}

@@ -103,3 +103,39 @@ fn netns_afpacket_fanout_spreads_flows() {
         );
     }
 }
+
+#[test]
+fn netns_load_arp_neighbours_from_the_kernel() {
+    use lb_forward::forwarder::{Config, Forwarder, Port};
+    use lb_forward::sched::RoundRobin;
+    let Some(lab) = lab_or_skip!("arp") else {
+        return;
+    };
+    let a = lab.add_host("a").unwrap();
+    let b = lab.add_host("b").unwrap();
+    lab.link(&a, "eth0", &b, "eth0").unwrap();
+    a.add_addr("eth0", std::net::Ipv4Addr::new(10, 9, 1, 1), 24)
+        .unwrap();
+    b.add_addr("eth0", std::net::Ipv4Addr::new(10, 9, 1, 2), 24)
+        .unwrap();
+    b.ping(std::net::Ipv4Addr::new(10, 9, 1, 1)).unwrap();
+    let a_mac = a.mac("eth0").unwrap();
+    let (n, hop) = b
+        .run_in(|| {
+            let mut fwd: Forwarder<RoundRobin> = Forwarder::new(Config::default(), Instant::now());
+            let p = fwd.add_port(Port {
+                mac: [2; 6],
+                mtu: 1500,
+                v4: None,
+                v6: None,
+            });
+            let n = lb_forward::driver::load_arp_neighbours(&mut fwd, &[("eth0", p)]);
+            (
+                n,
+                fwd.neighbour(std::net::Ipv4Addr::new(10, 9, 1, 1).into()),
+            )
+        })
+        .unwrap();
+    assert_eq!(n.unwrap(), 1);
+    assert_eq!(hop, Some((a_mac, 0)));
+}
