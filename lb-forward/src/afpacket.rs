@@ -101,7 +101,22 @@ const PKT_MAC: usize = 24;
 
 impl PacketSocket {
     /// Opens a socket on interface `ifname` (in the calling thread's
-    /// network namespace) with a receive ring.
+    /// network namespace) with a receive ring. Needs `CAP_NET_RAW`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use lb_forward::afpacket::{PacketSocket, RingConfig, TxBatch, wait_any};
+    /// let sock = PacketSocket::open("eth0", RingConfig::default())?;
+    /// let mut batch = TxBatch::new(2048);
+    /// wait_any(std::slice::from_ref(&sock), 100)?;
+    /// sock.recv_block(|frame| {
+    ///     frame[..6].copy_from_slice(&[0xff; 6]); // rewrite in place...
+    ///     batch.push(frame); // ...and queue it
+    /// });
+    /// sock.send(&mut batch)?;
+    /// # Ok::<(), lb_forward::IoError>(())
+    /// ```
     pub fn open(ifname: &str, cfg: RingConfig) -> Result<Self, IoError> {
         let name = CString::new(ifname).map_err(|_| IoError::NoInterface(ifname.to_owned()))?;
         // SAFETY: `name` is a valid NUL-terminated string.

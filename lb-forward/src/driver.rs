@@ -27,6 +27,21 @@ pub struct LoopStats {
 /// connections every 100 ms. `control` runs between batches (at least every
 /// 50 ms), the place to apply configuration changes (weights, destinations)
 /// that arrive from elsewhere, e.g. over a channel.
+///
+/// # Examples
+///
+/// ```no_run
+/// use lb_forward::afpacket::{PacketSocket, RingConfig};
+/// use lb_forward::{Config, Forwarder, Port, sched::RoundRobin};
+/// use std::sync::atomic::AtomicBool;
+/// let socks = [PacketSocket::open("eth0", RingConfig::default())?];
+/// let mut fwd: Forwarder<RoundRobin> = Forwarder::new(Config::default(), std::time::Instant::now());
+/// fwd.add_port(Port { mac: socks[0].mac(), mtu: socks[0].mtu()?, v4: None, v6: None });
+/// // ... services, destinations, neighbours ...
+/// let stop = AtomicBool::new(false);
+/// let stats = lb_forward::driver::run(&mut fwd, &socks, &stop, |_fwd| {})?;
+/// # Ok::<(), lb_forward::IoError>(())
+/// ```
 pub fn run<S: Scheduler>(
     fwd: &mut Forwarder<S>,
     socks: &[PacketSocket],
