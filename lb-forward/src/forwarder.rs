@@ -52,6 +52,11 @@ pub struct Config {
     pub expire_quiescent_template: bool,
     /// Hash seed of the connection table; draw it at random.
     pub hash_seed: u64,
+    /// `conn_reuse_mode`: bit 0 reschedules a SYN that reuses the ports of
+    /// a connection in TIME_WAIT or CLOSE; bit 1 also one in FIN_WAIT
+    /// whose replies bypass the director (DR/TUN). Default 1, as in the
+    /// kernel; 0 keeps such SYNs on the old destination.
+    pub conn_reuse_mode: u8,
 }
 
 impl Default for Config {
@@ -62,6 +67,7 @@ impl Default for Config {
             expire_nodest_conn: false,
             expire_quiescent_template: false,
             hash_seed: 0x5eed_1b05_0000_0001,
+            conn_reuse_mode: 1,
         }
     }
 }
@@ -711,15 +717,24 @@ impl<S: Scheduler> Forwarder<S> {
                 self.drop_conn(id);
                 return self.new_flow(now, now_ms, &p, frame, out);
             }
+            // ip_vs_in: a SYN (is_new_conn) on an existing entry is
+            // rescheduled when its dest is quiesced (with expire_nodest_conn)
+            // or when the old connection is over (conn_reuse_mode,
+            // is_new_conn_expected); never for a persistence-controlled one.
             let syn = p.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN;
-            if syn
-                && self.cfg.expire_nodest_conn
-                && dest.cfg.weight == 0
-                && self.persistence(e.svc).is_none()
-            {
-                // ip_vs_in: a new connection to a quiesced dest is rescheduled.
-                self.drop_conn(id);
-                return self.new_flow(now, now_ms, &p, frame, out);
+            if syn && f.proto == proto::TCP && self.persistence(e.svc).is_none() {
+                let st = State::from_u8(e.state);
+                let mode = self.cfg.conn_reuse_mode;
+                let expected = mode != 0
+                    && (st == State::TimeWait
+                        || st == State::Close
+                        || (mode & 2 != 0
+                            && st == State::FinWait
+                            && e.flags & flags::NOOUTPUT != 0));
+                if (self.cfg.expire_nodest_conn && dest.cfg.weight == 0) || expected {
+                    self.drop_conn(id);
+                    return self.new_flow(now, now_ms, &p, frame, out);
+                }
             }
             return self.forward_in(now_ms, id, &p, frame, out);
         }

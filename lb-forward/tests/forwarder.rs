@@ -638,3 +638,84 @@ fn fwmark_service_with_persistence_spans_protocols_and_ports() {
     let (_, out) = l.send(&mut f);
     assert_eq!(l.which(&out), 0);
 }
+
+#[test]
+fn conn_reuse_mode_reschedules_a_syn_after_close() {
+    // Input: a TCP connection to server 0 reset (state CLOSE), then
+    // a new SYN from the same client port. Output: with conn_reuse_mode 1
+    // (the default) the SYN is scheduled afresh (rr moves on to server 1);
+    // with 0 it stays on server 0.
+    const RST: u8 = 0x04;
+    for mode in [1u8, 0] {
+        let mut cfg = Config::default();
+        cfg.conn_reuse_mode = mode;
+        let mut l = lab(cfg, false, 6, Method::Dr, 2, None);
+        let mut f = pkt(false, 1, 40000, L4::Tcp(SYN), b"");
+        let (_, out) = l.send(&mut f);
+        assert_eq!(l.which(&out), 0);
+        // (A RST in SYN_RECV keeps SYN_RECV in the kernel's table; establish first.)
+        let mut f = pkt(false, 1, 40000, L4::Tcp(ACK), b"");
+        let _ = l.send(&mut f);
+        let mut f = pkt(false, 1, 40000, L4::Tcp(RST), b"");
+        let _ = l.send(&mut f);
+        assert_eq!(l.fwd.conns(l.now).next().unwrap().state, State::Close);
+        let mut f = pkt(false, 1, 40000, L4::Tcp(SYN), b"");
+        let (_, out) = l.send(&mut f);
+        assert_eq!(l.which(&out), if mode == 1 { 1 } else { 0 }, "mode {mode}");
+        assert_eq!(l.fwd.conn_count(), 1);
+    }
+}
+
+#[test]
+fn one_packet_scheduling_keeps_no_connection() {
+    // Input: a UDP service with --ops; 4 datagrams of one flow.
+    // Output: each is scheduled on its own (rr alternates), no conn kept.
+    let now = Instant::now();
+    let mut fwd: Forwarder<RoundRobin> = Forwarder::new(Config::default(), now);
+    let port = fwd.add_port(Port {
+        mac: DIR_MAC,
+        mtu: 1500,
+        v4: None,
+        v6: None,
+    });
+    let key = ServiceKey::Addr {
+        proto: 17,
+        addr: vip(false).into(),
+        port: 80,
+    };
+    let svc = fwd
+        .add_service(
+            ServiceConfig {
+                key,
+                persistence: None,
+                one_packet: true,
+            },
+            RoundRobin::default(),
+        )
+        .unwrap();
+    for i in 0..2 {
+        fwd.set_neighbour(rip(false, i), RS_MACS[i], port);
+        fwd.add_dest(
+            svc,
+            DestConfig {
+                addr: rip(false, i),
+                port: 80,
+                method: Method::Dr,
+                weight: 1,
+            },
+        )
+        .unwrap();
+    }
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        let mut f = pkt(false, 1, 5000, L4::Udp, b"x");
+        let mut out = vec![0u8; 2048];
+        assert!(matches!(
+            fwd.process(now, &mut f, &mut out),
+            Verdict::Transmit { .. }
+        ));
+        got.push(RS_MACS.iter().position(|m| f[..6] == *m).unwrap());
+    }
+    assert_eq!(got, [0, 1, 0, 1]);
+    assert_eq!(fwd.conn_count(), 0);
+}
