@@ -14,10 +14,18 @@
 //! Client lines: `PROTO SRC:SPORT DST:DPORT [fwmark=N] [inactive]`, IPv6 in
 //! brackets, `#` comments and blank lines skipped. Connections stay open in
 //! file order, all at the same instant. A TCP or SCTP connection counts as
-//! active (established) unless marked `inactive` (only its SYN was seen);
-//! a UDP connection is always inactive, as the kernel never moves one to
-//! active. A one-packet (`-o`) UDP connection is gone once its packet is
-//! forwarded.
+//! active unless marked `inactive`; a UDP connection is always inactive, as
+//! the kernel never moves one to active. A one-packet (`-o`) UDP connection
+//! is gone once its packet is forwarded.
+//!
+//! Which TCP connections the kernel counts as inactive: the kernel binds a
+//! new connection inactive and its first packet moves it by
+//! `tcp_state_active()`, which in current kernels (the Debian 6.1 kernel the
+//! differential test runs, and mainline) is true for SYN_SENT, SYN_RECV and
+//! ESTABLISHED. So a connection that has only sent its SYN counts as
+//! **active**; `inactive` is for a closing one (FIN or RST seen: FIN_WAIT,
+//! TIME_WAIT, CLOSE, ...). Kernels from before `tcp_state_active()` counted
+//! only ESTABLISHED as active; there, mark SYN-only connections `inactive`.
 //!
 //! ```
 //! use lb_examples::lbsim::Sim;
@@ -76,7 +84,7 @@ pub struct Client {
     pub dst: SocketAddr,
     /// Packet mark (`fwmark=N`), 0 for none.
     pub fwmark: u32,
-    /// Marked `inactive`: only the SYN was seen.
+    /// Marked `inactive`: counted inactive (a closing TCP connection).
     pub inactive: bool,
 }
 
