@@ -26,14 +26,14 @@ use lb_vrrp::{Config, Event, State, VirtualRouter};
 const LINKS: usize = 4;
 const WARMUP: Duration = Duration::from_secs(3);
 
-/// utime + stime of this process, in clock ticks (USER_HZ, 100 on Linux).
-fn cpu_ticks() -> u64 {
+/// (utime, stime) of this process, in clock ticks (USER_HZ, 100 on Linux).
+fn cpu_ticks() -> (u64, u64) {
     let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
     // Fields after the command name (which ends with the last ')').
     let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
     let f: Vec<&str> = rest.split_whitespace().collect();
     // utime and stime are fields 14 and 15 of the whole line, 12 and 13 here (0-based 11, 12).
-    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+    (f[11].parse().unwrap(), f[12].parse().unwrap())
 }
 
 fn child(role: &str, count: usize, secs: u64) {
@@ -65,14 +65,8 @@ fn child(role: &str, count: usize, secs: u64) {
         let changes = Arc::new(AtomicUsize::new(0));
         let (s2, c2) = (Arc::clone(&states), Arc::clone(&changes));
         d.on_event(move |i, _, ev| {
-            if std::env::var_os("VRRP_SCALE_DEBUG").is_some() {
-                eprintln!("{i} {ev:?}");
-            }
             if let Event::StateChanged { to, .. } = ev {
                 s2.lock().unwrap()[i] = *to;
-                if std::env::var_os("VRRP_SCALE_DEBUG").is_some() {
-                    eprintln!("{i} {ev:?}");
-                }
                 c2.fetch_add(1, Ordering::Relaxed);
             }
         });
@@ -88,18 +82,26 @@ fn child(role: &str, count: usize, secs: u64) {
             let st = states.lock().unwrap();
             let masters = st.iter().filter(|s| **s == State::Master).count();
             let backups = st.iter().filter(|s| **s == State::Backup).count();
-            ((c1 - c0) as f64 / 100.0 / wall, masters, backups, flaps)
+            let share = |t: u64| t as f64 / 100.0 / wall * 100.0;
+            (
+                share(c1.0 - c0.0 + c1.1 - c0.1),
+                share(c1.0 - c0.0),
+                share(c1.1 - c0.1),
+                masters,
+                backups,
+                flaps,
+            )
         });
         d.run(tokio::time::sleep(
             WARMUP + Duration::from_secs(secs) + Duration::from_millis(500),
         ))
         .await
         .unwrap();
-        let (share, masters, backups, flaps) = report.join().unwrap();
+        let (total, user, sys, masters, backups, flaps) = report.join().unwrap();
         println!(
             "{role}: {count} instances ({masters} Master, {backups} Backup, \
-             {flaps} state changes while measuring), {secs} s: CPU {:.2} % of one core",
-            share * 100.0
+             {flaps} state changes while measuring), {secs} s: CPU {total:.2} % of one core \
+             (user {user:.2} %, system {sys:.2} %)"
         );
     });
 }

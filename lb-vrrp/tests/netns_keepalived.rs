@@ -975,3 +975,63 @@ fn netns_keepalived_matrix_v3_ipv6() {
         },
     );
 }
+
+/// keepalived is Master (higher priority) and is SIGKILLed: lb-vrrpd takes
+/// the VIP within Master_Down_Interval + one interval.
+fn keepalived_killed(lab: &Lab, cell: Cell) {
+    let (a, b) = setup(lab);
+    let (_, _, interval_us) = cell.intervals();
+    let vip = cell.vip();
+    let mut ka = keepalived(lab, &b, cell.version, &cell.keepalived_instance(200, ""));
+    wait_for("keepalived Master", LIMIT, &[&ka], || has(&b, vip));
+    let ours = lb_owned(lab, &a, &cell.lb_args(100, &[]));
+    wait_for("lb-vrrpd Backup", LIMIT, &[&ours, &ka], || {
+        ours.log().contains("STATE Initialize Backup")
+    });
+    std::thread::sleep(Duration::from_micros(5 * interval_us));
+    assert!(!ours.log().contains("Master"), "{}", ours.log());
+    assert!(has(&b, vip) && !has(&a, vip), "VIP on b only");
+    ka.proc.kill().unwrap();
+    let took = wait_for(
+        "lb-vrrpd Master after SIGKILL",
+        LIMIT,
+        &[&ours, &ka],
+        || has(&a, vip),
+    );
+    let (version, units) = if cell.version == 2 {
+        (lb_vrrp::wire::Version::V2, 1)
+    } else {
+        (lb_vrrp::wire::Version::V3, 50)
+    };
+    let bound =
+        Duration::from_micros(lb_vrrp::timing::down_micros(version, 100, units) + interval_us);
+    assert!(took <= bound, "failover took {took:?}, bound {bound:?}");
+}
+
+#[test]
+fn netns_keepalived_v2_ipv4_failover_after_sigkill() {
+    let Some(lab) = lab_or_skip!("vrrpk2", "keepalived") else {
+        return;
+    };
+    keepalived_killed(
+        &lab,
+        Cell {
+            version: 2,
+            v6: false,
+        },
+    );
+}
+
+#[test]
+fn netns_keepalived_v3_ipv6_failover_after_sigkill() {
+    let Some(lab) = lab_or_skip!("vrrpk6", "keepalived") else {
+        return;
+    };
+    keepalived_killed(
+        &lab,
+        Cell {
+            version: 3,
+            v6: true,
+        },
+    );
+}
