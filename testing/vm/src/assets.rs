@@ -6,6 +6,7 @@
 //! <target>/vm/
 //!   lock                      held while preparing
 //!   current                   the kernel release in use, e.g. "6.1.0-56-amd64"
+//!   debs/                     the downloaded kernel package, kept for rebuilds
 //!   6.1.0-56-amd64/           published by an atomic rename once complete
 //!     vmlinuz
 //!     vmlinux                 extracted from vmlinuz when it has a PVH entry point
@@ -241,7 +242,7 @@ fn build(dir: &Path, package: &str, release: &str) -> Result<(), Error> {
     let _ = fs::remove_dir_all(&scratch);
     fs::create_dir_all(&scratch)
         .map_err(|e| Error::io(format!("create {}", scratch.display()), e))?;
-    let result = build_in(&scratch, package, release);
+    let result = build_in(dir, &scratch, package, release);
     if result.is_err() {
         let _ = fs::remove_dir_all(&scratch);
         return result;
@@ -257,40 +258,31 @@ fn build(dir: &Path, package: &str, release: &str) -> Result<(), Error> {
     })
 }
 
-fn build_in(scratch: &Path, package: &str, release: &str) -> Result<(), Error> {
-    // 1. download the .deb (updating stale package lists once if needed).
-    say(format_args!("apt-get download {package}"));
-    let download = |quiet: bool| {
-        let mut cmd = Command::new("apt-get");
-        cmd.current_dir(scratch).arg("download");
-        if running_as_root() {
-            // Root downloading into a directory `_apt` cannot write to: skip the sandbox.
-            cmd.args(["-o", "APT::Sandbox::User=root"]);
+fn build_in(dir: &Path, scratch: &Path, package: &str, release: &str) -> Result<(), Error> {
+    // 1. the .deb: the one kept from an earlier build of this package, else a
+    //    fresh download (updating stale package lists once if needed).
+    let debs = dir.join("debs");
+    let is_ours = |n: &str| n.starts_with(&format!("{package}_")) && n.ends_with(".deb");
+    let kept = find_file(&debs, is_ours).ok().flatten();
+    let deb = match kept {
+        Some(deb) => {
+            say(format_args!("reusing {}", deb.display()));
+            deb
         }
-        cmd.arg(package);
-        if quiet {
-            cmd.stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null());
-        }
-        run(&mut cmd, "apt-get download")
+        None => download(scratch, package, &debs)?,
     };
-    if download(true).is_err() {
-        apt_update()?;
-        download(false)?;
-    }
-    let deb = find_file(scratch, |n| n.ends_with(".deb"))?.ok_or_else(|| Error::Prepare {
-        step: "apt-get download",
-        detail: format!("no .deb in {}", scratch.display()),
-    })?;
 
     // 2. unpack it.
     say(format_args!("dpkg -x {}", deb.display()));
     let root = scratch.join("root");
-    run(
+    if let Err(e) = run(
         Command::new("dpkg").arg("-x").arg(&deb).arg(&root),
         "dpkg -x",
-    )?;
-    let _ = fs::remove_file(&deb);
+    ) {
+        // A damaged package is downloaded again next time.
+        let _ = fs::remove_file(&deb);
+        return Err(e);
+    }
     let vmlinuz = root.join("boot").join(format!("vmlinuz-{release}"));
     fs::rename(&vmlinuz, scratch.join("vmlinuz"))
         .map_err(|e| Error::io(format!("move {}", vmlinuz.display()), e))?;
@@ -332,6 +324,38 @@ fn build_in(scratch: &Path, package: &str, release: &str) -> Result<(), Error> {
         &scratch.join("READY"),
         format!("{}{package}\n", stamp()).as_bytes(),
     )
+}
+
+/// Downloads `package` and keeps it in `debs` (dropping older kernels' packages).
+fn download(scratch: &Path, package: &str, debs: &Path) -> Result<PathBuf, Error> {
+    say(format_args!("apt-get download {package}"));
+    let attempt = |quiet: bool| {
+        let mut cmd = Command::new("apt-get");
+        cmd.current_dir(scratch).arg("download");
+        if running_as_root() {
+            // Root downloading into a directory `_apt` cannot write to: skip the sandbox.
+            cmd.args(["-o", "APT::Sandbox::User=root"]);
+        }
+        cmd.arg(package);
+        if quiet {
+            cmd.stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+        }
+        run(&mut cmd, "apt-get download")
+    };
+    if attempt(true).is_err() {
+        apt_update()?;
+        attempt(false)?;
+    }
+    let deb = find_file(scratch, |n| n.ends_with(".deb"))?.ok_or_else(|| Error::Prepare {
+        step: "apt-get download",
+        detail: format!("no .deb in {}", scratch.display()),
+    })?;
+    let _ = fs::remove_dir_all(debs);
+    fs::create_dir_all(debs).map_err(|e| Error::io(format!("create {}", debs.display()), e))?;
+    let kept = debs.join(deb.file_name().unwrap_or_default());
+    fs::rename(&deb, &kept).map_err(|e| Error::io(format!("move {}", deb.display()), e))?;
+    Ok(kept)
 }
 
 fn build_initramfs(scratch: &Path, release: &str) -> Result<(), Error> {

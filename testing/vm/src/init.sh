@@ -89,7 +89,7 @@ while [ -z "$OUT" ] || [ -z "$ERR" ]; do
   done
   [ -n "$OUT" ] && [ -n "$ERR" ] && break
   i=$((i + 1))
-  [ $i -gt 500 ] && die "virtio-serial ports did not appear"
+  [ $i -gt 3000 ] && die "virtio-serial ports did not appear within 30 s"
   $B usleep 10000
 done
 

@@ -33,6 +33,10 @@
 //! A first argument configures the VM (time limit, shares, set-up commands):
 //! `in_vm!(|vm| vm.timeout(Duration::from_secs(60)), { ... })`.
 //!
+//! Every `in_vm!` test boots its own VM (~3 CPU-seconds). Checks that do not
+//! need a pristine kernel can share one boot: call them one after another from
+//! a single `vm_*` test.
+//!
 //! # Running a command
 //!
 //! ```no_run
@@ -150,6 +154,33 @@ pub fn run_test_in_vm(test_name: &str, configure: impl FnOnce(Vm) -> Vm) {
         stdout.contains("test result: ok. 1 passed"),
         "{test_name} did not run in the VM (is the name right?); its output:\n{stdout}"
     );
+}
+
+/// Runs `script` with `sh -c` and returns its stdout; panics with the script,
+/// exit status, stdout and stderr if it fails. Meant for test bodies inside the
+/// VM (`ipvsadm`, `ip`, `modprobe`), but works anywhere.
+///
+/// ```
+/// assert_eq!(lb_testing_vm::sh("echo hi; echo there"), "hi\nthere\n");
+/// ```
+///
+/// # Panics
+///
+/// When `sh` cannot be started or the script exits non-zero.
+pub fn sh(script: &str) -> String {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run sh: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "`{script}` failed ({})\n--- stdout ---\n{stdout}\n--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }
 
 /// Runs the enclosing test's body inside the kernel VM.

@@ -107,13 +107,24 @@ fn vm_time_limit_kills_a_hanging_command() {
 fn vm_own_test_runs_inside_with_kernel_ipvs() {
     lb_testing_vm::in_vm!({
         assert!(lb_testing_vm::in_vm(), "the body runs only inside the VM");
-        let st = Command::new("ipvsadm")
-            .args(["-A", "-u", "10.0.0.3:53", "-s", "rr"])
-            .status()
-            .unwrap();
-        assert!(st.success());
+        lb_testing_vm::sh("ipvsadm -A -u 10.0.0.3:53 -s rr");
         // The kernel's own view: /proc/net/ip_vs lists services in hex.
         let table = std::fs::read_to_string("/proc/net/ip_vs").unwrap();
         assert!(table.contains("UDP  0A000003:0035 rr"), "{table}");
     });
+}
+
+/// A wrong test name must not pass silently: libtest exits 0 when `--exact`
+/// matches nothing, so `run_test_in_vm` also checks that one test passed.
+#[test]
+fn vm_unknown_test_name_fails_instead_of_passing() {
+    if lb_testing_vm::in_vm() || vm_or_skip().is_none() {
+        return;
+    }
+    let panic = std::panic::catch_unwind(|| {
+        lb_testing_vm::run_test_in_vm("no_such_test", |vm| vm);
+    })
+    .expect_err("a test that does not exist cannot pass");
+    let msg = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains("did not run in the VM"), "{msg}");
 }
