@@ -213,7 +213,7 @@ fn vm_lbadm_matches_ipvsadm_on_random_tables() {
         let tables = std::env::var("LB_IPVS_VM_TABLES")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(25);
+            .unwrap_or(20);
         for i in 0..tables {
             let text = random_rules(&mut rng);
             std::fs::write(dir.join("rules"), &text).unwrap();
