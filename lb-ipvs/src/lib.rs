@@ -4,3 +4,21 @@
 //! It programs the kernel's IPVS tables (services, destinations, sync daemons,
 //! timeouts). It does **not** schedule or forward anything itself: the kernel
 //! does that.
+
+pub mod client;
+pub mod cmdline;
+pub mod conn;
+pub mod error;
+pub mod list;
+pub mod model;
+pub mod nl;
+pub mod ops;
+pub mod reconcile;
+pub mod save;
+pub mod sort;
+pub mod types;
+
+pub use client::Client;
+pub use error::Error;
+pub use ops::Op;
+pub use types::*;

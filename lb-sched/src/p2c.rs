@@ -13,52 +13,7 @@
 //! `active·256 + inactive`, in-flight requests): it is read through a closure
 //! so the scheduler holds no counters of its own.
 
-/// A source of uniformly distributed 64-bit words. Inject one per thread;
-/// nothing in this crate reads a global RNG.
-pub trait RandomSource {
-    /// The next uniformly random word.
-    fn next_u64(&mut self) -> u64;
-}
-
-impl<R: RandomSource + ?Sized> RandomSource for &mut R {
-    fn next_u64(&mut self) -> u64 {
-        (**self).next_u64()
-    }
-}
-
-/// SplitMix64 (Steele, Lea, Flood 2014): a tiny, fast, explicitly seeded
-/// generator. Statistical quality is ample for load balancing; it is not
-/// cryptographic, so do not use it where picks must be unpredictable.
-///
-/// ```
-/// use lb_sched::p2c::{RandomSource, SplitMix64};
-/// let mut a = SplitMix64::new(42);
-/// let mut b = SplitMix64::new(42);
-/// assert_eq!(a.next_u64(), b.next_u64());
-/// ```
-#[derive(Debug, Clone)]
-pub struct SplitMix64 {
-    state: u64,
-}
-
-impl SplitMix64 {
-    /// A generator from a seed.
-    #[must_use]
-    pub const fn new(seed: u64) -> Self {
-        Self { state: seed }
-    }
-}
-
-impl RandomSource for SplitMix64 {
-    #[inline]
-    fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
+pub use crate::rng::{RandomSource, SplitMix64};
 
 const ONE: u64 = 1 << 32;
 

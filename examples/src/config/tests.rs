@@ -1,0 +1,466 @@
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::*;
+
+fn ok(text: &str) -> Loaded {
+    parse_str("t.conf", text).unwrap_or_else(|e| panic!("unexpected error: {e}"))
+}
+
+fn fail(text: &str) -> ConfigError {
+    match parse_str("t.conf", text) {
+        Ok(l) => panic!("expected an error, got {:?}", l.config),
+        Err(e) => e,
+    }
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+const FWMARK_DR: &str = include_str!("../../configs/fwmark-dr.conf");
+const NAT_RR: &str = include_str!("../../configs/nat-rr.conf");
+const DR_PERSIST: &str = include_str!("../../configs/dr-persist.conf");
+const VRRP_SYNC: &str = include_str!("../../configs/vrrp-sync.conf");
+
+#[test]
+fn seed_fwmark_dr() {
+    let l = ok(FWMARK_DR);
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    let c = &l.config;
+    assert_eq!(c.global.router_id.as_deref(), Some("LVS_FWMARK"));
+    assert_eq!(c.global.notification_email, ["admin@example.com"]);
+    let vs = &c.virtual_servers[0];
+    assert_eq!(vs.key, VsKey::Fwmark(100));
+    assert_eq!(vs.method, LvsMethod::Dr);
+    assert_eq!(vs.persistence_timeout, Some(300));
+    assert_eq!(vs.persistence_granularity, Some(24));
+    assert_eq!(vs.sorry_server, Some((ip("192.168.1.250"), 80)));
+    assert_eq!(vs.real_servers.len(), 2);
+    let CheckKind::Http {
+        urls, ssl: false, ..
+    } = &vs.real_servers[1].checkers[0].kind
+    else {
+        panic!("not HTTP_GET")
+    };
+    assert_eq!(urls.len(), 2);
+    assert_eq!(
+        urls[0].digest.as_deref(),
+        Some("9b3a0c85a887a256d6939da88aabd8cd")
+    );
+    assert_eq!(urls[1].status, [(200, 200)]);
+    let common = &vs.real_servers[1].checkers[0].common;
+    assert_eq!(common.retry, Some(3));
+    assert_eq!(common.delay_before_retry, Some(Duration::from_secs(2)));
+}
+
+#[test]
+fn seed_nat_rr() {
+    let l = ok(NAT_RR);
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    let c = &l.config;
+    let vi = &c.vrrp_instances[0];
+    assert_eq!(vi.auth, Some(Auth::Pass("s3cret".into())));
+    assert_eq!(vi.vips[0].dev.as_deref(), Some("eth0"));
+    assert_eq!(vi.vips_excluded[0].addr, ip("10.11.12.1"));
+    let vs = &c.virtual_servers[0];
+    assert_eq!(
+        vs.key,
+        VsKey::Addr {
+            ip: ip("192.168.200.10"),
+            port: 80
+        }
+    );
+    assert_eq!((vs.scheduler.as_str(), vs.method), ("rr", LvsMethod::Nat));
+    assert!(
+        vs.real_servers
+            .iter()
+            .all(|r| r.checkers[0].kind == CheckKind::Tcp)
+    );
+    assert_eq!(vs.real_servers[0].checkers[0].common.connect_port, Some(80));
+}
+
+#[test]
+fn seed_dr_persist() {
+    let l = ok(DR_PERSIST);
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    let vs = &l.config.virtual_servers[0];
+    assert_eq!(vs.persistence_timeout, Some(9600));
+    assert_eq!(vs.real_servers[2].weight, 50);
+    assert!(vs.real_servers[2].inhibit_on_failure);
+    assert!(!vs.real_servers[0].inhibit_on_failure);
+}
+
+#[test]
+fn seed_vrrp_sync() {
+    let l = ok(VRRP_SYNC);
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    let c = &l.config;
+    assert_eq!(c.sync_groups[0].members, ["VI_OUT", "VI_IN"]);
+    assert_eq!(
+        c.sync_groups[0].notify.master.as_deref(),
+        Some("/usr/local/bin/lvs-notify master")
+    );
+    let out = &c.vrrp_instances[0];
+    assert_eq!(out.track_interface[1].weight, Some(-10));
+    assert_eq!(out.track_script[0].name, "chk_haproxy");
+    assert_eq!(out.garp_master_delay, Duration::from_secs(1));
+    assert_eq!(c.vrrp_scripts[0].weight, -20);
+    assert_eq!(c.vrrp_scripts[0].script, "/usr/bin/pgrep -x haproxy");
+}
+
+/// The seed listings that lose a `}`: the error names the line before which
+/// it is missing, and the block it belongs to.
+#[test]
+fn missing_brace_points_at_the_right_line() {
+    // Drop the `}` that closes the first real_server (after its HTTP_GET).
+    let lines: Vec<&str> = FWMARK_DR.lines().collect();
+    let rs1 = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with("real_server 192.168.1.11"))
+        .unwrap();
+    let rs2 = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with("real_server 192.168.1.12"))
+        .unwrap();
+    let close = (rs1..rs2).rev().find(|&i| lines[i].trim() == "}").unwrap();
+    let broken: Vec<&str> = lines
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != close)
+        .map(|(_, l)| *l)
+        .collect();
+    let e = fail(&broken.join("\n"));
+    // The next real_server now stands on line rs2 (one line earlier).
+    assert_eq!(e.pos.line as usize, rs2, "{e}");
+    assert_eq!(
+        e.kind,
+        ErrorKind::UnclosedBlock {
+            keyword: "real_server".into(),
+            opened: rs1 as u32 + 1,
+            before: Some("real_server".into())
+        }
+    );
+    assert!(
+        e.to_string()
+            .starts_with(&format!("t.conf:{}:5: missing '}}' for 'real_server'", rs2)),
+        "{e}"
+    );
+
+    // A file that ends inside a block names the block's opening line.
+    let e = fail(
+        "virtual_server 10.0.0.1 80 {\n  lb_algo rr\n  real_server 10.0.0.2 80 {\n   weight 1\n  }\n",
+    );
+    assert_eq!(
+        e.kind,
+        ErrorKind::UnclosedBlock {
+            keyword: "virtual_server".into(),
+            opened: 1,
+            before: None
+        }
+    );
+
+    // A top-level block inside another.
+    let e =
+        fail("vrrp_instance A {\n interface eth0\n virtual_router_id 1\nvrrp_instance B {\n}\n}\n");
+    assert_eq!(e.pos.line, 4);
+    assert!(
+        matches!(e.kind, ErrorKind::UnclosedBlock { ref keyword, opened: 1, .. } if keyword == "vrrp_instance")
+    );
+}
+
+#[test]
+fn unknown_keywords_warn_with_position() {
+    let l = ok("global_defs {\n  router_id x\n  frobnicate 3\n}\nsomething_new 1\n");
+    assert_eq!(l.warnings.len(), 2);
+    assert_eq!((l.warnings[0].pos.line, l.warnings[0].pos.col), (3, 3));
+    assert!(l.warnings[0].message.contains("frobnicate"));
+    assert_eq!(l.warnings[1].pos.line, 5);
+    assert_eq!(config_test_exit_code(&Ok(l)), 4);
+}
+
+#[test]
+fn value_errors_name_line_and_column() {
+    let vi = |body: &str| {
+        format!("vrrp_instance V {{\n interface eth0\n virtual_router_id 5\n{body}\n}}\n")
+    };
+    let cases: &[(&str, u32, u32, &str)] = &[
+        (" priority 256", 4, 11, "priority"),
+        (" priority 0", 4, 11, "priority"),
+        (" state LEADER", 4, 8, "state"),
+        (" advert_int 0.5", 4, 13, "advert_int"), // v2 needs whole seconds
+        (" advert_int 41", 4, 13, "advert_int"),
+        (
+            " virtual_ipaddress {\n  10.0.0.300/24\n }",
+            5,
+            3,
+            "virtual_ipaddress",
+        ),
+        (
+            " virtual_ipaddress {\n  10.0.0.3/33\n }",
+            5,
+            3,
+            "virtual_ipaddress",
+        ),
+        (" unicast_peer {\n  nonsense\n }", 5, 3, "unicast_peer"),
+        (" preempt_delay -1", 4, 16, "preempt_delay"),
+    ];
+    for &(body, line, col, kw) in cases {
+        let e = fail(&vi(body));
+        assert_eq!((e.pos.line, e.pos.col), (line, col), "{body}: {e}");
+        match &e.kind {
+            ErrorKind::BadValue { keyword, .. } => assert_eq!(keyword, kw, "{body}"),
+            k => panic!("{body}: {k:?}"),
+        }
+    }
+    let e = fail("virtual_server 10.0.0.1 80 {\n lb_algo fastest\n}\n");
+    assert_eq!((e.pos.line, e.pos.col), (2, 10));
+    let e = fail("virtual_server 10.0.0.1 99999 {\n}\n");
+    assert_eq!((e.pos.line, e.pos.col), (1, 25));
+    let e = fail(
+        "virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n  HTTP_GET {\n   url {\n    path /\n    digest xyz\n   }\n  }\n }\n}\n",
+    );
+    assert_eq!((e.pos.line, e.pos.col), (6, 12));
+}
+
+#[test]
+fn missing_values_and_references() {
+    assert!(
+        matches!(fail("vrrp_instance V {\n interface eth0\n}\n").kind, ErrorKind::MissingValue(ref k) if k == "virtual_router_id")
+    );
+    assert!(
+        matches!(fail("vrrp_instance V {\n virtual_router_id 3\n}\n").kind, ErrorKind::MissingValue(ref k) if k == "interface")
+    );
+    let e = fail("vrrp_instance V {\n interface eth0\n virtual_router_id 3\n priority\n}\n");
+    assert_eq!(
+        (e.pos.line, e.kind.clone()),
+        (4, ErrorKind::MissingValue("priority".into()))
+    );
+    let e = fail("vrrp_sync_group G {\n group {\n  NOPE\n }\n}\n");
+    assert_eq!(
+        e.kind,
+        ErrorKind::Undefined {
+            what: "vrrp_instance",
+            name: "NOPE".into()
+        }
+    );
+    let e = fail(
+        "vrrp_instance V {\n interface eth0\n virtual_router_id 3\n track_script {\n  chk\n }\n}\n",
+    );
+    assert_eq!(
+        e.kind,
+        ErrorKind::Undefined {
+            what: "vrrp_script",
+            name: "chk".into()
+        }
+    );
+    let e = fail(
+        "vrrp_instance V {\n interface eth0\n virtual_router_id 3\n}\nvrrp_instance V {\n interface eth1\n virtual_router_id 4\n}\n",
+    );
+    assert_eq!(e.pos.line, 5);
+    assert!(matches!(e.kind, ErrorKind::Duplicate { first_line: 1, .. }));
+    let e = fail(
+        "vrrp_instance A {\n interface eth0\n virtual_router_id 3\n}\nvrrp_instance B {\n interface eth0\n virtual_router_id 3\n}\n",
+    );
+    assert!(matches!(e.kind, ErrorKind::Conflict(_)));
+    let e = fail("virtual_server group NOPE {\n}\n");
+    assert_eq!(
+        e.kind,
+        ErrorKind::Undefined {
+            what: "virtual_server_group",
+            name: "NOPE".into()
+        }
+    );
+    let e = fail("virtual_server 10.0.0.1 {\n lb_algo rr\n}\n");
+    assert!(
+        matches!(e.kind, ErrorKind::Conflict(_)),
+        "port 0 needs persistence"
+    );
+    assert_eq!(config_test_exit_code(&Err(e)), 3);
+}
+
+#[test]
+fn values_parse_exactly() {
+    use super::build::parse_secs;
+    assert_eq!(parse_secs("1"), Some(Duration::from_secs(1)));
+    assert_eq!(parse_secs("0.01"), Some(Duration::from_millis(10)));
+    assert_eq!(parse_secs("2.5"), Some(Duration::from_millis(2500)));
+    assert_eq!(parse_secs(".5"), Some(Duration::from_millis(500)));
+    for bad in [
+        "",
+        ".",
+        "-1",
+        "1e3",
+        "0x10",
+        "1.0000001",
+        "1..2",
+        "9999999999",
+    ] {
+        assert_eq!(parse_secs(bad), None, "{bad}");
+    }
+    let l = ok(
+        "global_defs {\n vrrp_version 3\n}\nvrrp_instance V {\n interface eth0\n virtual_router_id 9\n advert_int 0.1\n virtual_ipaddress {\n  2001:db8::1/64\n  2001:db8::2\n }\n}\n",
+    );
+    let v = &l.config.vrrp_instances[0];
+    assert_eq!((v.version, v.advert_int), (3, Duration::from_millis(100)));
+    assert_eq!((v.vips[0].prefix, v.vips[1].prefix), (64, 128));
+    // IPv6 VIPs force version 3, whatever the global says.
+    let l = ok(
+        "vrrp_instance V {\n interface eth0\n virtual_router_id 9\n virtual_ipaddress {\n  2001:db8::1/64\n }\n}\n",
+    );
+    assert_eq!(l.config.vrrp_instances[0].version, 3);
+}
+
+#[test]
+fn tunnels_groups_and_checkers() {
+    let l = ok(r#"
+virtual_server_group WEB {
+    192.168.1.10-12 80
+    10.0.0.1 443
+    fwmark 7
+}
+track_file flag {
+    file /run/lb/flag
+    weight -5 reverse
+    init_file 0
+}
+virtual_server group WEB {
+    lb_algo mh
+    mh-port
+    lb_kind TUN type gue port 6080 remcsum
+    persistence_timeout
+    real_server 10.1.0.1 8080 {
+        SSL_GET {
+            url {
+                path /
+                status_code 200-299 301
+                regex "ok|up"
+                regex_no_match
+            }
+            enable_sni
+            sni_name www.example.com
+        }
+        SMTP_CHECK { helo_name lb.example.com }
+        DNS_CHECK {
+            type aaaa
+            name example.com
+        }
+        UDP_CHECK {
+            payload 0a0b
+            require_reply 0aXX
+        }
+        MISC_CHECK {
+            misc_path "/usr/local/bin/check --fast"
+            misc_timeout 5
+            misc_dynamic
+            user nobody
+        }
+        FILE_CHECK {
+            track_file flag
+            weight 3
+        }
+        PING_CHECK { retry 2 }
+    }
+}
+"#);
+    let c = &l.config;
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    let g = &c.virtual_server_groups[0];
+    assert_eq!(
+        g.ranges,
+        [(ip("192.168.1.10"), 3, 80), (ip("10.0.0.1"), 1, 443)]
+    );
+    assert_eq!(g.fwmarks, [7]);
+    let vs = &c.virtual_servers[0];
+    assert_eq!(
+        vs.method,
+        LvsMethod::Tun(TunType::Gue {
+            port: 6080,
+            csum: TunCsum::RemCsum
+        })
+    );
+    assert_eq!(vs.persistence_timeout, Some(360));
+    assert_eq!(vs.sched_flags, ["mh-port"]);
+    let ck: Vec<_> = vs.real_servers[0]
+        .checkers
+        .iter()
+        .map(|c| &c.kind)
+        .collect();
+    assert!(
+        matches!(ck[0], CheckKind::Http { ssl: true, enable_sni: true, urls, .. } if urls[0].status == [(200, 299), (301, 301)] && urls[0].regex.as_deref() == Some("ok|up") && urls[0].regex_no_match)
+    );
+    assert_eq!(
+        ck[1],
+        &CheckKind::Smtp {
+            helo_name: Some("lb.example.com".into())
+        }
+    );
+    assert_eq!(
+        ck[2],
+        &CheckKind::Dns {
+            qtype: "AAAA".into(),
+            name: "example.com".into()
+        }
+    );
+    assert_eq!(
+        ck[3],
+        &CheckKind::Udp {
+            payload: vec![0x0a, 0x0b],
+            require_reply: Some("0aXX".into())
+        }
+    );
+    assert!(
+        matches!(ck[4], CheckKind::Misc { dynamic: true, path, .. } if path == "/usr/local/bin/check --fast")
+    );
+    assert_eq!(
+        ck[5],
+        &CheckKind::File {
+            track_file: "flag".into(),
+            weight: Some((3, false))
+        }
+    );
+    assert_eq!(ck[6], &CheckKind::Ping);
+    assert_eq!(c.track_files[0].weight, -5);
+    assert!(c.track_files[0].reverse);
+}
+
+#[test]
+fn exit_codes() {
+    assert_eq!(config_test_exit_code(&parse_str("t", VRRP_SYNC)), 0);
+    assert_eq!(
+        config_test_exit_code(&parse_str("t", "bogus_keyword 1\n")),
+        4
+    );
+    assert_eq!(config_test_exit_code(&parse_str("t", "}\n")), 3);
+}
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        /// Any text, however broken, gives a value or an error, never a panic,
+        /// and errors point inside the text.
+        #[test]
+        fn never_panics(text in "[ -~\n{}!#\"]{0,300}") {
+            if let Err(e) = parse_str("p.conf", &text) {
+                let lines = text.lines().count() as u32;
+                prop_assert!(e.pos.line <= lines.max(1), "{e}");
+            }
+        }
+
+        /// Mutating a valid seed by deleting one line never panics, and a
+        /// deleted `}` is always reported (never silently accepted).
+        #[test]
+        fn deleting_a_brace_is_reported(seed in 0usize..4, pick in any::<proptest::sample::Index>()) {
+            let text = [FWMARK_DR, NAT_RR, DR_PERSIST, VRRP_SYNC][seed];
+            let lines: Vec<&str> = text.lines().collect();
+            let closers: Vec<usize> = (0..lines.len()).filter(|&i| lines[i].trim() == "}").collect();
+            let drop = closers[pick.index(closers.len())];
+            let broken: Vec<&str> = lines.iter().enumerate().filter(|&(i, _)| i != drop).map(|(_, l)| *l).collect();
+            let r = parse_str("p.conf", &broken.join("\n"));
+            prop_assert!(matches!(r, Err(ConfigError { kind: ErrorKind::UnclosedBlock { .. }, .. })), "{:?}", r.map(|l| l.warnings));
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! Destinations (real servers): address, weight, connection counters,
+//! thresholds and the `AVAILABLE` / `OVERLOAD` flags of the kernel's
+//! `struct ip_vs_dest` (include/net/ip_vs.h).
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use crate::Error;
+
+/// The largest weight the kernel accepts (its weight is an `int`; negative
+/// weights are refused with `-ERANGE`).
+pub const MAX_WEIGHT: u32 = i32::MAX as u32;
+
+/// Names one destination of one [`Service`](crate::Service).
+///
+/// Ids are small and `Copy`; they stay valid while the destination is in the
+/// service *or* in its trash (removed, but still holding connections or
+/// scheduler references). Re-adding a trashed destination with the same
+/// address brings back the same id with its counters, as the kernel brings
+/// back the same `struct ip_vs_dest` from `dest_trash`. A freed slot is reused
+/// with a new generation, so stale ids are refused instead of aliasing.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DestId {
+    pub(crate) slot: u32,
+    pub(crate) generation: u32,
+}
+
+impl DestId {
+    /// The slot index, dense from 0: usable to index side tables kept by the
+    /// caller (at most one live destination per slot at a time).
+    #[must_use]
+    pub fn slot(self) -> u32 {
+        self.slot
+    }
+}
+
+impl fmt::Debug for DestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DestId({}#{})", self.slot, self.generation)
+    }
+}
+
+impl fmt::Display for DestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "dest {}#{}", self.slot, self.generation)
+    }
+}
+
+/// What a caller sets on a destination (`ipvsadm -a/-e -r addr:port -w W -x U -y L`).
+///
+/// Defaults: weight 1 (ipvsadm's default), no thresholds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DestConfig {
+    /// Address and port of the real server. Port 0 is allowed (fwmark and
+    /// port-zero persistent services).
+    pub addr: SocketAddr,
+    /// Weight, `0..=MAX_WEIGHT`; 0 quiesces (no new connections).
+    pub weight: u32,
+    /// Upper connection threshold (`-x`), 0 = none. When `active + inactive`
+    /// reaches it the destination is `OVERLOAD`ed.
+    pub u_threshold: u32,
+    /// Lower connection threshold (`-y`), 0 = use `3/4` of the upper one.
+    pub l_threshold: u32,
+}
+
+impl DestConfig {
+    /// A destination at `addr` with `weight` and no thresholds.
+    #[must_use]
+    pub fn new(addr: SocketAddr, weight: u32) -> Self {
+        Self {
+            addr,
+            weight,
+            u_threshold: 0,
+            l_threshold: 0,
+        }
+    }
+
+    /// Sets both thresholds (`-x upper -y lower`).
+    #[must_use]
+    pub fn thresholds(mut self, upper: u32, lower: u32) -> Self {
+        self.u_threshold = upper;
+        self.l_threshold = lower;
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        if self.weight > MAX_WEIGHT {
+            return Err(Error::WeightRange(self.weight));
+        }
+        // ip_vs_add_dest / ip_vs_edit_dest: checked even when u_threshold is 0.
+        if self.l_threshold > self.u_threshold {
+            return Err(Error::ThresholdRange {
+                lower: self.l_threshold,
+                upper: self.u_threshold,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The kind of a connection bound to a destination, which decides the counter
+/// it is held in (`ip_vs_bind_dest` / `ip_vs_unbind_dest` in ip_vs_conn.c).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnKind {
+    /// A normal connection without `IP_VS_CONN_F_INACTIVE` (e.g. TCP ESTABLISHED).
+    Active,
+    /// A normal connection with `IP_VS_CONN_F_INACTIVE`: how every new
+    /// connection starts, and where UDP and closing TCP connections stay.
+    Inactive,
+    /// A persistence template (`IP_VS_CONN_F_TEMPLATE`), counted in `persistconns`.
+    Template,
+}
+
+/// A destination with its live state, as the schedulers see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dest {
+    pub(crate) addr: SocketAddr,
+    pub(crate) weight: u32,
+    pub(crate) last_weight: u32,
+    pub(crate) active: u32,
+    pub(crate) inactive: u32,
+    pub(crate) persistent: u32,
+    pub(crate) u_threshold: u32,
+    pub(crate) l_threshold: u32,
+    pub(crate) available: bool,
+    pub(crate) overloaded: bool,
+}
+
+impl Dest {
+    pub(crate) fn new(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            weight: 0,
+            last_weight: 0,
+            active: 0,
+            inactive: 0,
+            persistent: 0,
+            u_threshold: 0,
+            l_threshold: 0,
+            available: false,
+            overloaded: false,
+        }
+    }
+
+    /// Address and port of the real server.
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    /// Current weight (0 = quiesced).
+    #[must_use]
+    pub fn weight(&self) -> u32 {
+        self.weight
+    }
+    /// The latest non-zero weight (the weight set when the destination was
+    /// added, if it was 0 then). `mh` builds its table from it, so quiescing
+    /// keeps the table.
+    #[must_use]
+    pub fn last_weight(&self) -> u32 {
+        self.last_weight
+    }
+    /// `activeconns`.
+    #[must_use]
+    pub fn active_conns(&self) -> u32 {
+        self.active
+    }
+    /// `inactconns`.
+    #[must_use]
+    pub fn inactive_conns(&self) -> u32 {
+        self.inactive
+    }
+    /// `persistconns` (templates).
+    #[must_use]
+    pub fn persistent_conns(&self) -> u32 {
+        self.persistent
+    }
+    /// Upper threshold, 0 = none.
+    #[must_use]
+    pub fn u_threshold(&self) -> u32 {
+        self.u_threshold
+    }
+    /// Lower threshold, 0 = derived from the upper one.
+    #[must_use]
+    pub fn l_threshold(&self) -> u32 {
+        self.l_threshold
+    }
+    /// `IP_VS_DEST_F_AVAILABLE`: in the service's list (false once removed).
+    #[must_use]
+    pub fn is_available(&self) -> bool {
+        self.available
+    }
+    /// `IP_VS_DEST_F_OVERLOAD`: the upper threshold was reached and the
+    /// lower one not yet passed on the way down. Every scheduler skips it.
+    #[must_use]
+    pub fn is_overloaded(&self) -> bool {
+        self.overloaded
+    }
+    /// `ip_vs_dest_conn_overhead`: `active * 256 + inactive`, computed
+    /// exactly in 64 bits (the kernel's `int` wraps once `active` passes 2^23).
+    #[must_use]
+    pub fn overhead(&self) -> u64 {
+        (u64::from(self.active) << 8) + u64::from(self.inactive)
+    }
+    /// `ip_vs_dest_totalconns`: `active + inactive` (templates not counted).
+    #[must_use]
+    pub fn total_conns(&self) -> u64 {
+        u64::from(self.active) + u64::from(self.inactive)
+    }
+
+    /// Applies `cfg` as `__ip_vs_update_dest` does. `add` is true when the
+    /// destination is (re)added to the list.
+    pub(crate) fn apply(&mut self, cfg: &DestConfig, add: bool) {
+        // "keep the last_weight with latest non-0 weight"
+        if add || cfg.weight != 0 {
+            self.last_weight = cfg.weight;
+        }
+        self.weight = cfg.weight;
+        self.available = true;
+        // The flag is cleared when the threshold is removed or raised; it is
+        // not re-evaluated against the counters here.
+        if cfg.u_threshold == 0 || cfg.u_threshold > self.u_threshold {
+            self.overloaded = false;
+        }
+        self.u_threshold = cfg.u_threshold;
+        self.l_threshold = cfg.l_threshold;
+    }
+
+    /// Counter increment of `ip_vs_bind_dest`, then the OVERLOAD set rule.
+    pub(crate) fn bind(&mut self, kind: ConnKind) -> Option<()> {
+        let c = self.counter(kind);
+        *c = c.checked_add(1)?;
+        if self.u_threshold != 0 && self.total_conns() >= u64::from(self.u_threshold) {
+            self.overloaded = true;
+        }
+        Some(())
+    }
+
+    /// Counter decrement of `ip_vs_unbind_dest`, then the OVERLOAD clear rule.
+    pub(crate) fn unbind(&mut self, kind: ConnKind) -> Option<()> {
+        let c = self.counter(kind);
+        *c = c.checked_sub(1)?;
+        let total = self.total_conns();
+        if self.l_threshold != 0 {
+            if total < u64::from(self.l_threshold) {
+                self.overloaded = false;
+            }
+        } else if self.u_threshold != 0 {
+            if total * 4 < u64::from(self.u_threshold) * 3 {
+                self.overloaded = false;
+            }
+        } else {
+            self.overloaded = false;
+        }
+        Some(())
+    }
+
+    /// A state change between active and inactive (the protocol's
+    /// `state_transition`): moves one count, no OVERLOAD re-evaluation.
+    pub(crate) fn set_active(&mut self, active: bool) -> Option<()> {
+        let (from, to) = if active {
+            (self.inactive, self.active)
+        } else {
+            (self.active, self.inactive)
+        };
+        let from = from.checked_sub(1)?;
+        let to = to.checked_add(1)?;
+        if active {
+            self.inactive = from;
+            self.active = to;
+        } else {
+            self.active = from;
+            self.inactive = to;
+        }
+        Some(())
+    }
+
+    pub(crate) fn conns_held(&self) -> bool {
+        self.active != 0 || self.inactive != 0 || self.persistent != 0
+    }
+
+    fn counter(&mut self, kind: ConnKind) -> &mut u32 {
+        match kind {
+            ConnKind::Active => &mut self.active,
+            ConnKind::Inactive => &mut self.inactive,
+            ConnKind::Template => &mut self.persistent,
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! The kernel schedulers' hash functions, bit for bit.
+
+use std::hash::Hasher;
+use std::net::IpAddr;
+
+use siphasher::sip::SipHasher13;
+
+use crate::service::AddressFamily;
+
+/// The golden-ratio multiplier of `sh`, `dh`, `lblc` and `lblcr`
+/// (`2654435761UL`, 2^32 / phi).
+pub const GOLDEN_RATIO_MULT: u32 = 2_654_435_761;
+
+/// `ntohl(addr_fold)`: an IPv4 address as a host-order `u32`; an IPv6 address
+/// folded as `ip6[0] ^ ip6[1] ^ ip6[2] ^ ip6[3]` (XOR commutes with the byte
+/// swap, so the words are XORed in host order here).
+///
+/// `family` is the *service's* family, as the kernel folds with `svc->af`:
+/// an IPv4 destination of an IPv6 service folds to its address (the other
+/// union words are zero); an IPv6 address in an IPv4 service reads only its
+/// first word (`addr->ip`).
+#[must_use]
+pub fn fold(family: AddressFamily, addr: IpAddr) -> u32 {
+    match (family, addr) {
+        (_, IpAddr::V4(a)) => u32::from(a),
+        (AddressFamily::Inet6, IpAddr::V6(a)) => {
+            let o = a.octets();
+            let w = |i: usize| u32::from_be_bytes([o[i], o[i + 1], o[i + 2], o[i + 3]]);
+            w(0) ^ w(4) ^ w(8) ^ w(12)
+        }
+        (AddressFamily::Inet, IpAddr::V6(a)) => {
+            let o = a.octets();
+            u32::from_be_bytes([o[0], o[1], o[2], o[3]])
+        }
+    }
+}
+
+/// `ip_vs_dh_hashkey` / `ip_vs_lblc_hashkey` / `ip_vs_lblcr_hashkey`:
+/// `(ntohl(addr_fold) * 2654435761) & mask`. Only the low bits are kept, so
+/// 32-bit wrapping arithmetic gives the kernel's 64-bit `unsigned long` result.
+#[must_use]
+pub fn addr_hash(family: AddressFamily, addr: IpAddr, mask: u32) -> u32 {
+    fold(family, addr).wrapping_mul(GOLDEN_RATIO_MULT) & mask
+}
+
+/// `ip_vs_sh_hashkey`: `(offset + (ntohs(port) + ntohl(addr_fold)) * 2654435761) & mask`.
+#[must_use]
+pub fn sh_hash(family: AddressFamily, addr: IpAddr, port: u16, offset: u32, mask: u32) -> u32 {
+    let base = u32::from(port).wrapping_add(fold(family, addr));
+    offset.wrapping_add(base.wrapping_mul(GOLDEN_RATIO_MULT)) & mask
+}
+
+/// `hsiphash(&v, 4, key)` on a 64-bit little-endian kernel: there hsiphash
+/// is SipHash-1-3 with the two `unsigned long` key words as the 128-bit key,
+/// truncated to 32 bits (lib/siphash.c, "on 64-bit, we make HalfSipHash1-3
+/// actually be SipHash1-3"). `v` is hashed in its in-memory (little-endian)
+/// byte order.
+#[must_use]
+pub fn hsiphash_u32(key: [u64; 2], v: u32) -> u32 {
+    let mut h = SipHasher13::new_with_keys(key[0], key[1]);
+    h.write(&v.to_le_bytes());
+    h.finish() as u32
+}
+
+/// `mh`'s first key (`generate_hash_secret`: both words 2654435761).
+pub const MH_KEY1: [u64; 2] = [2_654_435_761, 2_654_435_761];
+/// `mh`'s second key (both words 2654446892).
+pub const MH_KEY2: [u64; 2] = [2_654_446_892, 2_654_446_892];
+
+/// `ip_vs_mh_hashkey`: `hsiphash(offset + ntohs(port) + ntohl(addr_fold))`.
+#[must_use]
+pub fn mh_hash(family: AddressFamily, addr: IpAddr, port: u16, key: [u64; 2], offset: u32) -> u32 {
+    let v = offset
+        .wrapping_add(u32::from(port))
+        .wrapping_add(fold(family, addr));
+    hsiphash_u32(key, v)
+}

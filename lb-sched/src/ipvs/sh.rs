@@ -1,0 +1,96 @@
+//! `sh` (ip_vs_sh.c): source hashing over a weight-tiled table.
+
+use crate::ipvs::hash::sh_hash;
+use crate::packet::PacketInfo;
+use crate::service::{DestList, ServiceFlags};
+
+/// `struct ip_vs_sh_state`.
+#[derive(Debug, Clone)]
+pub(crate) struct Sh {
+    buckets: Vec<Option<u32>>,
+    mask: u32,
+}
+
+/// The port `sh`/`mh` hash with `*-port`: the source port, or the destination
+/// port of an inverse (ICMP-quoted) packet; 0 for portless protocols.
+pub(crate) fn hash_port(pkt: &PacketInfo) -> u16 {
+    if !pkt.protocol.has_ports() {
+        0
+    } else if pkt.inverse {
+        pkt.dst_port
+    } else {
+        pkt.src_port
+    }
+}
+
+impl Sh {
+    pub(crate) fn new(list: &DestList<'_>, bits: u8) -> Self {
+        let size = 1usize << bits;
+        let mut s = Self {
+            buckets: vec![None; size],
+            mask: (size - 1) as u32,
+        };
+        s.reassign(list);
+        s
+    }
+
+    /// `ip_vs_sh_reassign`: walk the list in order, giving each destination
+    /// `weight` consecutive buckets (a weight-0 destination still gets one:
+    /// `++d_count >= weight` holds at once), wrapping until the table is full.
+    pub(crate) fn reassign(&mut self, list: &DestList<'_>) {
+        if list.len() == 0 {
+            self.buckets.fill(None);
+            return;
+        }
+        let mut it = list.iter().cycle();
+        let mut cur = it.next();
+        let mut d_count: u64 = 0;
+        for b in &mut self.buckets {
+            *b = cur;
+            d_count += 1;
+            if let Some(slot) = cur
+                && d_count >= u64::from(list.dest(slot).weight)
+            {
+                cur = it.next();
+                d_count = 0;
+            }
+        }
+    }
+
+    fn unavailable(list: &DestList<'_>, slot: u32) -> bool {
+        let d = list.dest(slot);
+        d.weight == 0 || d.overloaded
+    }
+
+    /// `ip_vs_sh_schedule` with `ip_vs_sh_get` / `ip_vs_sh_get_fallback`.
+    pub(crate) fn pick(&self, list: &DestList<'_>, pkt: &PacketInfo) -> Option<u32> {
+        let addr = if pkt.inverse { pkt.dst } else { pkt.src };
+        let port = if list.flags.contains(ServiceFlags::SH_PORT) {
+            hash_port(pkt)
+        } else {
+            0
+        };
+        let ihash = sh_hash(list.family, addr, port, 0, self.mask);
+        let slot = self.buckets[ihash as usize]?;
+        if !Self::unavailable(list, slot) {
+            return Some(slot);
+        }
+        if !list.flags.contains(ServiceFlags::SH_FALLBACK) {
+            return None;
+        }
+        let size = self.mask + 1;
+        for offset in 0..size {
+            let roffset = (offset + ihash) % size;
+            let hash = sh_hash(list.family, addr, port, roffset, self.mask);
+            let slot = self.buckets[hash as usize]?;
+            if !Self::unavailable(list, slot) {
+                return Some(slot);
+            }
+        }
+        None
+    }
+
+    pub(crate) fn holds(&self, slot: u32) -> bool {
+        self.buckets.contains(&Some(slot))
+    }
+}

@@ -1,0 +1,134 @@
+//! `wrr` (ip_vs_wrr.c): interleaved weighted round robin.
+
+use crate::service::DestList;
+
+/// `struct ip_vs_wrr_mark`.
+#[derive(Debug, Clone)]
+pub(crate) struct Wrr {
+    /// Current destination, `None` = the list head.
+    cl: Option<u32>,
+    /// Current weight.
+    cw: i64,
+    /// Maximum weight, minus `di - 1`.
+    mw: i64,
+    /// Decreasing interval: gcd of the positive weights (1 if none).
+    di: i64,
+}
+
+fn gcd(mut a: i64, mut b: i64) -> i64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+impl Wrr {
+    /// `ip_vs_wrr_init_svc`.
+    pub(crate) fn new(list: &DestList<'_>) -> Self {
+        let (di, mw) = Self::weights(list);
+        Self {
+            cl: None,
+            cw: mw,
+            mw,
+            di,
+        }
+    }
+
+    fn weights(list: &DestList<'_>) -> (i64, i64) {
+        let mut g = 0;
+        let mut max = 0;
+        for slot in list.iter() {
+            let w = i64::from(list.dest(slot).weight);
+            if w > 0 {
+                g = if g > 0 { gcd(w, g) } else { w };
+            }
+            max = max.max(w);
+        }
+        let di = if g > 0 { g } else { 1 };
+        (di, max - (di - 1))
+    }
+
+    /// `ip_vs_wrr_dest_changed`, the add/del/upd hook.
+    pub(crate) fn dest_changed(&mut self, list: &DestList<'_>) {
+        self.cl = None;
+        (self.di, self.mw) = Self::weights(list);
+        if self.cw > self.mw || self.cw == 0 {
+            self.cw = self.mw;
+        } else if self.di > 1 {
+            self.cw = (self.cw / self.di) * self.di + 1;
+        }
+    }
+
+    /// `ip_vs_wrr_schedule`, transcribed; `pos`/`last`/`stop` are `order`
+    /// indices (`None` = the list head).
+    pub(crate) fn pick(&mut self, list: &DestList<'_>) -> Option<u32> {
+        if self.mw == 0 {
+            return None;
+        }
+        let n = list.len();
+        let last = self.cl.map(|s| list.index_of(s));
+        let mut pos = last;
+        let mut stop: Option<usize> = None;
+        let mut last_pass = false;
+        let mut restarted = false;
+        let mut max_ok: Option<i64> = None;
+        loop {
+            let end = pos.unwrap_or(n);
+            for i in (0..end).rev() {
+                let d = list.at(i);
+                if !d.overloaded && i64::from(d.weight) >= self.cw {
+                    self.cl = Some(list.order[i]);
+                    return self.cl;
+                }
+                if stop == Some(i) {
+                    self.cl = Some(list.order[i]);
+                    return None;
+                }
+            }
+            pos = None;
+            // A pass from the head that finds nothing depends on `cw` only, so
+            // passes that cannot hit are skipped in one step (the kernel walks
+            // them one by one; the state afterwards is the same).
+            if stop.is_none() {
+                let w = *max_ok.get_or_insert_with(|| {
+                    list.iter()
+                        .map(|s| list.dest(s))
+                        .filter(|d| !d.overloaded)
+                        .map(|d| i64::from(d.weight))
+                        .max()
+                        .unwrap_or(0)
+                });
+                self.skip_passes(w);
+            }
+            self.cw -= self.di;
+            if self.cw <= 0 {
+                self.cw = self.mw;
+                if last_pass || last.is_none() {
+                    self.cl = None;
+                    return None;
+                }
+                restarted = true;
+            }
+            last_pass = self.cw <= self.di;
+            if last_pass && restarted && last.is_some() {
+                stop = last;
+            }
+        }
+    }
+
+    /// Lowers `cw` by whole `di` steps over passes that cannot hit
+    /// (`cw > w`, the largest weight not OVERLOADed). It stops while the
+    /// caller's next step, `cw -= di`, still leaves `cw > max(w, 0)`; so no
+    /// skipped step reaches `cw <= 0` (restart) and none is a last pass
+    /// (`cw <= di`, which would arm `stop`), and `last_pass`, recomputed by
+    /// the caller's step, is never read stale.
+    fn skip_passes(&mut self, w: i64) {
+        let target = w.max(0);
+        if self.cw - self.di <= target {
+            return;
+        }
+        // Largest k with cw - (k + 1) * di > target.
+        let k = (self.cw - self.di - target - 1) / self.di;
+        self.cw -= k * self.di;
+    }
+}

@@ -1,0 +1,153 @@
+//! A minimal VRRP daemon over the Linux driver, one virtual router per
+//! process (used by the keepalived interop tests).
+//!
+//! ```text
+//! lb-vrrpd --iface IF --src IP --vrid N [--priority P] [--version 2|3]
+//!          [--interval N (v2: s, v3: cs)] --vip IP [--vip IP ...]
+//!          [--nopreempt] [--preempt-delay SECS] [--pass PASSWORD]
+//!          [--unicast-peer IP ...] [--checksum pseudo|message]
+//! ```
+//!
+//! Prints one line per event (`STATE from to reason`, `DISCARD reason src`,
+//! `PRIORITY from to`). SIGTERM / SIGINT shut down gracefully (priority 0).
+
+use std::net::IpAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use lb_vrrp::linux::Driver;
+use lb_vrrp::wire::{Auth, ChecksumMode, Version};
+use lb_vrrp::{Config, Event, VirtualRouter};
+
+fn parse() -> Result<(Config, String), String> {
+    let mut args = std::env::args().skip(1);
+    let mut iface = None;
+    let mut src: Option<IpAddr> = None;
+    let mut vrid = None;
+    let mut priority = 100u8;
+    let mut version = Version::V3;
+    let mut interval = None;
+    let mut vips = Vec::new();
+    let mut preempt = true;
+    let mut preempt_delay = 0u64;
+    let mut pass = None;
+    let mut peers = Vec::new();
+    let mut checksum = ChecksumMode::PseudoHeader;
+    while let Some(a) = args.next() {
+        let mut val = || args.next().ok_or_else(|| format!("{a}: missing value"));
+        match a.as_str() {
+            "--iface" => iface = Some(val()?),
+            "--src" => src = Some(val()?.parse().map_err(|e| format!("--src: {e}"))?),
+            "--vrid" => vrid = Some(val()?.parse().map_err(|e| format!("--vrid: {e}"))?),
+            "--priority" => priority = val()?.parse().map_err(|e| format!("--priority: {e}"))?,
+            "--version" => {
+                version = match val()?.as_str() {
+                    "2" => Version::V2,
+                    "3" => Version::V3,
+                    v => return Err(format!("--version: {v}")),
+                }
+            }
+            "--interval" => {
+                interval = Some(val()?.parse().map_err(|e| format!("--interval: {e}"))?)
+            }
+            "--vip" => vips.push(val()?.parse().map_err(|e| format!("--vip: {e}"))?),
+            "--nopreempt" => preempt = false,
+            "--preempt-delay" => {
+                preempt_delay = val()?
+                    .parse()
+                    .map_err(|e| format!("--preempt-delay: {e}"))?
+            }
+            "--pass" => pass = Some(val()?),
+            "--unicast-peer" => {
+                peers.push(val()?.parse().map_err(|e| format!("--unicast-peer: {e}"))?)
+            }
+            "--checksum" => {
+                checksum = match val()?.as_str() {
+                    "pseudo" => ChecksumMode::PseudoHeader,
+                    "message" => ChecksumMode::MessageOnly,
+                    v => return Err(format!("--checksum: {v}")),
+                }
+            }
+            _ => return Err(format!("unknown argument {a}")),
+        }
+    }
+    let iface = iface.ok_or("--iface is required")?;
+    let mut c = Config::new(
+        version,
+        vrid.ok_or("--vrid is required")?,
+        src.ok_or("--src is required")?,
+    );
+    c.priority = priority;
+    if let Some(i) = interval {
+        c.interval = i;
+    }
+    c.virtual_addresses = vips;
+    c.preempt = preempt;
+    c.preempt_delay = Duration::from_secs(preempt_delay);
+    if let Some(p) = pass {
+        c.auth = Auth::simple_text(p.as_bytes());
+    }
+    c.unicast_peers = peers;
+    c.checksum_mode = checksum;
+    c.mac = read_mac(&iface).unwrap_or([0; 6]);
+    Ok((c, iface))
+}
+
+fn read_mac(iface: &str) -> Option<[u8; 6]> {
+    let s = std::fs::read_to_string(format!("/sys/class/net/{iface}/address")).ok()?;
+    let mut mac = [0u8; 6];
+    for (i, part) in s.trim().split(':').enumerate() {
+        *mac.get_mut(i)? = u8::from_str_radix(part, 16).ok()?;
+    }
+    Some(mac)
+}
+
+fn main() -> ExitCode {
+    let (config, iface) = match parse() {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("lb-vrrpd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let router = match VirtualRouter::new(config) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("lb-vrrpd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let r = rt.block_on(async move {
+        let mut d = Driver::new(router, &iface)?;
+        d.on_event(|r, ev| match ev {
+            Event::StateChanged { from, to, reason } => {
+                println!("STATE {from:?} {to:?} {reason:?} prio={}", r.priority())
+            }
+            Event::Discarded { reason, src, .. } => println!("DISCARD {} {src}", reason.as_str()),
+            Event::PriorityChanged { from, to } => println!("PRIORITY {from} {to}"),
+            Event::AddAddresses | Event::RemoveAddresses => println!("{ev:?}"),
+        });
+        d.on_error(|e| eprintln!("lb-vrrpd: {e}"));
+        let stop = async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("signal");
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        };
+        d.run(stop).await
+    });
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lb-vrrpd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

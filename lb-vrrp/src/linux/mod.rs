@@ -1,0 +1,260 @@
+//! Linux driver (feature `linux`): runs one [`VirtualRouter`] on one
+//! interface with tokio.
+//!
+//! * a raw IP protocol 112 socket bound to the interface, joined to
+//!   224.0.0.18 / ff02::12, sending with TTL / Hop Limit 255; the received
+//!   TTL comes from the IPv4 header or the `IPV6_HOPLIMIT` control message
+//!   (`IPV6_RECVHOPLIMIT`), the IPv6 destination from `IPV6_PKTINFO`;
+//! * gratuitous ARPs through an `AF_PACKET` socket, unsolicited NAs through a
+//!   raw ICMPv6 socket (Hop Limit 255);
+//! * virtual addresses added / removed with rtnetlink `RTM_NEWADDR` /
+//!   `RTM_DELADDR` (IPv4 /32 by default, IPv6 /128 `nodad`);
+//! * time from tokio's monotonic clock, as microseconds since the driver
+//!   started.
+//!
+//! Needs `CAP_NET_RAW` and `CAP_NET_ADMIN`. Link state and tracked objects are
+//! not watched by the driver: feed them through
+//! [`Driver::router_mut`] (`handle_track`, `handle_link`).
+
+mod sys;
+
+use std::future::Future;
+use std::io;
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use tokio::io::unix::AsyncFd;
+
+use crate::router::{Event, MAX_TRANSMIT_LEN, Transmit, VirtualRouter};
+use crate::time::Instant;
+
+/// A callback for router events (state changes, discards, …).
+pub type EventHook = Box<dyn FnMut(&VirtualRouter, &Event) + Send>;
+/// A callback for I/O errors that do not stop the driver (a failed send or
+/// address change).
+pub type ErrorHook = Box<dyn FnMut(&io::Error) + Send>;
+
+/// Runs a [`VirtualRouter`] on a Linux interface.
+///
+/// ```no_run
+/// # async fn f() -> std::io::Result<()> {
+/// use std::net::{IpAddr, Ipv4Addr};
+/// use lb_vrrp::{Config, VirtualRouter, linux::Driver, wire::Version};
+///
+/// let mut cfg = Config::new(Version::V3, 51, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)));
+/// cfg.virtual_addresses = vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100))];
+/// let mut driver = Driver::new(VirtualRouter::new(cfg).unwrap(), "eth0")?;
+/// driver.on_event(|r, ev| println!("{:?} {ev:?}", r.state()));
+/// driver.run(tokio::signal::ctrl_c()).await
+/// # }
+/// ```
+pub struct Driver {
+    router: VirtualRouter,
+    ifindex: u32,
+    vrrp: AsyncFd<OwnedFd>,
+    arp: Option<OwnedFd>,
+    icmp6: Option<OwnedFd>,
+    netlink: OwnedFd,
+    seq: u32,
+    epoch: tokio::time::Instant,
+    prefix_v4: u8,
+    prefix_v6: u8,
+    on_event: Option<EventHook>,
+    on_error: Option<ErrorHook>,
+    buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("router", &self.router)
+            .field("ifindex", &self.ifindex)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Waits for the socket to be readable and receives one packet (`None` when
+/// the readiness was spurious or the packet had no IP header).
+async fn recv_one(
+    fd: &AsyncFd<OwnedFd>,
+    family: crate::wire::AddressFamily,
+    buf: &mut [u8],
+) -> io::Result<Option<(crate::router::RxMeta, core::ops::Range<usize>)>> {
+    let mut guard = fd.readable().await?;
+    match guard.try_io(|fd| sys::recv_vrrp(fd.get_ref().as_raw_fd(), family, buf)) {
+        Ok(r) => r,
+        Err(_would_block) => Ok(None),
+    }
+}
+
+impl Driver {
+    /// Opens the sockets on `ifname`. Call inside a tokio runtime.
+    pub fn new(router: VirtualRouter, ifname: &str) -> io::Result<Self> {
+        let ifindex = sys::ifindex(ifname)?;
+        let cfg = router.config();
+        let vrrp = sys::async_fd(sys::vrrp_socket(cfg.primary_address, ifname, ifindex)?)?;
+        let any_v4 = router.addresses().any(|a| a.is_ipv4());
+        let any_v6 = router.addresses().any(|a| a.is_ipv6());
+        let arp = if any_v4 {
+            Some(sys::arp_socket(ifindex)?)
+        } else {
+            None
+        };
+        let icmp6 = if any_v6 {
+            Some(sys::icmp6_socket(ifname, ifindex)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            router,
+            ifindex,
+            vrrp,
+            arp,
+            icmp6,
+            netlink: sys::netlink_socket()?,
+            seq: 1,
+            epoch: tokio::time::Instant::now(),
+            prefix_v4: 32,
+            prefix_v6: 128,
+            on_event: None,
+            on_error: None,
+            buf: vec![0; MAX_TRANSMIT_LEN.max(65536)],
+        })
+    }
+
+    /// Sets the prefix lengths the virtual addresses are added with
+    /// (default /32 and /128).
+    pub fn set_prefix_lengths(&mut self, v4: u8, v6: u8) {
+        self.prefix_v4 = v4;
+        self.prefix_v6 = v6;
+    }
+
+    /// Calls `f` for every router event.
+    pub fn on_event(&mut self, f: impl FnMut(&VirtualRouter, &Event) + Send + 'static) {
+        self.on_event = Some(Box::new(f));
+    }
+
+    /// Calls `f` for every I/O error that does not stop the driver.
+    pub fn on_error(&mut self, f: impl FnMut(&io::Error) + Send + 'static) {
+        self.on_error = Some(Box::new(f));
+    }
+
+    /// The router.
+    pub fn router(&self) -> &VirtualRouter {
+        &self.router
+    }
+
+    /// The router, to feed it tracking or link changes (call
+    /// [`Driver::flush`] afterwards).
+    pub fn router_mut(&mut self) -> &mut VirtualRouter {
+        &mut self.router
+    }
+
+    /// The current time on the router's clock.
+    pub fn now(&self) -> Instant {
+        Instant::from_micros(u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX))
+    }
+
+    /// Starts the router and runs it until `stop` completes; then shuts it
+    /// down (a Master sends priority 0 and removes its addresses).
+    pub async fn run(&mut self, stop: impl Future) -> io::Result<()> {
+        let now = self.now();
+        self.router.handle_startup(now);
+        self.flush();
+        tokio::pin!(stop);
+        loop {
+            let deadline = self
+                .router
+                .poll_timeout()
+                .map(|t| self.epoch + std::time::Duration::from_micros(t.as_micros()));
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let family = self.router.config().family();
+            tokio::select! {
+                _ = &mut stop => break,
+                r = recv_one(&self.vrrp, family, &mut self.buf) => {
+                    if let Some((meta, range)) = r? {
+                        let now = self.now();
+                        self.router.handle_packet(now, meta, &self.buf[range]);
+                        self.flush();
+                    }
+                }
+                () = sleep => {
+                    let now = self.now();
+                    self.router.handle_timeout(now);
+                    self.flush();
+                }
+            }
+        }
+        let now = self.now();
+        self.router.handle_shutdown(now);
+        self.flush();
+        Ok(())
+    }
+
+    /// Applies the router's pending events (address changes first) and sends
+    /// its pending packets, in the order [`VirtualRouter`] documents.
+    pub fn flush(&mut self) {
+        while let Some(ev) = self.router.poll_event() {
+            match ev {
+                Event::AddAddresses => self.change_addresses(true),
+                Event::RemoveAddresses => self.change_addresses(false),
+                _ => {}
+            }
+            if let Some(f) = self.on_event.as_mut() {
+                f(&self.router, &ev);
+            }
+        }
+        let mut buf = [0u8; MAX_TRANSMIT_LEN];
+        while let Some(t) = self.router.poll_transmit(&mut buf) {
+            let bytes = &buf[..t.len()];
+            let r = match t {
+                Transmit::Advertisement { dst, .. } => {
+                    sys::send_to(self.vrrp.get_ref().as_raw_fd(), dst, self.ifindex, bytes)
+                }
+                Transmit::GratuitousArp { .. } => match &self.arp {
+                    Some(fd) => sys::send_frame(fd.as_raw_fd(), bytes),
+                    None => Ok(()),
+                },
+                Transmit::NeighborAdvertisement { dst, .. } => match &self.icmp6 {
+                    Some(fd) => sys::send_to(fd.as_raw_fd(), IpAddr::V6(dst), self.ifindex, bytes),
+                    None => Ok(()),
+                },
+            };
+            if let Err(e) = r {
+                self.error(&e);
+            }
+        }
+    }
+
+    fn change_addresses(&mut self, add: bool) {
+        let addrs: Vec<IpAddr> = self.router.addresses().collect();
+        for a in addrs {
+            let prefix = if a.is_ipv4() {
+                self.prefix_v4
+            } else {
+                self.prefix_v6
+            };
+            self.seq = self.seq.wrapping_add(1);
+            let req = sys::addr_request(add, a, prefix, self.ifindex, self.seq);
+            match sys::netlink_call(&self.netlink, &req, self.seq) {
+                // Adding an address that is there, or removing one that is not, is fine.
+                Ok(0) => {}
+                Ok(e) if add && e == libc::EEXIST => {}
+                Ok(e) if !add && e == libc::EADDRNOTAVAIL => {}
+                Ok(e) => self.error(&io::Error::from_raw_os_error(e)),
+                Err(e) => self.error(&e),
+            }
+        }
+    }
+
+    fn error(&mut self, e: &io::Error) {
+        if let Some(f) = self.on_error.as_mut() {
+            f(e);
+        }
+    }
+}

@@ -1,0 +1,470 @@
+//! The system calls of the Linux driver: raw VRRP sockets, the packet socket
+//! for gratuitous ARP, the raw ICMPv6 socket for Neighbor Advertisements, and
+//! an rtnetlink socket for the virtual addresses.
+//!
+//! This is the only module of the crate with `unsafe` code: each block is a
+//! libc call on a file descriptor this module owns, with pointers to local
+//! buffers whose lengths are passed alongside.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use crate::router::RxMeta;
+use crate::wire::{self, AddressFamily};
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn socket(domain: libc::c_int, ty: libc::c_int, proto: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: plain system call; on success we own the returned descriptor.
+    let fd =
+        cvt(unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, proto) })?;
+    // SAFETY: `fd` is a fresh descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn setsockopt<T>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
+    // SAFETY: `value` points to a live `T` of the size passed.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (value as *const T).cast(),
+            size_of::<T>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
+fn bind_to_device(fd: &OwnedFd, ifname: &str) -> io::Result<()> {
+    let name = ifname.as_bytes();
+    // SAFETY: `name` is a live byte slice of the length passed.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_BINDTODEVICE,
+            name.as_ptr().cast(),
+            name.len() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
+fn sockaddr_in(a: Ipv4Addr) -> libc::sockaddr_in {
+    // SAFETY: all-zero is a valid sockaddr_in.
+    let mut s: libc::sockaddr_in = unsafe { zeroed() };
+    s.sin_family = libc::AF_INET as libc::sa_family_t;
+    s.sin_addr = libc::in_addr {
+        s_addr: u32::from_ne_bytes(a.octets()),
+    };
+    s
+}
+
+fn sockaddr_in6(a: Ipv6Addr, scope: u32) -> libc::sockaddr_in6 {
+    // SAFETY: all-zero is a valid sockaddr_in6.
+    let mut s: libc::sockaddr_in6 = unsafe { zeroed() };
+    s.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+    s.sin6_addr = libc::in6_addr {
+        s6_addr: a.octets(),
+    };
+    s.sin6_scope_id = scope;
+    s
+}
+
+fn bind_ip(fd: &OwnedFd, addr: IpAddr, ifindex: u32) -> io::Result<()> {
+    match addr {
+        IpAddr::V4(a) => {
+            let s = sockaddr_in(a);
+            // SAFETY: `s` is a live sockaddr_in of the size passed.
+            cvt(unsafe {
+                libc::bind(
+                    fd.as_raw_fd(),
+                    (&s as *const libc::sockaddr_in).cast(),
+                    size_of_val(&s) as _,
+                )
+            })
+        }
+        IpAddr::V6(a) => {
+            let s = sockaddr_in6(a, ifindex);
+            // SAFETY: `s` is a live sockaddr_in6 of the size passed.
+            cvt(unsafe {
+                libc::bind(
+                    fd.as_raw_fd(),
+                    (&s as *const libc::sockaddr_in6).cast(),
+                    size_of_val(&s) as _,
+                )
+            })
+        }
+    }
+    .map(drop)
+}
+
+/// A raw IP protocol 112 socket on one interface, joined to the VRRP
+/// group, sending with TTL / Hop Limit 255 from `primary`.
+pub(crate) fn vrrp_socket(primary: IpAddr, ifname: &str, ifindex: u32) -> io::Result<OwnedFd> {
+    let one: libc::c_int = 1;
+    let zero: libc::c_int = 0;
+    let ttl: libc::c_int = 255;
+    match primary {
+        IpAddr::V4(_) => {
+            let fd = socket(
+                libc::AF_INET,
+                libc::SOCK_RAW,
+                libc::c_int::from(wire::PROTOCOL),
+            )?;
+            bind_to_device(&fd, ifname)?;
+            setsockopt(&fd, libc::IPPROTO_IP, libc::IP_TTL, &ttl)?;
+            setsockopt(&fd, libc::IPPROTO_IP, libc::IP_MULTICAST_TTL, &ttl)?;
+            setsockopt(&fd, libc::IPPROTO_IP, libc::IP_MULTICAST_LOOP, &zero)?;
+            let mreq = libc::ip_mreqn {
+                imr_multiaddr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(wire::MULTICAST_V4.octets()),
+                },
+                imr_address: libc::in_addr { s_addr: 0 },
+                imr_ifindex: ifindex as libc::c_int,
+            };
+            setsockopt(&fd, libc::IPPROTO_IP, libc::IP_MULTICAST_IF, &mreq)?;
+            setsockopt(&fd, libc::IPPROTO_IP, libc::IP_ADD_MEMBERSHIP, &mreq)?;
+            bind_ip(&fd, primary, ifindex)?;
+            Ok(fd)
+        }
+        IpAddr::V6(_) => {
+            let fd = socket(
+                libc::AF_INET6,
+                libc::SOCK_RAW,
+                libc::c_int::from(wire::PROTOCOL),
+            )?;
+            bind_to_device(&fd, ifname)?;
+            setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, &ttl)?;
+            setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_HOPS, &ttl)?;
+            setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_LOOP, &zero)?;
+            setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT, &one)?;
+            setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, &one)?;
+            let idx = ifindex as libc::c_int;
+            setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_IF, &idx)?;
+            let mreq = libc::ipv6_mreq {
+                ipv6mr_multiaddr: libc::in6_addr {
+                    s6_addr: wire::MULTICAST_V6.octets(),
+                },
+                ipv6mr_interface: ifindex,
+            };
+            setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_ADD_MEMBERSHIP, &mreq)?;
+            bind_ip(&fd, primary, ifindex)?;
+            Ok(fd)
+        }
+    }
+}
+
+/// Receives one VRRP packet: its metadata and the range of the IP payload
+/// in `buf`. `Ok(None)` for a packet too short to have an IP header.
+pub(crate) fn recv_vrrp(
+    fd: RawFd,
+    family: AddressFamily,
+    buf: &mut [u8],
+) -> io::Result<Option<(RxMeta, core::ops::Range<usize>)>> {
+    match family {
+        AddressFamily::Ipv4 => {
+            // SAFETY: `buf` is a live mutable buffer of the length passed.
+            let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+            let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+            // A raw IPv4 socket delivers the IP header too.
+            if n < 20 {
+                return Ok(None);
+            }
+            let ihl = usize::from(buf[0] & 0x0f) * 4;
+            let total = usize::from(u16::from_be_bytes([buf[2], buf[3]]));
+            if ihl < 20 || ihl > n {
+                return Ok(None);
+            }
+            let end = if total >= ihl { total.min(n) } else { n };
+            let src = Ipv4Addr::new(buf[12], buf[13], buf[14], buf[15]);
+            let dst = Ipv4Addr::new(buf[16], buf[17], buf[18], buf[19]);
+            Ok(Some((
+                RxMeta {
+                    src: IpAddr::V4(src),
+                    dst: IpAddr::V4(dst),
+                    ttl: buf[8],
+                },
+                ihl..end,
+            )))
+        }
+        AddressFamily::Ipv6 => {
+            // SAFETY: all-zero is a valid sockaddr_in6 / msghdr / iovec.
+            let mut from: libc::sockaddr_in6 = unsafe { zeroed() };
+            let mut control = [0u64; 16];
+            let mut iov = libc::iovec {
+                iov_base: buf.as_mut_ptr().cast(),
+                iov_len: buf.len(),
+            };
+            // SAFETY: as above.
+            let mut msg: libc::msghdr = unsafe { zeroed() };
+            msg.msg_name = (&mut from as *mut libc::sockaddr_in6).cast();
+            msg.msg_namelen = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = size_of_val(&control) as _;
+            // SAFETY: every pointer in `msg` refers to a live local buffer of the length given.
+            let n = unsafe { libc::recvmsg(fd, &mut msg, 0) };
+            let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+            let mut ttl = 0u8;
+            let mut dst = Ipv6Addr::UNSPECIFIED;
+            // SAFETY: the CMSG_* macros walk the control buffer the kernel filled,
+            // bounded by msg_controllen; each data read is of the type the cmsg declares.
+            unsafe {
+                let mut c = libc::CMSG_FIRSTHDR(&msg);
+                while !c.is_null() {
+                    let hdr = &*c;
+                    if hdr.cmsg_level == libc::IPPROTO_IPV6 && hdr.cmsg_type == libc::IPV6_HOPLIMIT
+                    {
+                        let v = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>());
+                        ttl = u8::try_from(v).unwrap_or(0);
+                    } else if hdr.cmsg_level == libc::IPPROTO_IPV6
+                        && hdr.cmsg_type == libc::IPV6_PKTINFO
+                    {
+                        let info = std::ptr::read_unaligned(
+                            libc::CMSG_DATA(c).cast::<libc::in6_pktinfo>(),
+                        );
+                        dst = Ipv6Addr::from(info.ipi6_addr.s6_addr);
+                    }
+                    c = libc::CMSG_NXTHDR(&msg, c);
+                }
+            }
+            let src = Ipv6Addr::from(from.sin6_addr.s6_addr);
+            Ok(Some((
+                RxMeta {
+                    src: IpAddr::V6(src),
+                    dst: IpAddr::V6(dst),
+                    ttl,
+                },
+                0..n,
+            )))
+        }
+    }
+}
+
+/// Sends `payload` to `dst` (scope `ifindex` for IPv6).
+pub(crate) fn send_to(fd: RawFd, dst: IpAddr, ifindex: u32, payload: &[u8]) -> io::Result<()> {
+    let n = match dst {
+        IpAddr::V4(a) => {
+            let s = sockaddr_in(a);
+            // SAFETY: `payload` and `s` are live and of the lengths passed.
+            unsafe {
+                libc::sendto(
+                    fd,
+                    payload.as_ptr().cast(),
+                    payload.len(),
+                    0,
+                    (&s as *const libc::sockaddr_in).cast(),
+                    size_of_val(&s) as _,
+                )
+            }
+        }
+        IpAddr::V6(a) => {
+            let s = sockaddr_in6(a, ifindex);
+            // SAFETY: `payload` and `s` are live and of the lengths passed.
+            unsafe {
+                libc::sendto(
+                    fd,
+                    payload.as_ptr().cast(),
+                    payload.len(),
+                    0,
+                    (&s as *const libc::sockaddr_in6).cast(),
+                    size_of_val(&s) as _,
+                )
+            }
+        }
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// A packet socket bound to the interface, for whole ARP frames.
+pub(crate) fn arp_socket(ifindex: u32) -> io::Result<OwnedFd> {
+    let proto = (libc::ETH_P_ARP as u16).to_be();
+    let fd = socket(libc::AF_PACKET, libc::SOCK_RAW, libc::c_int::from(proto))?;
+    // SAFETY: all-zero is a valid sockaddr_ll.
+    let mut sll: libc::sockaddr_ll = unsafe { zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = proto;
+    sll.sll_ifindex = ifindex as libc::c_int;
+    // SAFETY: `sll` is a live sockaddr_ll of the size passed.
+    cvt(unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sll as *const libc::sockaddr_ll).cast(),
+            size_of_val(&sll) as _,
+        )
+    })?;
+    Ok(fd)
+}
+
+/// Sends a whole Ethernet frame on a bound packet socket.
+pub(crate) fn send_frame(fd: RawFd, frame: &[u8]) -> io::Result<()> {
+    // SAFETY: `frame` is live and of the length passed.
+    let n = unsafe { libc::send(fd, frame.as_ptr().cast(), frame.len(), 0) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// A raw ICMPv6 socket for unsolicited NAs (the kernel fills the checksum).
+pub(crate) fn icmp6_socket(ifname: &str, ifindex: u32) -> io::Result<OwnedFd> {
+    let fd = socket(libc::AF_INET6, libc::SOCK_RAW, libc::IPPROTO_ICMPV6)?;
+    bind_to_device(&fd, ifname)?;
+    let hops: libc::c_int = 255;
+    setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_HOPS, &hops)?;
+    setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, &hops)?;
+    let idx = ifindex as libc::c_int;
+    setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_IF, &idx)?;
+    Ok(fd)
+}
+
+// ----- rtnetlink -----
+
+const RTM_NEWADDR: u16 = 20;
+const RTM_DELADDR: u16 = 21;
+const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_ACK: u16 = 0x4;
+const NLM_F_EXCL: u16 = 0x200;
+const NLM_F_CREATE: u16 = 0x400;
+const NLMSG_ERROR: u16 = 2;
+const IFA_ADDRESS: u16 = 1;
+const IFA_LOCAL: u16 = 2;
+const IFA_F_NODAD: u8 = 0x02;
+
+/// A NETLINK_ROUTE socket (blocking: an address change is acknowledged at once).
+pub(crate) fn netlink_socket() -> io::Result<OwnedFd> {
+    // SAFETY: plain system call; on success we own the descriptor.
+    let fd = cvt(unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        )
+    })?;
+    // SAFETY: `fd` is fresh.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: all-zero is a valid sockaddr_nl (kernel assigns the port id).
+    let mut sa: libc::sockaddr_nl = unsafe { zeroed() };
+    sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+    // SAFETY: `sa` is a live sockaddr_nl of the size passed.
+    cvt(unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sa as *const libc::sockaddr_nl).cast(),
+            size_of_val(&sa) as _,
+        )
+    })?;
+    Ok(fd)
+}
+
+fn push_attr(msg: &mut Vec<u8>, ty: u16, data: &[u8]) {
+    let len = 4 + data.len();
+    msg.extend_from_slice(&(len as u16).to_ne_bytes());
+    msg.extend_from_slice(&ty.to_ne_bytes());
+    msg.extend_from_slice(data);
+    while !msg.len().is_multiple_of(4) {
+        msg.push(0);
+    }
+}
+
+/// The RTM_NEWADDR / RTM_DELADDR request for `addr/prefix` on `ifindex`.
+pub(crate) fn addr_request(add: bool, addr: IpAddr, prefix: u8, ifindex: u32, seq: u32) -> Vec<u8> {
+    let mut m = Vec::with_capacity(64);
+    let (ty, flags) = if add {
+        (
+            RTM_NEWADDR,
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        )
+    } else {
+        (RTM_DELADDR, NLM_F_REQUEST | NLM_F_ACK)
+    };
+    m.extend_from_slice(&0u32.to_ne_bytes()); // length, filled below
+    m.extend_from_slice(&ty.to_ne_bytes());
+    m.extend_from_slice(&flags.to_ne_bytes());
+    m.extend_from_slice(&seq.to_ne_bytes());
+    m.extend_from_slice(&0u32.to_ne_bytes());
+    // struct ifaddrmsg
+    let (family, ifa_flags) = match addr {
+        IpAddr::V4(_) => (libc::AF_INET as u8, 0),
+        IpAddr::V6(_) => (libc::AF_INET6 as u8, IFA_F_NODAD),
+    };
+    m.extend_from_slice(&[family, prefix, ifa_flags, 0]);
+    m.extend_from_slice(&ifindex.to_ne_bytes());
+    match addr {
+        IpAddr::V4(a) => {
+            push_attr(&mut m, IFA_LOCAL, &a.octets());
+            push_attr(&mut m, IFA_ADDRESS, &a.octets());
+        }
+        IpAddr::V6(a) => push_attr(&mut m, IFA_ADDRESS, &a.octets()),
+    }
+    let len = m.len() as u32;
+    m[..4].copy_from_slice(&len.to_ne_bytes());
+    m
+}
+
+/// Sends a request and waits for its acknowledgement; returns the errno (0 = success).
+pub(crate) fn netlink_call(fd: &OwnedFd, req: &[u8], seq: u32) -> io::Result<i32> {
+    // SAFETY: `req` is live and of the length passed.
+    if unsafe { libc::send(fd.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut buf = [0u8; 4096];
+    loop {
+        // SAFETY: `buf` is a live mutable buffer of the length passed.
+        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+        let mut off = 0;
+        while off + 16 <= n {
+            let len = u32::from_ne_bytes(buf[off..off + 4].try_into().expect("4 bytes")) as usize;
+            let ty = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
+            let rseq = u32::from_ne_bytes(buf[off + 8..off + 12].try_into().expect("4 bytes"));
+            if len < 16 || off + len > n {
+                break;
+            }
+            if ty == NLMSG_ERROR && rseq == seq && len >= 20 {
+                let err = i32::from_ne_bytes(buf[off + 16..off + 20].try_into().expect("4 bytes"));
+                return Ok(-err);
+            }
+            off += (len + 3) & !3;
+        }
+    }
+}
+
+/// The interface index of `ifname`.
+pub(crate) fn ifindex(ifname: &str) -> io::Result<u32> {
+    let c =
+        std::ffi::CString::new(ifname).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `c` is a live NUL-terminated string.
+    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if i == 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(i)
+    }
+}
+
+/// Registers a socket with tokio's reactor for readability.
+pub(crate) fn async_fd(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    // SAFETY: an `OwnedFd` keeps its descriptor open and returns the same one
+    // from `as_raw_fd` until it is dropped, which happens with the `AsyncFd`.
+    Ok(unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+    }?)
+}

@@ -1,0 +1,940 @@
+//! The per-virtual-router state machine (RFC 3768 §6, RFC 9568 §6).
+
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::collections::VecDeque;
+
+use crate::config::{Config, ConfigError};
+use crate::discard::{Counters, DiscardLog, DiscardReason};
+use crate::time::Instant;
+use crate::timing;
+use crate::track::{self, TrackStatus};
+use crate::wire::vrrp;
+use crate::wire::{self, AddressFamily, Auth, ChecksumVariant, Packet, Version};
+
+/// The largest datagram or frame [`VirtualRouter::poll_transmit`] writes:
+/// a v3/IPv6 advertisement with 255 addresses (4088 bytes) rounded up.
+pub const MAX_TRANSMIT_LEN: usize = 4096;
+
+/// Protocol state. RFC 9568 calls Master "Active"; this crate keeps
+/// keepalived's (and RFC 3768's) name. `Fault` is keepalived's: a tracked
+/// object with weight 0 failed, or the interface is down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Not running (before startup, after shutdown).
+    Initialize,
+    /// Monitoring the Active router.
+    Backup,
+    /// Active: owns the virtual addresses and advertises.
+    Master,
+    /// Held out of the election by a failed tracked object or link.
+    Fault,
+}
+
+/// Why a state changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// Startup event (as address owner: straight to Master).
+    Startup,
+    /// Master_Down_Timer expired (no advertisement, or a priority-0 one).
+    MasterDown,
+    /// A higher-priority (or equal-priority, higher-address) advertisement.
+    HigherPriority,
+    /// Shutdown event.
+    Shutdown,
+    /// A tracked object with weight 0, or the link, failed.
+    Fault,
+    /// The fault cleared.
+    FaultCleared,
+    /// A sync group moved this member.
+    Sync,
+}
+
+/// Metadata of a received packet, from the IP header / control messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RxMeta {
+    /// IP source address.
+    pub src: IpAddr,
+    /// IP destination address (multicast group, or ours for unicast).
+    pub dst: IpAddr,
+    /// IPv4 TTL or IPv6 Hop Limit.
+    pub ttl: u8,
+}
+
+/// Something to send, written by [`VirtualRouter::poll_transmit`] into the
+/// caller's buffer (the first `len` bytes).
+#[must_use]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transmit {
+    /// A VRRP advertisement: the IP payload, to send with protocol 112 and
+    /// TTL / Hop Limit 255 from `src` to `dst`.
+    Advertisement {
+        /// Source address (our primary address).
+        src: IpAddr,
+        /// Destination (the multicast group or a unicast peer).
+        dst: IpAddr,
+        /// The priority advertised (0 when leaving).
+        priority: u8,
+        /// Bytes written.
+        len: usize,
+    },
+    /// A whole Ethernet frame (gratuitous ARP) for a packet socket.
+    GratuitousArp {
+        /// The address announced.
+        address: Ipv4Addr,
+        /// Bytes written.
+        len: usize,
+    },
+    /// An ICMPv6 unsolicited Neighbor Advertisement, to send to `dst`
+    /// (ff02::1) with Hop Limit 255 from `src`. When `src` is unspecified
+    /// (an IPv6 excluded address on an IPv4 router), let the kernel choose
+    /// the source; a raw ICMPv6 socket recomputes the checksum anyway.
+    NeighborAdvertisement {
+        /// The address announced.
+        address: Ipv6Addr,
+        /// Source the checksum was computed for.
+        src: Ipv6Addr,
+        /// Destination, all-nodes.
+        dst: Ipv6Addr,
+        /// Bytes written.
+        len: usize,
+    },
+}
+
+impl Transmit {
+    /// Bytes written into the buffer.
+    pub const fn len(&self) -> usize {
+        match *self {
+            Self::Advertisement { len, .. }
+            | Self::GratuitousArp { len, .. }
+            | Self::NeighborAdvertisement { len, .. } => len,
+        }
+    }
+
+    /// Whether nothing was written (never the case for a returned transmit).
+    pub const fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Something that happened, for the driver and the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// The state changed (keepalived `notify_master` / `notify_backup` /
+    /// `notify_fault` / `notify_stop`).
+    StateChanged {
+        /// Previous state.
+        from: State,
+        /// New state.
+        to: State,
+        /// Why.
+        reason: Reason,
+    },
+    /// Install the virtual and excluded addresses ([`VirtualRouter::addresses`]).
+    AddAddresses,
+    /// Remove them.
+    RemoveAddresses,
+    /// The effective priority changed (tracking).
+    PriorityChanged {
+        /// Previous priority.
+        from: u8,
+        /// New priority.
+        to: u8,
+    },
+    /// A received packet was discarded. Reported at most once per
+    /// [`Config::discard_log_interval`] per reason; every discard is counted
+    /// in [`VirtualRouter::counters`].
+    Discarded {
+        /// Why.
+        reason: DiscardReason,
+        /// The packet's source.
+        src: IpAddr,
+        /// Discards of this reason not reported since the last report.
+        suppressed: u64,
+    },
+}
+
+/// A sync group's order to a member (see [`crate::SyncGroup`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncCommand {
+    /// Become Master now (from Backup).
+    BecomeMaster,
+    /// Become Backup now (from Master).
+    BecomeBackup,
+    /// Another member is in (true) or left (false) Fault.
+    GroupFault(bool),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    MasterDown = 0,
+    Advert = 1,
+    GarpDelay = 2,
+    GarpRefresh = 3,
+}
+
+impl Timer {
+    const VALUES: [Self; 4] = [
+        Self::MasterDown,
+        Self::Advert,
+        Self::GarpDelay,
+        Self::GarpRefresh,
+    ];
+}
+
+#[derive(Debug, Clone, Default)]
+struct TimerTable([Option<Instant>; 4]);
+
+impl TimerTable {
+    fn set(&mut self, t: Timer, at: Instant) {
+        self.0[t as usize] = Some(at);
+    }
+    fn stop(&mut self, t: Timer) {
+        self.0[t as usize] = None;
+    }
+    fn get(&self, t: Timer) -> Option<Instant> {
+        self.0[t as usize]
+    }
+    fn next(&self) -> Option<Instant> {
+        self.0.iter().flatten().min().copied()
+    }
+}
+
+/// An advertisement waiting to be sent, to the multicast group or to each
+/// unicast peer in turn.
+#[derive(Debug, Clone, Copy)]
+struct PendingAdvert {
+    priority: u8,
+    next_peer: usize,
+}
+
+/// Gratuitous ARPs / NAs waiting to be sent: `waves` more rounds over all
+/// addresses, the current one at `next`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Announce {
+    waves: u32,
+    next: usize,
+}
+
+/// One VRRP virtual router (keepalived `vrrp_instance`): a sans-IO state
+/// machine. It reads no clock and opens no socket; time comes in as the
+/// `now` argument of every input.
+///
+/// Its methods come in four families:
+/// * getters: [`state`](Self::state), [`priority`](Self::priority),
+///   [`counters`](Self::counters), …
+/// * inputs `handle_*(now, …)`: [`handle_startup`](Self::handle_startup),
+///   [`handle_shutdown`](Self::handle_shutdown),
+///   [`handle_packet`](Self::handle_packet),
+///   [`handle_timeout`](Self::handle_timeout),
+///   [`handle_track`](Self::handle_track),
+///   [`handle_link`](Self::handle_link), [`handle_sync`](Self::handle_sync);
+/// * outputs `poll_*`.
+///
+/// After every input (and at start), call the outputs in this order until
+/// each returns `None`:
+///
+/// 1. [`poll_event`](Self::poll_event): apply address changes first, so that
+///    the virtual addresses exist before they are announced;
+/// 2. [`poll_transmit`](Self::poll_transmit): send advertisements, then
+///    gratuitous ARPs / NAs;
+/// 3. [`poll_timeout`](Self::poll_timeout): arm one timer for the returned
+///    instant and call [`handle_timeout`](Self::handle_timeout) when it
+///    passes (calling it early is harmless).
+///
+/// ```
+/// use core::net::{IpAddr, Ipv4Addr};
+/// use lb_vrrp::{Config, Event, Instant, State, Transmit, VirtualRouter, wire::Version};
+///
+/// let mut cfg = Config::new(Version::V3, 51, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)));
+/// cfg.priority = 255; // address owner: Master at once
+/// cfg.virtual_addresses = vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))];
+/// let mut r = VirtualRouter::new(cfg).unwrap();
+/// let now = Instant::ZERO;
+/// r.handle_startup(now);
+/// assert_eq!(r.state(), State::Master);
+/// while let Some(ev) = r.poll_event() {
+///     if ev == Event::AddAddresses { /* add r.addresses() to the interface */ }
+/// }
+/// let mut buf = [0u8; lb_vrrp::MAX_TRANSMIT_LEN];
+/// let first = r.poll_transmit(&mut buf).unwrap();
+/// assert!(matches!(first, Transmit::Advertisement { priority: 255, .. }));
+/// assert_eq!(r.poll_timeout(), Some(Instant::from_secs(1)));
+/// ```
+#[derive(Debug, Clone)]
+pub struct VirtualRouter {
+    config: Config,
+    family: AddressFamily,
+    state: State,
+    admin_up: bool,
+    link_up: bool,
+    group_fault: bool,
+    track_status: Vec<TrackStatus>,
+    priority: u8,
+    track_fault: bool,
+    /// Active_Adver_Interval (v3, learned from the Active router) in the
+    /// packet's unit; in v2 always the configured interval.
+    master_interval: u16,
+    master_address: Option<IpAddr>,
+    lower_priority_since: Option<Instant>,
+    timers: TimerTable,
+    adverts: VecDeque<PendingAdvert>,
+    announce: Announce,
+    events: VecDeque<Event>,
+    counters: Counters,
+    discard_log: DiscardLog,
+}
+
+impl VirtualRouter {
+    /// A router in state Initialize. Nothing happens until
+    /// [`handle_startup`](Self::handle_startup).
+    pub fn new(config: Config) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let track_status: Vec<TrackStatus> = config.tracked.iter().map(|t| t.initial).collect();
+        let effect = track::effect(config.priority, &config.tracked, &track_status);
+        Ok(Self {
+            family: config.family(),
+            master_interval: config.interval,
+            state: State::Initialize,
+            admin_up: false,
+            link_up: true,
+            group_fault: false,
+            track_status,
+            priority: effect.priority,
+            track_fault: effect.fault,
+            master_address: None,
+            lower_priority_since: None,
+            timers: TimerTable::default(),
+            adverts: VecDeque::with_capacity(4),
+            announce: Announce::default(),
+            events: VecDeque::with_capacity(8),
+            counters: Counters::default(),
+            discard_log: DiscardLog::default(),
+            config,
+        })
+    }
+
+    // ===== getters =====
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The effective priority (configured priority adjusted by tracking).
+    pub fn priority(&self) -> u8 {
+        self.priority
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Active_Adver_Interval in the packet's unit (v2 seconds, v3 centiseconds).
+    pub fn master_adver_interval(&self) -> u16 {
+        self.master_interval
+    }
+
+    /// The source of the last advertisement accepted as Backup.
+    pub fn master_address(&self) -> Option<IpAddr> {
+        self.master_address
+    }
+
+    /// Skew_Time in microseconds, for the current priority and Active_Adver_Interval.
+    pub fn skew_micros(&self) -> u64 {
+        timing::skew_micros(self.config.version, self.priority, self.master_interval)
+    }
+
+    /// Master_Down_Interval in microseconds.
+    pub fn master_down_micros(&self) -> u64 {
+        timing::down_micros(self.config.version, self.priority, self.master_interval)
+    }
+
+    /// Whether a non-owner Master should accept packets for the virtual
+    /// addresses (Accept_Mode; an owner always does).
+    pub fn accept_mode(&self) -> bool {
+        self.config.accept_mode || self.config.priority == 255
+    }
+
+    /// The addresses owned while Master: virtual then excluded ones.
+    pub fn addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.config
+            .virtual_addresses
+            .iter()
+            .chain(&self.config.excluded_addresses)
+            .copied()
+    }
+
+    /// Whether the router holds (should hold) the addresses now.
+    pub fn owns_addresses(&self) -> bool {
+        self.state == State::Master
+    }
+
+    fn is_faulty(&self) -> bool {
+        self.track_fault || !self.link_up || self.group_fault
+    }
+
+    // ===== inputs =====
+
+    /// Startup event (RFC 9568 §6.4.1), or admin up: an address owner
+    /// becomes Master at once, anyone else Backup with the
+    /// Master_Down_Timer set; a router with a failed weight-0 tracked object
+    /// or a down link goes to Fault instead.
+    pub fn handle_startup(&mut self, now: Instant) {
+        self.admin_up = true;
+        if self.state == State::Initialize {
+            self.start(now, Reason::Startup);
+        }
+    }
+
+    /// Shutdown event (RFC 9568 §6.4.2, §6.4.3), or admin down: a Master
+    /// sends one advertisement with priority 0 and gives up its addresses;
+    /// every state goes to Initialize.
+    pub fn handle_shutdown(&mut self, now: Instant) {
+        let _ = now;
+        self.admin_up = false;
+        match self.state {
+            State::Initialize => {}
+            State::Master => {
+                self.leave_master();
+                self.queue_advert(0);
+                self.set_state(State::Initialize, Reason::Shutdown);
+            }
+            State::Backup | State::Fault => {
+                self.timers.stop(Timer::MasterDown);
+                self.set_state(State::Initialize, Reason::Shutdown);
+            }
+        }
+    }
+
+    /// A timer may have expired: handles every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for t in Timer::VALUES {
+            if self.timers.get(t).is_some_and(|at| at <= now) {
+                self.timers.stop(t);
+                self.on_timer(now, t);
+            }
+        }
+    }
+
+    /// A tracked object (index into [`Config::tracked`]) changed. Unknown
+    /// indices are ignored.
+    pub fn handle_track(&mut self, now: Instant, index: usize, status: TrackStatus) {
+        if let Some(s) = self.track_status.get_mut(index) {
+            *s = status;
+            self.retrack(now);
+        }
+    }
+
+    /// The interface's link went up or down; down is a fault.
+    pub fn handle_link(&mut self, now: Instant, up: bool) {
+        self.link_up = up;
+        self.retrack(now);
+    }
+
+    /// An order from this router's sync group.
+    pub fn handle_sync(&mut self, now: Instant, cmd: SyncCommand) {
+        match cmd {
+            SyncCommand::BecomeMaster if self.state == State::Backup => {
+                self.become_master(now, Reason::Sync)
+            }
+            SyncCommand::BecomeBackup if self.state == State::Master => {
+                self.leave_master();
+                self.enter_backup(now, Reason::Sync);
+            }
+            SyncCommand::GroupFault(f) => {
+                self.group_fault = f;
+                self.retrack(now);
+            }
+            SyncCommand::BecomeMaster | SyncCommand::BecomeBackup => {}
+        }
+    }
+
+    /// A packet arrived on the VRRP socket: `payload` is the IP payload
+    /// (after the IPv4 header / as delivered by an IPv6 raw socket). It is
+    /// validated in the order of RFC 9568 §7.1 (see [`DiscardReason`]) and,
+    /// if valid, processed per §6.4.
+    pub fn handle_packet(&mut self, now: Instant, meta: RxMeta, payload: &[u8]) {
+        match self.validate(meta, payload) {
+            Err(reason) => self.discard(now, reason, meta.src),
+            Ok(packet) => {
+                let priority = packet.priority();
+                let interval = match self.config.version {
+                    Version::V2 => u16::from(packet.adver_int()),
+                    Version::V3 => packet.max_adver_int(),
+                };
+                self.on_advert(now, meta.src, priority, interval);
+            }
+        }
+    }
+
+    // ===== outputs =====
+
+    /// The next event, if any.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The next packet to send, written into `buf`, which should hold
+    /// [`MAX_TRANSMIT_LEN`] bytes (a shorter buffer that cannot hold a
+    /// packet makes that packet be dropped and counted in
+    /// [`Counters::transmit_errors`]).
+    #[must_use]
+    pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Transmit> {
+        while let Some(pending) = self.adverts.front_mut() {
+            let priority = pending.priority;
+            let dst = if self.config.unicast_peers.is_empty() {
+                self.adverts.pop_front();
+                match self.family {
+                    AddressFamily::Ipv4 => IpAddr::V4(wire::MULTICAST_V4),
+                    AddressFamily::Ipv6 => IpAddr::V6(wire::MULTICAST_V6),
+                }
+            } else {
+                let dst = self.config.unicast_peers[pending.next_peer];
+                pending.next_peer += 1;
+                if pending.next_peer == self.config.unicast_peers.len() {
+                    self.adverts.pop_front();
+                }
+                dst
+            };
+            match self.emit_advert(buf, priority, dst) {
+                Some(len) => {
+                    self.counters.adverts_sent += 1;
+                    if priority == 0 {
+                        self.counters.priority_zero_sent += 1;
+                    }
+                    return Some(Transmit::Advertisement {
+                        src: self.config.primary_address,
+                        dst,
+                        priority,
+                        len,
+                    });
+                }
+                None => self.counters.transmit_errors += 1,
+            }
+        }
+        let total = self.config.virtual_addresses.len() + self.config.excluded_addresses.len();
+        while self.announce.waves > 0 && total > 0 {
+            let i = self.announce.next;
+            self.announce.next += 1;
+            if self.announce.next == total {
+                self.announce.next = 0;
+                self.announce.waves -= 1;
+            }
+            let addr = self.addresses().nth(i)?;
+            let t = match addr {
+                IpAddr::V4(address) => wire::arp::Repr {
+                    mac: self.config.mac,
+                    ip: address,
+                }
+                .emit(buf)
+                .ok()
+                .map(|len| Transmit::GratuitousArp { address, len }),
+                IpAddr::V6(address) => {
+                    let src = match self.config.primary_address {
+                        IpAddr::V6(a) => a,
+                        IpAddr::V4(_) => Ipv6Addr::UNSPECIFIED,
+                    };
+                    let dst = wire::ndisc::ALL_NODES;
+                    wire::ndisc::Repr {
+                        target: address,
+                        mac: self.config.mac,
+                        router: self.config.nd_router_flag,
+                    }
+                    .emit(buf, src, dst)
+                    .ok()
+                    .map(|len| Transmit::NeighborAdvertisement {
+                        address,
+                        src,
+                        dst,
+                        len,
+                    })
+                }
+            };
+            match t {
+                Some(t) => {
+                    self.counters.announcements_sent += 1;
+                    return Some(t);
+                }
+                None => self.counters.transmit_errors += 1,
+            }
+        }
+        self.announce = Announce::default();
+        None
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    // ===== internals =====
+
+    fn set_state(&mut self, to: State, reason: Reason) {
+        let from = self.state;
+        if from != to {
+            self.state = to;
+            self.events
+                .push_back(Event::StateChanged { from, to, reason });
+        }
+    }
+
+    /// Startup (or leaving Fault): RFC 9568 §6.4.1.
+    fn start(&mut self, now: Instant, reason: Reason) {
+        if self.is_faulty() {
+            self.set_state(State::Fault, Reason::Fault);
+        } else if self.priority == 255 {
+            self.become_master(now, reason);
+        } else {
+            // Set Active_Adver_Interval to Advertisement_Interval.
+            self.master_interval = self.config.interval;
+            self.enter_backup(now, reason);
+        }
+    }
+
+    fn enter_backup(&mut self, now: Instant, reason: Reason) {
+        self.lower_priority_since = None;
+        self.timers
+            .set(Timer::MasterDown, now.add_micros(self.master_down_micros()));
+        self.set_state(State::Backup, reason);
+    }
+
+    fn become_master(&mut self, now: Instant, reason: Reason) {
+        self.timers.stop(Timer::MasterDown);
+        self.events.push_back(Event::AddAddresses);
+        self.set_state(State::Master, reason);
+        self.counters.became_master += 1;
+        self.master_address = None;
+        // Send an ADVERTISEMENT, announce every address, set Adver_Timer.
+        self.queue_advert(self.priority);
+        self.announce = Announce {
+            waves: self.config.garp.master_repeat,
+            next: 0,
+        };
+        if !self.config.garp.master_delay.is_zero() {
+            self.timers
+                .set(Timer::GarpDelay, now + self.config.garp.master_delay);
+        }
+        if let Some(r) = self.config.garp.refresh.filter(|r| !r.is_zero()) {
+            self.timers.set(Timer::GarpRefresh, now + r);
+        }
+        self.timers
+            .set(Timer::Advert, now.add_micros(self.advert_micros()));
+    }
+
+    /// Cancels what only a Master does and withdraws the addresses.
+    fn leave_master(&mut self) {
+        self.timers.stop(Timer::Advert);
+        self.timers.stop(Timer::GarpDelay);
+        self.timers.stop(Timer::GarpRefresh);
+        self.announce = Announce::default();
+        self.events.push_back(Event::RemoveAddresses);
+    }
+
+    fn advert_micros(&self) -> u64 {
+        timing::interval_micros(self.config.version, self.config.interval)
+    }
+
+    fn queue_advert(&mut self, priority: u8) {
+        self.adverts.push_back(PendingAdvert {
+            priority,
+            next_peer: 0,
+        });
+    }
+
+    fn on_timer(&mut self, now: Instant, t: Timer) {
+        match (t, self.state) {
+            // RFC 9568 §6.4.2: Active_Down_Timer fires -> become Active.
+            (Timer::MasterDown, State::Backup) => self.become_master(now, Reason::MasterDown),
+            // RFC 9568 §6.4.3: Adver_Timer fires -> advertise, reset.
+            (Timer::Advert, State::Master) => {
+                self.queue_advert(self.priority);
+                self.timers
+                    .set(Timer::Advert, now.add_micros(self.advert_micros()));
+            }
+            (Timer::GarpDelay, State::Master) => {
+                self.announce = Announce {
+                    waves: self.config.garp.master_repeat,
+                    next: 0,
+                };
+            }
+            (Timer::GarpRefresh, State::Master) => {
+                self.announce = Announce {
+                    waves: self.config.garp.refresh_repeat,
+                    next: 0,
+                };
+                if let Some(r) = self.config.garp.refresh {
+                    self.timers.set(Timer::GarpRefresh, now + r);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn retrack(&mut self, now: Instant) {
+        let effect = track::effect(
+            self.config.priority,
+            &self.config.tracked,
+            &self.track_status,
+        );
+        self.track_fault = effect.fault;
+        if effect.priority != self.priority {
+            let from = self.priority;
+            self.priority = effect.priority;
+            self.events.push_back(Event::PriorityChanged {
+                from,
+                to: effect.priority,
+            });
+            if self.state == State::Master {
+                // Tell the Backups at once, so a preempting one need not wait an interval.
+                self.queue_advert(self.priority);
+            }
+        }
+        match (self.state, self.is_faulty()) {
+            (State::Master, true) => {
+                // Hand over quickly, as on shutdown.
+                self.leave_master();
+                self.queue_advert(0);
+                self.set_state(State::Fault, Reason::Fault);
+            }
+            (State::Backup, true) => {
+                self.timers.stop(Timer::MasterDown);
+                self.set_state(State::Fault, Reason::Fault);
+            }
+            (State::Fault, false) if self.admin_up => self.start(now, Reason::FaultCleared),
+            _ => {}
+        }
+    }
+
+    fn discard(&mut self, now: Instant, reason: DiscardReason, src: IpAddr) {
+        self.counters.count(reason);
+        if let Some(suppressed) =
+            self.discard_log
+                .admit(now, reason, self.config.discard_log_interval)
+        {
+            self.events.push_back(Event::Discarded {
+                reason,
+                src,
+                suppressed,
+            });
+        }
+    }
+
+    /// RFC 9568 §7.1 / RFC 3768 §7.1 receive checks, in order.
+    fn validate<'a>(
+        &mut self,
+        meta: RxMeta,
+        payload: &'a [u8],
+    ) -> Result<Packet<&'a [u8]>, DiscardReason> {
+        let cfg = &self.config;
+        let multicast = meta.dst.is_multicast();
+        if AddressFamily::of(meta.src) != self.family || AddressFamily::of(meta.dst) != self.family
+        {
+            return Err(DiscardReason::FamilyMismatch);
+        }
+        if meta.ttl != wire::TTL && (multicast || cfg.check_ttl_unicast) {
+            return Err(DiscardReason::TtlNot255);
+        }
+        let packet = Packet::new_checked(payload, self.family).map_err(|e| match e {
+            wire::Error::Truncated { .. } => DiscardReason::Truncated,
+            _ => DiscardReason::UnknownVersion,
+        })?;
+        if packet.version() != Some(cfg.version) {
+            return Err(DiscardReason::VersionMismatch);
+        }
+        if packet.kind() != vrrp::TYPE_ADVERTISEMENT {
+            return Err(DiscardReason::BadType);
+        }
+        match packet.verify_checksum(meta.src, meta.dst) {
+            None => return Err(DiscardReason::BadChecksum),
+            Some(ChecksumVariant::MessageOnly) if cfg.version == Version::V3 => {
+                self.counters.checksum_message_only += 1;
+            }
+            Some(_) => {}
+        }
+        if packet.vrid() != cfg.vrid {
+            return Err(DiscardReason::VridMismatch);
+        }
+        if cfg.version == Version::V2 {
+            // RFC 3768 §7.1: MUST perform the authentication of the configured Auth Type.
+            match (packet.auth_type(), cfg.auth) {
+                (2, _) => return Err(DiscardReason::AuthAh),
+                (t, a) if t != a.auth_type() => return Err(DiscardReason::AuthTypeMismatch),
+                (_, Auth::SimpleText(pw)) if !constant_time_eq(&packet.auth_data(), &pw) => {
+                    return Err(DiscardReason::AuthMismatch);
+                }
+                _ => {}
+            }
+        }
+        let interval = match cfg.version {
+            Version::V2 => u16::from(packet.adver_int()),
+            Version::V3 => packet.max_adver_int(),
+        };
+        if interval == 0 {
+            return Err(DiscardReason::IntervalZero);
+        }
+        if interval != cfg.interval {
+            match cfg.version {
+                // RFC 3768 §7.1: MUST verify ... else discard.
+                Version::V2 => return Err(DiscardReason::IntervalMismatch),
+                // RFC 9568 §7.1: SHOULD log; the Backup adopts the interval.
+                Version::V3 => self.counters.interval_mismatch_v3 += 1,
+            }
+        }
+        if packet.count() == 0 {
+            return Err(DiscardReason::AddressCountZero);
+        }
+        if let IpAddr::V6(src) = meta.src
+            && multicast
+            && !src.is_unicast_link_local()
+        {
+            return Err(DiscardReason::SourceNotLinkLocal);
+        }
+        if meta.src == cfg.primary_address {
+            return Err(DiscardReason::FromSelf);
+        }
+        if !cfg.unicast_peers.is_empty()
+            && cfg.check_unicast_src
+            && !cfg.unicast_peers.contains(&meta.src)
+        {
+            return Err(DiscardReason::UnicastSourceNotAllowed);
+        }
+        if cfg.check_address_list && packet.priority() != 255 {
+            let n = usize::from(packet.count());
+            let same = n == cfg.virtual_addresses.len()
+                && (0..n).all(|i| cfg.virtual_addresses.contains(&packet.address(i)));
+            if !same {
+                return Err(DiscardReason::AddressListMismatch);
+            }
+        }
+        // RFC 3768 §7.1: "... and the local router is not the IP address owner".
+        // RFC 9568 (erratum 8298) drops that clause: a v3 owner processes adverts.
+        if cfg.version == Version::V2 && self.priority == 255 {
+            return Err(DiscardReason::LocalIsOwner);
+        }
+        Ok(packet)
+    }
+
+    /// RFC 9568 §6.4.2 / §6.4.3 (RFC 3768 §6.4.2 / §6.4.3 for v2) on a valid advertisement.
+    fn on_advert(&mut self, now: Instant, src: IpAddr, priority: u8, interval: u16) {
+        self.counters.adverts_received += 1;
+        if priority == 0 {
+            self.counters.priority_zero_received += 1;
+        }
+        let v3 = self.config.version == Version::V3;
+        match self.state {
+            State::Backup => {
+                if priority == 0 {
+                    // "Set the Active_Down_Timer to Skew_Time."
+                    self.timers
+                        .set(Timer::MasterDown, now.add_micros(self.skew_micros()));
+                    return;
+                }
+                let lower = priority < self.priority;
+                let mut hold = !self.config.preempt || !lower;
+                if self.config.preempt && lower && !self.config.preempt_delay.is_zero() {
+                    // keepalived preempt_delay: keep following the lower-priority Master
+                    // until the delay has passed since we first saw it.
+                    let since = *self.lower_priority_since.get_or_insert(now);
+                    hold = now < since + self.config.preempt_delay;
+                }
+                if !lower {
+                    self.lower_priority_since = None;
+                }
+                if hold {
+                    if v3 {
+                        // "Set Active_Adver_Interval to Max Advertise Interval contained in the ADVERTISEMENT."
+                        self.master_interval = interval;
+                    }
+                    self.master_address = Some(src);
+                    // "Recompute the Skew_Time and Active_Down_Interval; reset the Active_Down_Timer."
+                    self.timers
+                        .set(Timer::MasterDown, now.add_micros(self.master_down_micros()));
+                }
+                // else: preempt and lower priority: discard (the timer runs out).
+            }
+            State::Master => {
+                if priority == 0 {
+                    // "Send an ADVERTISEMENT; reset the Adver_Timer to Advertisement_Interval."
+                    self.queue_advert(self.priority);
+                    self.timers
+                        .set(Timer::Advert, now.add_micros(self.advert_micros()));
+                    return;
+                }
+                let wins = priority > self.priority
+                    || (priority == self.priority
+                        && addr_greater(src, self.config.primary_address));
+                if wins {
+                    // Cancel Adver_Timer, adopt the interval (v3), set Active_Down_Timer, go Backup.
+                    self.leave_master();
+                    if v3 {
+                        self.master_interval = interval;
+                    }
+                    self.master_address = Some(src);
+                    self.enter_backup(now, Reason::HigherPriority);
+                } else if v3 || self.config.v2_answer_lower_priority {
+                    // RFC 9568 §6.4.3: discard and send an ADVERTISEMENT immediately.
+                    self.queue_advert(self.priority);
+                }
+            }
+            State::Initialize | State::Fault => self.counters.ignored_not_running += 1,
+        }
+    }
+
+    /// Writes an advertisement without allocating.
+    fn emit_advert(&self, buf: &mut [u8], priority: u8, dst: IpAddr) -> Option<usize> {
+        let cfg = &self.config;
+        let count = cfg.virtual_addresses.len() as u8;
+        let len = vrrp::message_len(cfg.version, self.family, count)?;
+        let mut p = Packet::new_unchecked(buf.get_mut(..len)?, self.family);
+        p.set_version_kind(cfg.version.number(), vrrp::TYPE_ADVERTISEMENT);
+        p.set_vrid(cfg.vrid);
+        p.set_priority(priority);
+        p.set_count(count);
+        match cfg.version {
+            Version::V2 => {
+                p.set_auth_type(cfg.auth.auth_type());
+                p.set_adver_int(cfg.interval as u8);
+            }
+            Version::V3 => p.set_max_adver_int(cfg.interval),
+        }
+        for (i, a) in cfg.virtual_addresses.iter().enumerate() {
+            p.set_address(i, *a);
+        }
+        if cfg.version == Version::V2 {
+            let data = match cfg.auth {
+                Auth::SimpleText(d) => d,
+                _ => [0; 8],
+            };
+            p.set_auth_data(data);
+        }
+        p.fill_checksum(cfg.primary_address, dst, cfg.checksum_mode)
+            .ok()?;
+        Some(len)
+    }
+}
+
+/// "The primary IPvX address of the sender is greater than the local
+/// primary IPvX address", compared as unsigned integers in network byte
+/// order (RFC 9568 §6.4.3): for equal-length octet strings that is the
+/// lexicographic order.
+pub(crate) fn addr_greater(a: IpAddr, b: IpAddr) -> bool {
+    match (a, b) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => a.octets() > b.octets(),
+        (IpAddr::V6(a), IpAddr::V6(b)) => a.octets() > b.octets(),
+        _ => false,
+    }
+}
+
+/// Compares without an early exit, so timing does not reveal how much of a
+/// password matched (keepalived 2.0.10 made the same change).
+fn constant_time_eq(a: &[u8; 8], b: &[u8; 8]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
