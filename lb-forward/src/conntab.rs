@@ -19,8 +19,8 @@
 //! Hashing: a keyed multiply-fold hash (the seed is an argument, so the
 //! caller draws it at random), so remote clients cannot aim at one chain.
 //!
-//! Nothing here allocates after [`ConnTable::new`], except interning a VIP
-//! never seen before.
+//! Nothing here allocates after [`ConnTable::new`], except when more than
+//! 64 distinct VIPs are in use at once (the VIP index then grows).
 
 use crate::addr::Addr;
 use std::collections::HashMap;
@@ -208,7 +208,7 @@ impl ConnTable {
             vips: Vec::with_capacity(64),
             vip_refs: Vec::with_capacity(64),
             vip_index: HashMap::with_capacity(64),
-            vip_free: Vec::new(),
+            vip_free: Vec::with_capacity(64),
             dest_addr: Vec::new(),
         }
     }
