@@ -323,6 +323,21 @@ async fn http_reset_before_and_after_request() {
 }
 
 #[tokio::test]
+async fn http_reply_before_request_then_close_is_up() {
+    // xinetd-style (keepalived #180): the whole reply is written at accept,
+    // before the request is read, then the socket is closed (so our request
+    // may draw a RST). The complete reply was queued before any RST.
+    let addr = serve(|mut s| async move {
+        let _ = s.write_all(OK_CL).await;
+        drop(s);
+    })
+    .await;
+    for _ in 0..5 {
+        assert_eq!(class_of(&http(addr, digest_url())).await, None);
+    }
+}
+
+#[tokio::test]
 async fn http_status_digest_regex_and_host_header() {
     let addr = http_server(
         b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n",
