@@ -1035,3 +1035,101 @@ fn netns_keepalived_v3_ipv6_failover_after_sigkill() {
         },
     );
 }
+
+/// `MultiDriver`: ten VRIDs on one shared socket against keepalived running
+/// ten `vrrp_instance`s on the same link. Ours have the higher priority and
+/// win every VRID (the packets of each VRID reach the right router); a
+/// graceful stop hands every VIP to keepalived with priority 0.
+#[test]
+fn netns_multidriver_ten_vrids_against_keepalived() {
+    use lb_vrrp::linux::MultiDriver;
+    use lb_vrrp::wire::Version;
+    let Some(lab) = lab_or_skip!("vrrpmd", "keepalived") else {
+        return;
+    };
+    let (a, b) = setup(&lab);
+    let vrids = 1..=10u8;
+    let vip = |v: u8| IpAddr::V4(Ipv4Addr::new(10, 0, 1, v));
+    let dir = lab.dir().unwrap();
+    let conf = dir.join("multi.conf");
+    let mut text = String::from("global_defs {\n  router_id multi\n  vrrp_version 3\n}\n");
+    for v in vrids.clone() {
+        text.push_str(&format!(
+            "vrrp_instance VI_{v} {{\n  interface eth0\n  virtual_router_id {v}\n  state BACKUP\n  \
+             priority 100\n  advert_int 0.5\n  virtual_ipaddress {{\n    {}/32\n  }}\n}}\n",
+            vip(v)
+        ));
+    }
+    std::fs::write(&conf, text).unwrap();
+    let log = dir.join("multi-keepalived.log");
+    let mut cmd = b.command("keepalived");
+    cmd.args(["-n", "-l", "-D", "-f"])
+        .arg(&conf)
+        .arg("-p")
+        .arg(dir.join("multi.pid"))
+        .arg("-r")
+        .arg(dir.join("multi-vrrp.pid"))
+        .arg("-c")
+        .arg(dir.join("multi-chk.pid"))
+        .stdout(File::create(&log).unwrap())
+        .stderr(File::create(log.with_extension("err")).unwrap());
+    let ka = Daemon {
+        proc: Process::spawn(cmd).unwrap(),
+        log,
+    };
+    let all_on = |h: &Host| vrids.clone().all(|v| has(h, vip(v)));
+    let none_on = |h: &Host| vrids.clone().all(|v| !has(h, vip(v)));
+    wait_for("keepalived Master of all VRIDs", LIMIT, &[&ka], || {
+        all_on(&b)
+    });
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let vrids2 = vrids.clone();
+    let ours = a
+        .spawn_thread(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let mut d = MultiDriver::new().unwrap();
+                for v in vrids2 {
+                    let mut cfg = lb_vrrp::Config::new(Version::V3, v, A4.into());
+                    cfg.priority = 150;
+                    cfg.interval = 50;
+                    cfg.virtual_addresses = vec![vip(v)];
+                    d.add(lb_vrrp::VirtualRouter::new(cfg).unwrap(), "eth0")
+                        .unwrap();
+                }
+                d.run(stop_rx).await
+            })
+        })
+        .unwrap();
+    wait_for("MultiDriver Master of all VRIDs", LIMIT, &[&ka], || {
+        all_on(&a) && none_on(&b)
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(all_on(&a) && none_on(&b), "every VIP on a only");
+    for v in vrids.clone() {
+        assert!(
+            ka.log()
+                .contains(&format!("(VI_{v}) Entering BACKUP STATE")),
+            "VI_{v}\n{}",
+            ka.log()
+        );
+    }
+    stop_tx.send(()).unwrap();
+    ours.join().unwrap().unwrap();
+    assert!(none_on(&a), "MultiDriver removed its VIPs on shutdown");
+    wait_for(
+        "keepalived Master of all VRIDs again",
+        LIMIT,
+        &[&ka],
+        || all_on(&b),
+    );
+    let received_zero = ka
+        .log()
+        .matches("Backup received priority 0 advertisement")
+        .count();
+    assert_eq!(received_zero, 10, "{}", ka.log());
+}
