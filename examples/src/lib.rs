@@ -2,3 +2,4 @@
 //! `genhash`). It is not a library for other crates: use the `lb-*` crates.
 
 pub mod config;
+pub mod director;
