@@ -45,6 +45,7 @@ pub use service::Service;
 pub use service::ServiceFlags;
 pub use service::ServiceKey;
 pub mod chash;
+pub mod director;
 pub mod fwmark;
 pub mod hashkey;
 pub mod maglev;

@@ -11,10 +11,8 @@
 //! dataplane installs an nftables table `inet lb_director` dropping, on
 //! input, packets to each service's VIP and port.
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,10 +22,10 @@ use lb_forward::classify::ServiceKey;
 use lb_forward::forwarder::{
     Config as FwdConfig, DestConfig, Forwarder, Method, Persistence, Port, ServiceConfig,
 };
-use lb_forward::parse::FlowKey;
-use lb_forward::sched::{ConnCounts, DestIndex, Scheduler};
+use lb_forward::lbsched::LbSched;
+use lb_forward::sched::DestIndex;
 use lb_forward::tunnel::{GueCsum, TunnelKind};
-use lb_sched::{ConnKind, DestId, PacketInfo, SchedulerKind, ServiceFlags, SplitMix64};
+use lb_sched::{SchedulerKind, ServiceFlags, SplitMix64};
 
 use super::plan::{PlannedDest, PlannedService, SvcKey};
 use super::sys;
@@ -61,85 +59,6 @@ pub struct Shared {
     pub stats: Mutex<(Vec<DestStats>, lb_forward::forwarder::Stats)>,
     /// Set to stop the thread.
     pub stop: AtomicBool,
-}
-
-/// `lb-sched`'s kernel schedulers behind `lb-forward`'s scheduler trait.
-#[derive(Debug)]
-struct Sched {
-    svc: lb_sched::Service,
-    /// Forwarder slot → (lb-sched id, last counts).
-    ids: Vec<Option<(DestId, ConnCounts)>>,
-    /// lb-sched slot → forwarder slot.
-    rev: Vec<DestIndex>,
-    /// The address of the destination being added (`add_dest` calls
-    /// `dest_changed` before it returns the index).
-    pending: Rc<Cell<Option<SocketAddr>>>,
-    rng: SplitMix64,
-}
-
-impl Scheduler for Sched {
-    fn pick(&mut self, now: Instant, flow: &FlowKey) -> Option<DestIndex> {
-        let pkt = PacketInfo {
-            protocol: lb_sched::Protocol::from_number(flow.proto),
-            src: flow.src.into(),
-            dst: flow.dst.into(),
-            src_port: flow.sport,
-            dst_port: flow.dport,
-            inverse: false,
-        };
-        let id = self.svc.pick(now, &pkt, &mut self.rng)?;
-        self.rev.get(id.slot() as usize).copied()
-    }
-
-    fn dest_changed(&mut self, dest: DestIndex, weight: Option<u32>) {
-        let i = usize::from(dest);
-        if self.ids.len() <= i {
-            self.ids.resize(i + 1, None);
-        }
-        match (self.ids[i], weight) {
-            (Some((id, _)), Some(w)) => {
-                let _ = self.svc.set_weight(id, w);
-            }
-            (None, Some(w)) => {
-                let Some(addr) = self.pending.take() else {
-                    return;
-                };
-                if let Ok(id) = self.svc.add_dest(lb_sched::DestConfig::new(addr, w)) {
-                    let s = id.slot() as usize;
-                    if self.rev.len() <= s {
-                        self.rev.resize(s + 1, 0);
-                    }
-                    self.rev[s] = dest;
-                    self.ids[i] = Some((id, ConnCounts::default()));
-                }
-            }
-            (Some((id, _)), None) => {
-                let _ = self.svc.remove_dest(id);
-                self.ids[i] = None;
-            }
-            (None, None) => {}
-        }
-    }
-
-    fn conn_changed(&mut self, dest: DestIndex, counts: ConnCounts) {
-        let Some(Some((id, old))) = self.ids.get_mut(usize::from(dest)) else {
-            return;
-        };
-        let pairs = [
-            (old.active, counts.active, ConnKind::Active),
-            (old.inactive, counts.inactive, ConnKind::Inactive),
-            (old.persist, counts.persist, ConnKind::Template),
-        ];
-        for (was, is, kind) in pairs {
-            for _ in is..was {
-                let _ = self.svc.conn_unbind(*id, kind);
-            }
-            for _ in was..is {
-                let _ = self.svc.conn_bind(*id, kind);
-            }
-        }
-        *old = counts;
-    }
 }
 
 fn method(m: LvsMethod) -> Method {
@@ -186,10 +105,9 @@ struct Installed {
 
 /// Applies `want` to the forwarder, changing only what differs.
 fn reconcile(
-    fwd: &mut Forwarder<Sched>,
+    fwd: &mut Forwarder<LbSched>,
     have: &mut HashMap<SvcKey, Installed>,
     want: &[PlannedService],
-    pending: &Rc<Cell<Option<SocketAddr>>>,
     now: Instant,
 ) {
     // Services gone, or whose service-level settings changed.
@@ -238,13 +156,7 @@ fn reconcile(
             let Ok(svc) = lb_sched::Service::new(lkey, ServiceFlags::NONE, kind, now) else {
                 continue;
             };
-            let sched = Sched {
-                svc,
-                ids: Vec::new(),
-                rev: Vec::new(),
-                pending: pending.clone(),
-                rng: SplitMix64::new(u64::from(w.key.to_string().len() as u32) ^ 0x9e37),
-            };
+            let sched = LbSched::new(svc, SplitMix64::new(sys::random_u64()));
             let cfg = ServiceConfig {
                 key,
                 persistence: w.persistence.map(|(t, prefix)| Persistence {
@@ -304,7 +216,6 @@ fn reconcile(
                     *have_d = *d;
                 }
                 None => {
-                    pending.set(Some(SocketAddr::new(d.addr, d.port)));
                     let r = fwd.add_dest(
                         s.id,
                         DestConfig {
@@ -314,7 +225,6 @@ fn reconcile(
                             weight: d.weight,
                         },
                     );
-                    pending.set(None);
                     match r {
                         Ok(idx) => {
                             tracing::info!(service = %w.key, dest = %SocketAddr::new(d.addr, d.port), weight = d.weight, "adding real server");
@@ -375,7 +285,7 @@ pub fn run(ifaces: &[String], shared: Arc<Shared>) -> Result<(), String> {
     let mut fcfg = FwdConfig::default();
     fcfg.expire_nodest_conn = true;
     fcfg.hash_seed = sys::random_u64();
-    let mut fwd: Forwarder<Sched> = Forwarder::new(fcfg, now);
+    let mut fwd: Forwarder<LbSched> = Forwarder::new(fcfg, now);
     let mut port_of = HashMap::new();
     for name in ifaces {
         let s = PacketSocket::open(name, RingConfig::default())
@@ -394,7 +304,6 @@ pub fn run(ifaces: &[String], shared: Arc<Shared>) -> Result<(), String> {
         port_of.insert(name.clone(), id);
         socks.push(s);
     }
-    let pending = Rc::new(Cell::new(None));
     let mut have: HashMap<SvcKey, Installed> = HashMap::new();
     let mut gen_applied = u64::MAX;
     let mut last_neigh = Instant::now() - Duration::from_secs(10);
@@ -407,7 +316,7 @@ pub fn run(ifaces: &[String], shared: Arc<Shared>) -> Result<(), String> {
             (p.0 != gen_applied).then(|| p.clone())
         };
         if let Some((generation, services)) = plan {
-            reconcile(fwd, &mut have, &services, &pending, now);
+            reconcile(fwd, &mut have, &services, now);
             gen_applied = generation;
         }
         if now.duration_since(last_neigh) >= Duration::from_millis(200) {
