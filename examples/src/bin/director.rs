@@ -18,13 +18,21 @@ use lb_examples::director::daemon::{self, Dataplane, Options};
 use lb_examples::director::lab;
 
 #[derive(Parser, Debug)]
-#[command(name = "director", about = "L4 load balancer director reading keepalived.conf")]
+#[command(
+    name = "director",
+    about = "L4 load balancer director reading keepalived.conf"
+)]
 struct Cli {
     /// Check the configuration and exit: 0 valid, 3 fatal errors, 4 warnings.
     #[arg(short = 't', long = "config-test")]
     config_test: bool,
     /// The configuration file.
-    #[arg(short = 'f', long = "use-file", global = true, default_value = "/etc/keepalived/keepalived.conf")]
+    #[arg(
+        short = 'f',
+        long = "use-file",
+        global = true,
+        default_value = "/etc/keepalived/keepalived.conf"
+    )]
     file: PathBuf,
     /// Runtime directory (status socket).
     #[arg(long, global = true, default_value = "/run/lb-director")]
@@ -69,6 +77,7 @@ fn init_logs() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
 

@@ -120,7 +120,13 @@ struct Instance {
 
 type VrrpTx = mpsc::UnboundedSender<(String, VrrpState)>;
 
-fn start_instance(name: &str, cfg: lb_vrrp::Config, iface: &str, prefix: u8, tx: VrrpTx) -> Instance {
+fn start_instance(
+    name: &str,
+    cfg: lb_vrrp::Config,
+    iface: &str,
+    prefix: u8,
+    tx: VrrpTx,
+) -> Instance {
     let stop = Arc::new(Notify::new());
     let (n, i, s, c) = (name.to_owned(), iface.to_owned(), stop.clone(), cfg.clone());
     let task = tokio::spawn(async move {
@@ -199,7 +205,12 @@ fn script_user(cfg: &Config) -> Option<(u32, u32)> {
 
 /// Brings VRRP instances in line with `cfg`: unchanged ones keep running
 /// (no flap), changed or removed ones stop, new ones start.
-async fn sync_instances(cfg: &Config, running: &mut HashMap<String, Instance>, tx: &VrrpTx, st: &Mutex<State>) {
+async fn sync_instances(
+    cfg: &Config,
+    running: &mut HashMap<String, Instance>,
+    tx: &VrrpTx,
+    st: &Mutex<State>,
+) {
     let mut want = HashMap::new();
     for inst in &cfg.vrrp_instances {
         match router_config_live(inst) {
@@ -231,10 +242,14 @@ async fn sync_instances(cfg: &Config, running: &mut HashMap<String, Instance>, t
         }
         tracing::info!(instance = %n, iface = %inst.interface, vrid = inst.vrid, "starting VRRP instance");
         let prefix = inst.vips.first().map_or(32, |v| v.prefix);
-        lock(st)
-            .vrrp
-            .insert(n.clone(), (inst.interface.clone(), inst.vrid, VrrpState::Initialize));
-        running.insert(n.clone(), start_instance(&n, c, &inst.interface, prefix, tx.clone()));
+        lock(st).vrrp.insert(
+            n.clone(),
+            (inst.interface.clone(), inst.vrid, VrrpState::Initialize),
+        );
+        running.insert(
+            n.clone(),
+            start_instance(&n, c, &inst.interface, prefix, tx.clone()),
+        );
     }
 }
 
@@ -253,7 +268,9 @@ pub fn run(opts: Options) -> i32 {
     };
     let dataplane = match opts.dataplane {
         Dataplane::Auto if sys::has_ipvs() => {
-            tracing::warn!("kernel IPVS is present, but this build drives only the userspace dataplane");
+            tracing::warn!(
+                "kernel IPVS is present, but this build drives only the userspace dataplane"
+            );
             Dataplane::Userspace
         }
         Dataplane::Auto => Dataplane::Userspace,
@@ -383,7 +400,7 @@ async fn main_loop(opts: Options, cfg: Config) -> i32 {
         tokio::select! {
             Some(EngineEvent { server, event }) = hevents.recv() => {
                 let mut s = lock(&st);
-                let e = s.checks.entry(server.clone()).or_insert((true, None, None));
+                let e = s.checks.entry(server).or_insert((true, None, None));
                 match event {
                     HealthEvent::Up { weight } => { e.0 = true; e.1 = Some(weight); }
                     HealthEvent::Weight { weight } => e.1 = Some(weight),
@@ -473,7 +490,12 @@ fn addr_port(ip: IpAddr, port: u16) -> String {
 /// `director status`: VRRP, the live table in `ipvsadm -L -n` layout, and
 /// each real server's health.
 fn render_status(s: &State, shared: &Shared, json: bool) -> String {
-    let stats = shared.stats.lock().unwrap_or_else(|e| e.into_inner()).0.clone();
+    let stats = shared
+        .stats
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .0
+        .clone();
     let conns = |k: SvcKey, ip: IpAddr, port: u16| {
         stats
             .iter()
@@ -532,7 +554,10 @@ fn render_status(s: &State, shared: &Shared, json: bool) -> String {
     let mut o = String::new();
     o.push_str("VRRP\n");
     for (n, (i, id, st)) in &s.vrrp {
-        o.push_str(&format!("  {n:<16} {i:<8} vrid {id:<3} {}\n", vrrp_name(*st)));
+        o.push_str(&format!(
+            "  {n:<16} {i:<8} vrid {id:<3} {}\n",
+            vrrp_name(*st)
+        ));
     }
     o.push_str("IP Virtual Server (lb-director, userspace dataplane)\n");
     o.push_str("Prot LocalAddress:Port Scheduler Flags\n");
@@ -571,7 +596,11 @@ fn render_status(s: &State, shared: &Shared, json: bool) -> String {
 
 /// Prometheus text exposition.
 fn render_metrics(s: &State, shared: &Shared) -> String {
-    let (stats, fstats) = shared.stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let (stats, fstats) = shared
+        .stats
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     let mut o = String::new();
     o.push_str("# TYPE lb_director_vrrp_state gauge\n# HELP lb_director_vrrp_state 0 init, 1 backup, 2 master, 3 fault\n");
     for (n, (_, _, st)) in &s.vrrp {
@@ -593,10 +622,23 @@ fn render_metrics(s: &State, shared: &Shared) -> String {
     }
     o.push_str("# TYPE lb_director_real_server_weight gauge\n# TYPE lb_director_real_server_active_connections gauge\n# TYPE lb_director_real_server_inactive_connections gauge\n");
     for d in &stats {
-        let l = format!("service=\"{}\",server=\"{}\"", d.svc, addr_port(d.addr, d.port));
-        o.push_str(&format!("lb_director_real_server_weight{{{l}}} {}\n", d.weight));
-        o.push_str(&format!("lb_director_real_server_active_connections{{{l}}} {}\n", d.active));
-        o.push_str(&format!("lb_director_real_server_inactive_connections{{{l}}} {}\n", d.inactive));
+        let l = format!(
+            "service=\"{}\",server=\"{}\"",
+            d.svc,
+            addr_port(d.addr, d.port)
+        );
+        o.push_str(&format!(
+            "lb_director_real_server_weight{{{l}}} {}\n",
+            d.weight
+        ));
+        o.push_str(&format!(
+            "lb_director_real_server_active_connections{{{l}}} {}\n",
+            d.active
+        ));
+        o.push_str(&format!(
+            "lb_director_real_server_inactive_connections{{{l}}} {}\n",
+            d.inactive
+        ));
     }
     o.push_str(&format!(
         "# TYPE lb_director_frames_forwarded_total counter\nlb_director_frames_forwarded_total {}\n# TYPE lb_director_frames_dropped_total counter\nlb_director_frames_dropped_total {}\n# TYPE lb_director_connections_created_total counter\nlb_director_connections_created_total {}\n",

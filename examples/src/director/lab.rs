@@ -98,7 +98,7 @@ pub struct Report {
 
 /// A real server's HTTP server: answers `rsN\n`; closing the listener
 /// when `serving` goes false and reopening it when it goes true.
-fn http_server(n: u8, serving: Arc<AtomicBool>, stop: Arc<AtomicBool>) {
+pub fn http_server(n: u8, serving: Arc<AtomicBool>, stop: Arc<AtomicBool>) {
     let body = format!("rs{n}\n");
     while !stop.load(Ordering::Relaxed) {
         if !serving.load(Ordering::Relaxed) {
@@ -143,7 +143,12 @@ fn http_server(n: u8, serving: Arc<AtomicBool>, stop: Arc<AtomicBool>) {
 
 /// One request to the VIP; the server number that answered.
 fn request(timeout: Duration) -> Option<u8> {
-    let mut s = TcpStream::connect_timeout(&SocketAddr::new(IpAddr::V4(VIP), 80), timeout).ok()?;
+    request_to(SocketAddr::new(IpAddr::V4(VIP), 80), timeout)
+}
+
+/// One HTTP request to `addr`; the number of the lab server that answered.
+pub fn request_to(addr: SocketAddr, timeout: Duration) -> Option<u8> {
+    let mut s = TcpStream::connect_timeout(&addr, timeout).ok()?;
     s.set_read_timeout(Some(timeout)).ok()?;
     s.set_write_timeout(Some(timeout)).ok()?;
     s.write_all(b"GET / HTTP/1.0\r\nHost: lab\r\n\r\n").ok()?;
@@ -295,7 +300,10 @@ pub fn run_in(lab: &Lab, args: &LabArgs) -> Result<Report, String> {
     };
     let sw = lab.add_switch("sw").map_err(e)?;
     let client = lab.add_host("client").map_err(e)?;
-    let dirs = [lab.add_host("dir1").map_err(e)?, lab.add_host("dir2").map_err(e)?];
+    let dirs = [
+        lab.add_host("dir1").map_err(e)?,
+        lab.add_host("dir2").map_err(e)?,
+    ];
     let rs: Vec<Host> = (1..=3)
         .map(|i| lab.add_host(&format!("rs{i}")))
         .collect::<Result<_, _>>()
@@ -358,7 +366,11 @@ pub fn run_in(lab: &Lab, args: &LabArgs) -> Result<Report, String> {
     if !args.quiet {
         println!(
             "lab: client 10.0.0.2, directors 10.0.0.11 (master) / 10.0.0.12 (backup), real servers 10.0.0.21-23, VIP {VIP}:80, VRRP {}",
-            if args.v3 { "v3 advert_int 0.1" } else { "v2 advert_int 1" }
+            if args.v3 {
+                "v3 advert_int 0.1"
+            } else {
+                "v2 advert_int 1"
+            }
         );
         println!("director logs: {}", dir.display());
     }
@@ -397,7 +409,10 @@ pub fn run_in(lab: &Lab, args: &LabArgs) -> Result<Report, String> {
     }
     let _cguard = StopClient(cstop.clone());
     if !args.quiet {
-        println!("\n{:>6} {:>6} {:>6} {:>6} {:>7}   event", "t(s)", "rs1", "rs2", "rs3", "failed");
+        println!(
+            "\n{:>6} {:>6} {:>6} {:>6} {:>7}   event",
+            "t(s)", "rs1", "rs2", "rs3", "failed"
+        );
     }
     let n = args.phase_secs.max(2);
     run_for(n, t0, &recs, args.quiet, "traffic at a fixed rate")?;
@@ -407,7 +422,13 @@ pub fn run_in(lab: &Lab, args: &LabArgs) -> Result<Report, String> {
     let t_kill_at = t0.elapsed();
     let t_kill = t_kill_at;
     procs[0].kill().map_err(e)?;
-    run_for(n + 3, t0, &recs, args.quiet, "master director killed (SIGKILL)")?;
+    run_for(
+        n + 3,
+        t0,
+        &recs,
+        args.quiet,
+        "master director killed (SIGKILL)",
+    )?;
     cstop.store(true, Ordering::Relaxed);
     let _ = client_thread.join();
     std::thread::sleep(Duration::from_millis(600));

@@ -258,8 +258,15 @@ mod tests {
                    lb_kind DR
                    {extra}
                    sorry_server 10.0.0.99 80
-                   real_server 10.0.0.1 80 {{ weight 2 TCP_CHECK {{ }} }}
-                   real_server 10.0.0.2 80 {{ weight 3 inhibit_on_failure TCP_CHECK {{ }} }}
+                   real_server 10.0.0.1 80 {{
+                     weight 2
+                     TCP_CHECK {{ }}
+                   }}
+                   real_server 10.0.0.2 80 {{
+                     weight 3
+                     inhibit_on_failure
+                     TCP_CHECK {{ }}
+                   }}
                  }}"
             ),
         )
@@ -297,10 +304,7 @@ mod tests {
         let p = plan(&c, &h, true, &mut q);
         assert_eq!(
             weights(&p[0]),
-            [
-                ("10.0.0.2".into(), 0, false),
-                ("10.0.0.99".into(), 1, true)
-            ]
+            [("10.0.0.2".into(), 0, false), ("10.0.0.99".into(), 1, true)]
         );
         assert!(p[0].quorum_lost);
         let h: HashMap<_, _> = [down("10.0.0.1")].into();
@@ -314,10 +318,7 @@ mod tests {
         let p = plan(&c, &HashMap::new(), true, &mut QuorumState::new());
         assert_eq!(
             weights(&p[0]),
-            [
-                ("10.0.0.2".into(), 0, false),
-                ("10.0.0.99".into(), 1, true)
-            ]
+            [("10.0.0.2".into(), 0, false), ("10.0.0.99".into(), 1, true)]
         );
     }
 

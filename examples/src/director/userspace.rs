@@ -12,6 +12,7 @@
 //! input, packets to each service's VIP and port.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -131,7 +132,7 @@ fn reconcile(
         }
     }
     for w in want {
-        if !have.contains_key(&w.key) {
+        if let Entry::Vacant(slot) = have.entry(w.key) {
             let Some(key) = service_key(w.key) else {
                 tracing::warn!(service = %w.key, "SCTP services are not supported by the userspace dataplane");
                 continue;
@@ -173,14 +174,11 @@ fn reconcile(
             match fwd.add_service(cfg, sched) {
                 Ok(id) => {
                     tracing::info!(service = %w.key, scheduler = %w.scheduler, "adding service");
-                    have.insert(
-                        w.key,
-                        Installed {
-                            id,
-                            plan: w.clone(),
-                            dests: HashMap::new(),
-                        },
-                    );
+                    slot.insert(Installed {
+                        id,
+                        plan: w.clone(),
+                        dests: HashMap::new(),
+                    });
                 }
                 Err(e) => tracing::warn!(service = %w.key, error = %e, "cannot add service"),
             }

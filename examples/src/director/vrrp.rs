@@ -85,7 +85,7 @@ mod tests {
 
     #[test]
     fn maps_an_instance() {
-        let cfg = crate::config::parse_str(
+        let cfg = config::parse_str(
             "t.conf",
             "vrrp_instance VI_1 {
                state MASTER

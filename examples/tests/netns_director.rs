@@ -1,0 +1,219 @@
+//! The `director` end to end, in network namespaces, with the userspace
+//! dataplane (this host has no IPVS): the lab scenario (drain on a failed
+//! health check, VRRP failover), reload without flaps, graceful shutdown,
+//! and `--config-test` exit codes.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use lb_examples::director::daemon;
+use lb_examples::director::lab::{self, LabArgs};
+use lb_testing_netns::{Process, lab_or_skip};
+
+const BIN: &str = env!("CARGO_BIN_EXE_director");
+
+fn configs_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("configs")
+}
+
+#[test]
+fn config_test_exit_codes() {
+    let run = |f: &Path| {
+        Command::new(BIN)
+            .arg("--config-test")
+            .arg("-f")
+            .arg(f)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap()
+    };
+    for e in std::fs::read_dir(configs_dir()).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "conf") {
+            let out = run(&p);
+            assert_eq!(out.status.code(), Some(0), "{}: {:?}", p.display(), out);
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("director-ct-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.conf");
+    std::fs::write(&bad, "virtual_server 10.0.0.1 80 {\n  lb_algo nosuch\n}\n").unwrap();
+    let out = run(&bad);
+    assert_eq!(out.status.code(), Some(3));
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(msg.contains("bad.conf:2:"), "{msg}");
+    let warn = dir.join("warn.conf");
+    std::fs::write(&warn, "global_defs {\n  no_such_keyword 1\n}\n").unwrap();
+    let out = run(&warn);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("warn.conf:2:"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The shipped lab: wlc over three servers, one drained by its failing
+/// HTTP check, then the master killed and the backup taking over.
+#[test]
+fn netns_director_lab_drain_and_failover() {
+    let Some(l) = lab_or_skip!("dirlab", "nft") else {
+        return;
+    };
+    let args = LabArgs {
+        rate: 40,
+        phase_secs: 4,
+        v3: true,
+        director_bin: Some(BIN.into()),
+        quiet: true,
+    };
+    let r = lab::run_in(&l, &args).unwrap();
+    assert!(r.before.iter().all(|&n| n > 0), "{r:?}");
+    assert_eq!(
+        r.drained[2], 0,
+        "rs3 still served after its check failed: {r:?}"
+    );
+    assert!(r.drained[0] > 0 && r.drained[1] > 0, "{r:?}");
+    assert!(
+        r.failover.is_some(),
+        "no response after the master died: {r:?}"
+    );
+    assert!(r.after[0] > 0 && r.after[1] > 0 && r.after[2] == 0, "{r:?}");
+    assert!(
+        r.vrrp_log
+            .iter()
+            .any(|l| l.starts_with("dir2:") && l.contains("to=Master")),
+        "the backup never became master: {r:?}"
+    );
+}
+
+fn conf(weight: u32) -> String {
+    format!(
+        "vrrp_instance VI_T {{
+    state MASTER
+    interface eth0
+    virtual_router_id 77
+    priority 150
+    advert_int 0.1
+    version 3
+    virtual_ipaddress {{ 10.0.0.100/24 }}
+}}
+virtual_server 10.0.0.100 80 {{
+    delay_loop 1
+    lb_algo wlc
+    lb_kind DR
+    real_server 10.0.0.21 80 {{
+        weight {weight}
+        TCP_CHECK {{
+            connect_timeout 1
+        }}
+    }}
+    real_server 10.0.0.22 80 {{
+        weight 1
+        TCP_CHECK {{
+            connect_timeout 1
+        }}
+    }}
+}}
+"
+    )
+}
+
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// SIGHUP with a changed weight: the table changes, the VRRP instance does
+/// not flap. SIGTERM: exit 0, VIP and nftables rules gone.
+#[test]
+fn netns_director_reload_and_shutdown() {
+    let Some(l) = lab_or_skip!("dirhup", "nft") else {
+        return;
+    };
+    let sw = l.add_switch("sw").unwrap();
+    let client = l.add_host("client").unwrap();
+    let dir = l.add_host("dir").unwrap();
+    let rs: Vec<_> = (1..=2)
+        .map(|i| l.add_host(&format!("rs{i}")).unwrap())
+        .collect();
+    for (h, a) in [(&client, 2u8), (&dir, 11)]
+        .into_iter()
+        .chain(rs.iter().zip([21u8, 22]))
+    {
+        let p = l.attach(&sw, h, "eth0").unwrap();
+        sw.host().disable_offloads(&p).unwrap();
+        h.disable_offloads("eth0").unwrap();
+        h.add_addr("eth0", Ipv4Addr::new(10, 0, 0, a), 24).unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for (i, h) in rs.iter().enumerate() {
+        h.add_loopback_vip(Ipv4Addr::new(10, 0, 0, 100)).unwrap();
+        let (on, stop) = (Arc::new(AtomicBool::new(true)), stop.clone());
+        h.spawn_thread(move || lab::http_server(i as u8 + 1, on, stop))
+            .unwrap();
+    }
+    let d = l.dir().unwrap().to_owned();
+    let cfg = d.join("d.conf");
+    let run_dir = d.join("run");
+    std::fs::write(&cfg, conf(1)).unwrap();
+    let log = d.join("d.log");
+    let mut cmd = dir.command(BIN);
+    cmd.arg("run")
+        .arg("-f")
+        .arg(&cfg)
+        .args(["--dataplane", "userspace", "--runtime-dir"])
+        .arg(&run_dir)
+        .env("NO_COLOR", "1")
+        .stderr(std::fs::File::create(&log).unwrap());
+    let mut p = Process::spawn(cmd).unwrap();
+    let status = |json| daemon::status(&run_dir, json).unwrap_or_default();
+    wait_for("MASTER and both servers", 30, || {
+        let s = status(true);
+        s.contains("\"MASTER\"") && s.matches("\"up\":true").count() == 2
+    });
+    let vip = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100)), 80);
+    wait_for("a response through the VIP", 10, || {
+        client
+            .run_in(move || lab::request_to(vip, Duration::from_millis(300)))
+            .unwrap()
+            .is_some()
+    });
+    let text = status(false);
+    assert!(text.contains("TCP  10.0.0.100:80 wlc"), "{text}");
+    assert!(text.contains("10.0.0.21:80"), "{text}");
+
+    std::fs::write(&cfg, conf(7)).unwrap();
+    p.signal(libc::SIGHUP).unwrap();
+    wait_for("weight 7 after SIGHUP", 10, || {
+        status(true).contains("\"weight\":7")
+    });
+    // Traffic still flows, and the instance never left MASTER.
+    assert!(
+        client
+            .run_in(move || lab::request_to(vip, Duration::from_millis(500)))
+            .unwrap()
+            .is_some()
+    );
+    let logtext = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(logtext.matches("to=Master").count(), 1, "{logtext}");
+    assert!(!logtext.contains("stopping VRRP instance"), "{logtext}");
+
+    p.terminate().unwrap();
+    let st = p.wait().unwrap();
+    assert!(st.success(), "{st:?}");
+    assert!(!dir.has_addr("eth0", Ipv4Addr::new(10, 0, 0, 100)).unwrap());
+    assert!(
+        dir.run("nft", ["list", "table", "inet", "lb_director"])
+            .is_err()
+    );
+    assert!(!run_dir.join("director.sock").exists());
+    stop.store(true, Ordering::Relaxed);
+}
