@@ -217,3 +217,90 @@ fn netns_director_reload_and_shutdown() {
     assert!(!run_dir.join("director.sock").exists());
     stop.store(true, Ordering::Relaxed);
 }
+
+/// The director and real keepalived as VRRP peers (v3, 0.1 s): the
+/// director (priority 150) is master and keepalived (100) stays backup;
+/// on SIGTERM the director hands over at once (priority 0) and keepalived
+/// takes the VIP; started again, the director preempts it.
+#[test]
+fn netns_director_with_keepalived_peer() {
+    let Some(l) = lab_or_skip!("dirka", "nft", "keepalived") else {
+        return;
+    };
+    let sw = l.add_switch("sw").unwrap();
+    let dir = l.add_host("dir").unwrap();
+    let ka = l.add_host("ka").unwrap();
+    for (h, a) in [(&dir, 11u8), (&ka, 12)] {
+        let p = l.attach(&sw, h, "eth0").unwrap();
+        sw.host().disable_offloads(&p).unwrap();
+        h.disable_offloads("eth0").unwrap();
+        h.add_addr("eth0", Ipv4Addr::new(10, 0, 0, a), 24).unwrap();
+    }
+    let vip = Ipv4Addr::new(10, 0, 0, 100);
+    let d = l.dir().unwrap().to_owned();
+    let instance = |state: &str, prio: u8| {
+        format!(
+            "vrrp_instance VI_K {{\n  state {state}\n  interface eth0\n  virtual_router_id 78\n  \
+             priority {prio}\n  advert_int 0.1\n  version 3\n  virtual_ipaddress {{\n    {vip}/24\n  }}\n}}\n"
+        )
+    };
+    let ka_conf = d.join("ka.conf");
+    std::fs::write(
+        &ka_conf,
+        format!(
+            "global_defs {{\n  router_id ka\n}}\n{}",
+            instance("BACKUP", 100)
+        ),
+    )
+    .unwrap();
+    let mut cmd = ka.command("keepalived");
+    cmd.args(["--dont-fork", "--log-console", "--vrrp", "-f"])
+        .arg(&ka_conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (flag, file) in [
+        ("-p", "ka.pid"),
+        ("-r", "ka.vrrp.pid"),
+        ("-c", "ka.check.pid"),
+    ] {
+        cmd.arg(flag).arg(d.join(file));
+    }
+    let mut keepalived = Process::spawn(cmd).unwrap();
+    let dconf = d.join("dir.conf");
+    std::fs::write(&dconf, instance("MASTER", 150)).unwrap();
+    let start_director = || {
+        let mut cmd = dir.command(BIN);
+        cmd.arg("run")
+            .arg("-f")
+            .arg(&dconf)
+            .args(["--dataplane", "userspace", "--runtime-dir"])
+            .arg(d.join("run"))
+            .stderr(Stdio::null());
+        Process::spawn(cmd).unwrap()
+    };
+    let mut director = start_director();
+    wait_for("the director to own the VIP", 20, || {
+        dir.has_addr("eth0", vip).unwrap()
+    });
+    // keepalived hears us and stays backup.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(keepalived.try_wait().unwrap(), None, "keepalived exited");
+    assert!(
+        !ka.has_addr("eth0", vip).unwrap(),
+        "keepalived took the VIP from a live master"
+    );
+    director.terminate().unwrap();
+    assert!(director.wait().unwrap().success());
+    assert!(!dir.has_addr("eth0", vip).unwrap());
+    wait_for("keepalived to take over", 5, || {
+        ka.has_addr("eth0", vip).unwrap()
+    });
+    let mut director = start_director();
+    wait_for("the director to preempt keepalived", 20, || {
+        dir.has_addr("eth0", vip).unwrap() && !ka.has_addr("eth0", vip).unwrap()
+    });
+    director.terminate().unwrap();
+    assert!(director.wait().unwrap().success());
+    keepalived.terminate().unwrap();
+    let _ = keepalived.wait();
+}
