@@ -188,6 +188,12 @@ fn netns_director_reload_and_shutdown() {
     });
     let text = status(false);
     assert!(text.contains("TCP  10.0.0.100:80 wlc"), "{text}");
+    // Only CAP_NET_ADMIN (12) and CAP_NET_RAW (13) remain.
+    let proc_status = std::fs::read_to_string(format!("/proc/{}/status", p.pid())).unwrap();
+    for set in ["CapEff", "CapPrm", "CapBnd"] {
+        let line = proc_status.lines().find(|l| l.starts_with(set)).unwrap();
+        assert!(line.ends_with("0000000000003000"), "{line}");
+    }
     assert!(text.contains("10.0.0.21:80"), "{text}");
 
     std::fs::write(&cfg, conf(7)).unwrap();

@@ -284,6 +284,22 @@ pub fn run(opts: Options) -> i32 {
         eprintln!("director: {}: {e}", opts.runtime_dir.display());
         return 1;
     }
+    // Before any thread exists (capabilities are per thread): keep only
+    // what the director needs, plus set[ug]id for MISC_CHECK script users.
+    let mut keep = vec![privs::caps::NET_ADMIN, privs::caps::NET_RAW];
+    let has_scripts = cfg.virtual_servers.iter().any(|vs| {
+        vs.real_servers.iter().any(|rs| {
+            rs.checkers
+                .iter()
+                .any(|c| matches!(c.kind, config::CheckKind::Misc { .. }))
+        })
+    });
+    if has_scripts {
+        keep.extend([privs::caps::SETUID, privs::caps::SETGID]);
+    }
+    if let Err(e) = privs::drop_capabilities(&keep) {
+        eprintln!("director: cannot drop capabilities: {e}");
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
