@@ -267,19 +267,12 @@ pub fn run(opts: Options) -> i32 {
         }
     };
     let dataplane = match opts.dataplane {
-        Dataplane::Auto if sys::has_ipvs() => {
-            tracing::warn!(
-                "kernel IPVS is present, but this build drives only the userspace dataplane"
-            );
-            Dataplane::Userspace
-        }
+        // Resolving the generic-netlink family loads ip_vs if it is a module.
+        Dataplane::Auto if lb_ipvs::Client::new().is_ok() => Dataplane::Ipvs,
         Dataplane::Auto => Dataplane::Userspace,
         d => d,
     };
-    if dataplane == Dataplane::Ipvs {
-        eprintln!("director: the IPVS dataplane is not implemented yet; use --dataplane userspace");
-        return 2;
-    }
+    tracing::info!(?dataplane, "dataplane");
     if let Err(e) = std::fs::create_dir_all(&opts.runtime_dir) {
         eprintln!("director: {}: {e}", opts.runtime_dir.display());
         return 1;
@@ -311,10 +304,10 @@ pub fn run(opts: Options) -> i32 {
             return 1;
         }
     };
-    rt.block_on(main_loop(opts, cfg))
+    rt.block_on(main_loop(opts, cfg, dataplane))
 }
 
-async fn main_loop(opts: Options, cfg: Config) -> i32 {
+async fn main_loop(opts: Options, cfg: Config, dataplane: Dataplane) -> i32 {
     use tokio::signal::unix::{SignalKind, signal};
     let shared = Arc::new(Shared::default());
     let mut ifaces: Vec<String> = cfg
@@ -325,7 +318,8 @@ async fn main_loop(opts: Options, cfg: Config) -> i32 {
         .collect();
     ifaces.sort();
     ifaces.dedup();
-    if let Err(e) = userspace::install_nft(&vip_services(&cfg)) {
+    let kernel = dataplane == Dataplane::Ipvs;
+    if !kernel && let Err(e) = userspace::install_nft(&vip_services(&cfg)) {
         tracing::warn!(error = %e, "cannot install the nftables rules keeping the kernel off VIP traffic");
     }
     let dp = {
@@ -334,7 +328,12 @@ async fn main_loop(opts: Options, cfg: Config) -> i32 {
         std::thread::Builder::new()
             .name("dataplane".into())
             .spawn(move || {
-                if let Err(e) = userspace::run(&ifaces, shared) {
+                let r = if kernel {
+                    super::ipvs::run(shared)
+                } else {
+                    userspace::run(&ifaces, shared)
+                };
+                if let Err(e) = r {
                     tracing::error!(error = %e, "dataplane stopped");
                 }
             })
@@ -374,7 +373,7 @@ async fn main_loop(opts: Options, cfg: Config) -> i32 {
                     let mut req = [0u8; 64];
                     let n = s.read(&mut req).await.unwrap_or(0);
                     let json = req[..n].starts_with(b"json");
-                    let text = render_status(&lock(&st), &shared, json);
+                    let text = render_status(&lock(&st), &shared, json, kernel);
                     let _ = s.write_all(text.as_bytes()).await;
                 }
             });
@@ -438,7 +437,7 @@ async fn main_loop(opts: Options, cfg: Config) -> i32 {
                         if let Err(e) = engine.reload(all_checks(&new, script_user(&new))) {
                             tracing::error!(error = %e, "reload: health checks unchanged");
                         }
-                        if let Err(e) = userspace::install_nft(&vip_services(&new)) {
+                        if !kernel && let Err(e) = userspace::install_nft(&vip_services(&new)) {
                             tracing::warn!(error = %e, "nftables");
                         }
                         {
@@ -476,7 +475,9 @@ async fn main_loop(opts: Options, cfg: Config) -> i32 {
     tokio::time::sleep(std::time::Duration::from_millis(120)).await;
     shared.stop.store(true, Ordering::Relaxed);
     let _ = tokio::task::spawn_blocking(move || dp.join()).await;
-    userspace::remove_nft();
+    if !kernel {
+        userspace::remove_nft();
+    }
     let _ = std::fs::remove_file(&sock_path);
     tracing::info!("stopped");
     0
@@ -505,7 +506,7 @@ fn addr_port(ip: IpAddr, port: u16) -> String {
 
 /// `director status`: VRRP, the live table in `ipvsadm -L -n` layout, and
 /// each real server's health.
-fn render_status(s: &State, shared: &Shared, json: bool) -> String {
+fn render_status(s: &State, shared: &Shared, json: bool, kernel: bool) -> String {
     let stats = shared
         .stats
         .lock()
@@ -575,7 +576,11 @@ fn render_status(s: &State, shared: &Shared, json: bool) -> String {
             vrrp_name(*st)
         ));
     }
-    o.push_str("IP Virtual Server (lb-director, userspace dataplane)\n");
+    o.push_str(if kernel {
+        "IP Virtual Server (lb-director, kernel IPVS dataplane)\n"
+    } else {
+        "IP Virtual Server (lb-director, userspace dataplane)\n"
+    });
     o.push_str("Prot LocalAddress:Port Scheduler Flags\n");
     o.push_str("  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n");
     for p in &s.plan {

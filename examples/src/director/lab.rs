@@ -9,8 +9,9 @@
 //! ```
 //!
 //! The two directors are child processes running `director run` (the real
-//! code path) on `examples/configs/lab-master.conf` / `lab-backup.conf`:
-//! VRRP, `wlc`, direct routing, HTTP checks. The client sends requests at a
+//! code path, `--dataplane auto`: kernel IPVS where the kernel has it, the
+//! userspace forwarder otherwise) on `examples/configs/lab-master.conf` /
+//! `lab-backup.conf`: VRRP, `wlc`, direct routing, HTTP checks. The client sends requests at a
 //! fixed rate and the lab prints, each second, how many each real server
 //! answered. Then it stops rs3's HTTP server (the table shows it drained),
 //! kills the master director (SIGKILL) and reports the failover time (from
@@ -357,7 +358,7 @@ pub fn run_in(lab: &Lab, args: &LabArgs) -> Result<Report, String> {
         cmd.arg("run")
             .arg("-f")
             .arg(&path)
-            .args(["--dataplane", "userspace", "--runtime-dir"])
+            .args(["--dataplane", "auto", "--runtime-dir"])
             .arg(dir.join(format!("run-dir{}", i + 1)))
             .stdout(std::process::Stdio::null())
             .stderr(log);

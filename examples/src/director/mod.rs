@@ -11,6 +11,7 @@
 
 pub mod checks;
 pub mod daemon;
+pub mod ipvs;
 pub mod lab;
 pub mod plan;
 pub mod privs;

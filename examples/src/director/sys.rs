@@ -125,12 +125,6 @@ pub fn random_u64() -> u64 {
     u64::from_le_bytes(b) ^ u64::from(std::process::id())
 }
 
-/// Whether the kernel has the IPVS generic-netlink family (the module may
-/// be loaded on first use, so `/proc/net/ip_vs` is checked as well).
-pub fn has_ipvs() -> bool {
-    std::path::Path::new("/proc/net/ip_vs").exists()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
