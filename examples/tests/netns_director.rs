@@ -310,3 +310,103 @@ fn netns_director_with_keepalived_peer() {
     keepalived.terminate().unwrap();
     let _ = keepalived.wait();
 }
+
+/// The seed configuration `dr-persist.conf` as shipped (its addresses are
+/// the topology's): DR on port 443, wlc, 9600 s persistence, TCP checks.
+/// Without VRRP the director always serves (the VIP is configured by hand,
+/// as keepalived expects). A client sticks to one server; when that server
+/// fails its check, the client moves; when it comes back its check passes
+/// and it is in the table again.
+#[test]
+fn netns_director_seed_dr_persist_drain_and_restore() {
+    let Some(l) = lab_or_skip!("dirseed", "nft") else {
+        return;
+    };
+    let sw = l.add_switch("sw").unwrap();
+    let client = l.add_host("client").unwrap();
+    let dir = l.add_host("dir").unwrap();
+    let rs: Vec<_> = (1..=3)
+        .map(|i| l.add_host(&format!("rs{i}")).unwrap())
+        .collect();
+    for (h, a) in [(&client, 50u8), (&dir, 1)]
+        .into_iter()
+        .chain(rs.iter().zip([11u8, 12, 13]))
+    {
+        let p = l.attach(&sw, h, "eth0").unwrap();
+        sw.host().disable_offloads(&p).unwrap();
+        h.disable_offloads("eth0").unwrap();
+        h.add_addr("eth0", Ipv4Addr::new(10, 0, 0, a), 24).unwrap();
+    }
+    let vip = Ipv4Addr::new(10, 0, 0, 100);
+    dir.add_addr("eth0", vip, 24).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut serving = Vec::new();
+    for (i, h) in rs.iter().enumerate() {
+        h.add_loopback_vip(vip).unwrap();
+        let (on, stop) = (Arc::new(AtomicBool::new(true)), stop.clone());
+        serving.push(on.clone());
+        h.spawn_thread(move || lab::http_server_on(i as u8 + 1, 443, on, stop))
+            .unwrap();
+    }
+    let d = l.dir().unwrap().to_owned();
+    let run_dir = d.join("run");
+    let mut cmd = dir.command(BIN);
+    cmd.arg("run")
+        .arg("-f")
+        .arg(configs_dir().join("dr-persist.conf"))
+        .args([
+            "--dataplane",
+            "userspace",
+            "--interface",
+            "eth0",
+            "--runtime-dir",
+        ])
+        .arg(&run_dir)
+        .stderr(std::fs::File::create(d.join("d.log")).unwrap());
+    let mut p = Process::spawn(cmd).unwrap();
+    let status = || daemon::status(&run_dir, true).unwrap_or_default();
+    let target = SocketAddr::new(IpAddr::V4(vip), 443);
+    let ask = || {
+        client
+            .run_in(move || lab::request_to(target, Duration::from_millis(500)))
+            .unwrap()
+    };
+    wait_for("a response through the VIP", 20, || ask().is_some());
+    let first = ask().unwrap();
+    for _ in 0..10 {
+        assert_eq!(ask(), Some(first), "persistence broken");
+    }
+    serving[usize::from(first - 1)].store(false, Ordering::Relaxed);
+    let server = format!("10.0.0.1{first}:443");
+    let up = |s: &str| -> Option<bool> {
+        let v: serde_json::Value = serde_json::from_str(s).ok()?;
+        v["real_servers"]
+            .as_array()?
+            .iter()
+            .find(|r| r["server"] == server.as_str())?["up"]
+            .as_bool()
+    };
+    // delay_loop 15 with retry 1: up to ~two rounds of checks.
+    wait_for("the failed server to go down", 60, || {
+        up(&status()) == Some(false)
+    });
+    wait_for("the client to move", 10, || {
+        ask().is_some_and(|n| n != first)
+    });
+    let moved = ask().unwrap();
+    assert_ne!(moved, first);
+    serving[usize::from(first - 1)].store(true, Ordering::Relaxed);
+    wait_for("the server to come back", 60, || {
+        up(&status()) == Some(true)
+    });
+    // Back in the table with its weight; the client stays where it moved.
+    let s = status();
+    assert!(
+        s.contains(&format!("\"address\":\"10.0.0.1{first}:443\"")),
+        "{s}"
+    );
+    assert_eq!(ask(), Some(moved));
+    p.terminate().unwrap();
+    assert!(p.wait().unwrap().success());
+    stop.store(true, Ordering::Relaxed);
+}

@@ -97,16 +97,21 @@ pub struct Report {
     pub vrrp_log: Vec<String>,
 }
 
-/// A real server's HTTP server: answers `rsN\n`; closing the listener
-/// when `serving` goes false and reopening it when it goes true.
+/// A real server's HTTP server on port 80: answers `rsN\n`; closing the
+/// listener when `serving` goes false and reopening it when it goes true.
 pub fn http_server(n: u8, serving: Arc<AtomicBool>, stop: Arc<AtomicBool>) {
+    http_server_on(n, 80, serving, stop);
+}
+
+/// [`http_server`] on another port.
+pub fn http_server_on(n: u8, port: u16, serving: Arc<AtomicBool>, stop: Arc<AtomicBool>) {
     let body = format!("rs{n}\n");
     while !stop.load(Ordering::Relaxed) {
         if !serving.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(20));
             continue;
         }
-        let Ok(l) = TcpListener::bind(("0.0.0.0", 80)) else {
+        let Ok(l) = TcpListener::bind(("0.0.0.0", port)) else {
             std::thread::sleep(Duration::from_millis(50));
             continue;
         };

@@ -281,7 +281,12 @@ pub fn run(ifaces: &[String], shared: Arc<Shared>) -> Result<(), String> {
     let mut socks = Vec::new();
     let now = Instant::now();
     let mut fcfg = FwdConfig::default();
+    // A failed server's flows and persistence templates move on at once:
+    // removal expires its connections, and a template pointing at a
+    // quiesced (`inhibit_on_failure`, weight 0) server is dropped when next
+    // used (the sysctls keepalived users set for the kernel).
     fcfg.expire_nodest_conn = true;
+    fcfg.expire_quiescent_template = true;
     fcfg.hash_seed = sys::random_u64();
     let mut fwd: Forwarder<LbSched> = Forwarder::new(fcfg, now);
     let mut port_of = HashMap::new();
