@@ -169,7 +169,13 @@ fn netns_director_reload_and_shutdown() {
     cmd.arg("run")
         .arg("-f")
         .arg(&cfg)
-        .args(["--dataplane", "userspace", "--runtime-dir"])
+        .args([
+            "--dataplane",
+            "userspace",
+            "--metrics",
+            "127.0.0.1:9101",
+            "--runtime-dir",
+        ])
         .arg(&run_dir)
         .env("NO_COLOR", "1")
         .stderr(std::fs::File::create(&log).unwrap());
@@ -188,6 +194,31 @@ fn netns_director_reload_and_shutdown() {
     });
     let text = status(false);
     assert!(text.contains("TCP  10.0.0.100:80 wlc"), "{text}");
+    let metrics = dir
+        .run_in(|| {
+            use std::io::{Read, Write};
+            let mut c = std::net::TcpStream::connect("127.0.0.1:9101").unwrap();
+            c.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+            let mut out = String::new();
+            c.read_to_string(&mut out).unwrap();
+            out
+        })
+        .unwrap();
+    assert!(metrics.starts_with("HTTP/1.0 200"), "{metrics}");
+    assert!(
+        metrics.contains("lb_director_vrrp_state{instance=\"VI_T\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "lb_director_real_server_up{service=\"TCP  10.0.0.100:80\",server=\"10.0.0.21:80\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("lb_director_real_server_weight{"),
+        "{metrics}"
+    );
     // Only CAP_NET_ADMIN (12) and CAP_NET_RAW (13) remain.
     let proc_status = std::fs::read_to_string(format!("/proc/{}/status", p.pid())).unwrap();
     for set in ["CapEff", "CapPrm", "CapBnd"] {

@@ -504,6 +504,25 @@ fn addr_port(ip: IpAddr, port: u16) -> String {
     SocketAddr::new(ip, port).to_string()
 }
 
+/// Every configured real server with its health (the initial one until its
+/// checks report).
+fn servers(s: &State) -> Vec<(SvcKey, IpAddr, u16, Health)> {
+    let mut out = Vec::new();
+    for vs in &s.cfg.virtual_servers {
+        for k in expand(&s.cfg, vs) {
+            for rs in &vs.real_servers {
+                let h = s
+                    .health
+                    .get(&(k, rs.ip, rs.port))
+                    .cloned()
+                    .unwrap_or_else(|| super::plan::initial_health(vs, rs));
+                out.push((k, rs.ip, rs.port, h));
+            }
+        }
+    }
+    out
+}
+
 /// `director status`: VRRP, the live table in `ipvsadm -L -n` layout, and
 /// each real server's health.
 fn render_status(s: &State, shared: &Shared, json: bool, kernel: bool) -> String {
@@ -519,19 +538,7 @@ fn render_status(s: &State, shared: &Shared, json: bool, kernel: bool) -> String
             .find(|d| d.svc == k && d.addr == ip && d.port == port)
             .map_or((0, 0), |d| (d.active, d.inactive))
     };
-    let mut servers = Vec::new();
-    for vs in &s.cfg.virtual_servers {
-        for k in expand(&s.cfg, vs) {
-            for rs in &vs.real_servers {
-                let h = s
-                    .health
-                    .get(&(k, rs.ip, rs.port))
-                    .cloned()
-                    .unwrap_or_else(|| super::plan::initial_health(vs, rs));
-                servers.push((k, rs.ip, rs.port, h));
-            }
-        }
-    }
+    let servers = servers(s);
     if json {
         let vrrp: Vec<_> = s
             .vrrp
@@ -634,10 +641,10 @@ fn render_metrics(s: &State, shared: &Shared) -> String {
         o.push_str(&format!("lb_director_vrrp_state{{instance=\"{n}\"}} {v}\n"));
     }
     o.push_str("# TYPE lb_director_real_server_up gauge\n");
-    for ((k, ip, port), h) in &s.health {
+    for (k, ip, port, h) in servers(s) {
         o.push_str(&format!(
             "lb_director_real_server_up{{service=\"{k}\",server=\"{}\"}} {}\n",
-            addr_port(*ip, *port),
+            addr_port(ip, port),
             u8::from(h.up)
         ));
     }
