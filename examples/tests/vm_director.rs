@@ -98,6 +98,10 @@ fn vm_director_ipvs_dataplane() {
                 .any(|x| x.contains("10.1.0.3:53") && x.contains("Route")),
             "{l}"
         );
+        // The table can be programmed before the status socket is bound.
+        wait_for("the status socket", || {
+            lb_examples::director::daemon::status(&run_dir, false).is_ok()
+        });
         let status = lb_examples::director::daemon::status(&run_dir, false).unwrap();
         assert!(status.contains("kernel IPVS"), "{status}");
 

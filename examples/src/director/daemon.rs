@@ -257,6 +257,24 @@ fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Creates the runtime directory (mode 0700) and refuses one that is a
+/// symbolic link or not a directory: the status socket is the only thing
+/// the director creates, and only there.
+fn prepare_runtime_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_symlink() || !m.is_dir() => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a directory (symbolic links are refused)",
+        )),
+        Ok(_) => Ok(()),
+        Err(_) => std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir),
+    }
+}
+
 /// Runs the director until SIGTERM/SIGINT. Returns the exit code.
 pub fn run(opts: Options) -> i32 {
     let cfg = match load(&opts.config) {
@@ -273,7 +291,7 @@ pub fn run(opts: Options) -> i32 {
         d => d,
     };
     tracing::info!(?dataplane, "dataplane");
-    if let Err(e) = std::fs::create_dir_all(&opts.runtime_dir) {
+    if let Err(e) = prepare_runtime_dir(&opts.runtime_dir) {
         eprintln!("director: {}: {e}", opts.runtime_dir.display());
         return 1;
     }
