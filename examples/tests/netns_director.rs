@@ -88,9 +88,12 @@ fn netns_director_lab_drain_and_failover() {
     );
 }
 
-fn conf(weight: u32) -> String {
+fn conf(weight: u32, notify: &Path) -> String {
+    let notify = notify.display();
     format!(
         "vrrp_instance VI_T {{
+    notify_master \"echo master >> {notify}\"
+    notify \"echo >> {notify}\"
     state MASTER
     interface eth0
     virtual_router_id 77
@@ -163,7 +166,8 @@ fn netns_director_reload_and_shutdown() {
     let d = l.dir().unwrap().to_owned();
     let cfg = d.join("d.conf");
     let run_dir = d.join("run");
-    std::fs::write(&cfg, conf(1)).unwrap();
+    let notified = d.join("notified");
+    std::fs::write(&cfg, conf(1, &notified)).unwrap();
     let log = d.join("d.log");
     let mut cmd = dir.command(BIN);
     cmd.arg("run")
@@ -227,7 +231,7 @@ fn netns_director_reload_and_shutdown() {
     }
     assert!(text.contains("10.0.0.21:80"), "{text}");
 
-    std::fs::write(&cfg, conf(7)).unwrap();
+    std::fs::write(&cfg, conf(7, &notified)).unwrap();
     p.signal(libc::SIGHUP).unwrap();
     wait_for("weight 7 after SIGHUP", 10, || {
         status(true).contains("\"weight\":7")
@@ -241,6 +245,25 @@ fn netns_director_reload_and_shutdown() {
     );
     let logtext = std::fs::read_to_string(&log).unwrap();
     assert_eq!(logtext.matches("to=Master").count(), 1, "{logtext}");
+    // The notify scripts ran once per transition (start-up Backup, then
+    // Master), `notify` with keepalived's arguments.
+    wait_for("the notify scripts", 5, || {
+        std::fs::read_to_string(&notified).is_ok_and(|t| t.lines().count() >= 3)
+    });
+    let mut lines: Vec<String> = std::fs::read_to_string(&notified)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "INSTANCE VI_T BACKUP 150",
+            "INSTANCE VI_T MASTER 150",
+            "master"
+        ]
+    );
     assert!(!logtext.contains("stopping VRRP instance"), "{logtext}");
 
     p.terminate().unwrap();

@@ -298,13 +298,18 @@ pub fn run(opts: Options) -> i32 {
     // Before any thread exists (capabilities are per thread): keep only
     // what the director needs, plus set[ug]id for MISC_CHECK script users.
     let mut keep = vec![privs::caps::NET_ADMIN, privs::caps::NET_RAW];
+    let notify_set = |n: &config::Notify| {
+        n.master.is_some() || n.backup.is_some() || n.fault.is_some() || n.any.is_some()
+    };
     let has_scripts = cfg.virtual_servers.iter().any(|vs| {
         vs.real_servers.iter().any(|rs| {
             rs.checkers
                 .iter()
                 .any(|c| matches!(c.kind, config::CheckKind::Misc { .. }))
         })
-    });
+    }) || (cfg.global.script_user.is_some()
+        && (cfg.vrrp_instances.iter().any(|i| notify_set(&i.notify))
+            || cfg.sync_groups.iter().any(|g| notify_set(&g.notify))));
     if has_scripts {
         keep.extend([privs::caps::SETUID, privs::caps::SETGID]);
     }
@@ -445,7 +450,14 @@ async fn main_loop(opts: Options, cfg: Config, dataplane: Dataplane) -> i32 {
             }
             Some((name, state)) = vrx.recv() => {
                 let mut s = lock(&st);
-                if let Some(v) = s.vrrp.get_mut(&name) { v.2 = state; }
+                let changed = s.vrrp.get_mut(&name).is_some_and(|v| {
+                    let c = v.2 != state;
+                    v.2 = state;
+                    c
+                });
+                if changed {
+                    run_notify(&s.cfg, &name, state);
+                }
                 s.replan(&shared);
             }
             _ = hup.recv() => {
@@ -499,6 +511,63 @@ async fn main_loop(opts: Options, cfg: Config, dataplane: Dataplane) -> i32 {
     let _ = std::fs::remove_file(&sock_path);
     tracing::info!("stopped");
     0
+}
+
+/// Runs the instance's (and its sync group's) notify scripts for a new
+/// state, as keepalived: `notify_master|backup|fault` as written, `notify`
+/// with `INSTANCE|GROUP name state priority` appended. Scripts run through
+/// `sh -c`, as `script_user` when set, and are not waited for.
+fn run_notify(cfg: &Config, instance: &str, state: VrrpState) {
+    let word = match state {
+        VrrpState::Master => "MASTER",
+        VrrpState::Backup => "BACKUP",
+        VrrpState::Fault => "FAULT",
+        VrrpState::Initialize => "STOP",
+    };
+    let pick = |n: &config::Notify| match state {
+        VrrpState::Master => n.master.clone(),
+        VrrpState::Backup => n.backup.clone(),
+        VrrpState::Fault => n.fault.clone(),
+        VrrpState::Initialize => n.stop.clone(),
+    };
+    let Some(inst) = cfg.vrrp_instances.iter().find(|i| i.name == instance) else {
+        return;
+    };
+    let mut cmds: Vec<String> = Vec::new();
+    cmds.extend(pick(&inst.notify));
+    if let Some(any) = &inst.notify.any {
+        cmds.push(format!(
+            "{any} INSTANCE {instance} {word} {}",
+            inst.priority
+        ));
+    }
+    for g in cfg
+        .sync_groups
+        .iter()
+        .filter(|g| g.members.iter().any(|m| m == instance))
+    {
+        cmds.extend(pick(&g.notify));
+        if let Some(any) = &g.notify.any {
+            cmds.push(format!("{any} GROUP {} {word} 0", g.name));
+        }
+    }
+    let user = script_user(cfg);
+    for c in cmds {
+        tracing::info!(instance, script = %c, "notify");
+        let mut cmd = tokio::process::Command::new("sh");
+        cmd.arg("-c").arg(&c).kill_on_drop(false);
+        if let Some((uid, gid)) = user {
+            cmd.uid(uid).gid(gid);
+        }
+        match cmd.spawn() {
+            Ok(mut child) => {
+                tokio::spawn(async move {
+                    let _ = child.wait().await;
+                });
+            }
+            Err(e) => tracing::warn!(script = %c, error = %e, "notify script"),
+        }
+    }
 }
 
 fn vrrp_name(s: VrrpState) -> &'static str {
