@@ -342,6 +342,11 @@ async fn main_loop(opts: Options, cfg: Config, dataplane: Dataplane) -> i32 {
     ifaces.sort();
     ifaces.dedup();
     let kernel = dataplane == Dataplane::Ipvs;
+    if !kernel && ifaces.is_empty() {
+        tracing::warn!(
+            "userspace dataplane without interfaces (no vrrp_instance): pass --interface"
+        );
+    }
     if !kernel && let Err(e) = userspace::install_nft(&vip_services(&cfg)) {
         tracing::warn!(error = %e, "cannot install the nftables rules keeping the kernel off VIP traffic");
     }
