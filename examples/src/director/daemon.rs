@@ -19,8 +19,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use lb_health::{Engine, EngineConfig, EngineEvent, Event as HealthEvent};
-use lb_vrrp::linux::Driver;
-use lb_vrrp::{Event as VrrpEvent, State as VrrpState, VirtualRouter};
+use lb_vrrp::linux::MultiDriver;
+use lb_vrrp::{Event as VrrpEvent, State as VrrpState, SyncGroup, VirtualRouter};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Notify, mpsc};
 
@@ -28,7 +28,7 @@ use super::checks::{CheckId, all_checks};
 use super::plan::{Health, PlannedService, QuorumState, RsId, SvcKey, expand, plan};
 use super::userspace::{self, Shared};
 use super::vrrp::router_config_live;
-use super::{privs, sys};
+use super::{privs, sys, track};
 use crate::config::{self, Config};
 
 /// Which dataplane to drive.
@@ -111,66 +111,104 @@ impl State {
     }
 }
 
-struct Instance {
-    cfg: lb_vrrp::Config,
-    iface: String,
+/// An instance's name, router configuration, interface and VIP prefix.
+type Member = (String, lb_vrrp::Config, String, u8);
+
+/// One driver task: a sync group's members, or a lone instance.
+struct Unit {
+    /// What the unit was started from; a difference restarts it.
+    spec: UnitSpec,
     stop: Arc<Notify>,
     task: tokio::task::JoinHandle<()>,
 }
 
+/// The members (name, router configuration, interface, VIP prefix) and the
+/// tracking definitions they use.
+#[derive(Debug, Clone, PartialEq)]
+struct UnitSpec {
+    group: bool,
+    members: Vec<Member>,
+    sources: Vec<Vec<track::Source>>,
+    scripts: Vec<config::VrrpScript>,
+    files: Vec<config::TrackFile>,
+}
+
 type VrrpTx = mpsc::UnboundedSender<(String, VrrpState)>;
 
-fn start_instance(
-    name: &str,
-    cfg: lb_vrrp::Config,
-    iface: &str,
-    prefix: u8,
-    tx: VrrpTx,
-) -> Instance {
+fn start_unit(spec: UnitSpec, cfg: &Config, tx: VrrpTx) -> Unit {
     let stop = Arc::new(Notify::new());
-    let (n, i, s, c) = (name.to_owned(), iface.to_owned(), stop.clone(), cfg.clone());
+    let (s, sp, cfg) = (stop.clone(), spec.clone(), cfg.clone());
     let task = tokio::spawn(async move {
-        let router = match VirtualRouter::new(c) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(instance = %n, error = %e, "bad VRRP configuration");
-                let _ = tx.send((n, VrrpState::Fault));
-                return;
+        let fail = |tx: &VrrpTx| {
+            for (n, ..) in &sp.members {
+                let _ = tx.send((n.clone(), VrrpState::Fault));
             }
         };
-        let mut d = match Driver::new(router, &i) {
+        let mut d = match MultiDriver::new() {
             Ok(d) => d,
             Err(e) => {
-                tracing::error!(instance = %n, iface = %i, error = %e, "cannot start VRRP");
-                let _ = tx.send((n, VrrpState::Fault));
+                tracing::error!(error = %e, "cannot start VRRP");
+                fail(&tx);
                 return;
             }
         };
-        d.set_prefix_lengths(prefix, 128);
-        let (n2, tx2) = (n.clone(), tx.clone());
-        d.on_event(move |r, ev| match ev {
-            VrrpEvent::StateChanged { from, to, reason } => {
-                tracing::info!(instance = %n2, ?from, ?to, ?reason, priority = r.priority(), "VRRP state");
-                let _ = tx2.send((n2.clone(), *to));
+        let mut sources: BTreeMap<track::Source, (lb_vrrp::TrackStatus, track::Targets)> =
+            BTreeMap::new();
+        let mut names = Vec::new();
+        for (i, (n, c, iface, prefix)) in sp.members.iter().enumerate() {
+            let router = match VirtualRouter::new(c.clone()) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(instance = %n, error = %e, "bad VRRP configuration");
+                    fail(&tx);
+                    return;
+                }
+            };
+            if let Err(e) = d.add(router, iface) {
+                tracing::error!(instance = %n, %iface, error = %e, "cannot start VRRP");
+                fail(&tx);
+                return;
             }
-            VrrpEvent::Discarded { reason, src, .. } => {
-                tracing::debug!(instance = %n2, reason = reason.as_str(), %src, "VRRP discard");
+            d.set_prefix_lengths(*prefix, 128);
+            names.push(n.clone());
+            for (k, (t, src)) in c.tracked.iter().zip(&sp.sources[i]).enumerate() {
+                sources
+                    .entry(src.clone())
+                    .or_insert_with(|| (t.initial, Vec::new()))
+                    .1
+                    .push((i, k));
             }
-            _ => {}
+        }
+        if sp.group {
+            d.add_sync_group(SyncGroup::new((0..sp.members.len()).collect()));
+        }
+        let (names2, tx2) = (names.clone(), tx.clone());
+        d.on_event(move |i, r, ev| {
+            let n = &names2[i];
+            match ev {
+                VrrpEvent::StateChanged { from, to, reason } => {
+                    tracing::info!(instance = %n, ?from, ?to, ?reason, priority = r.priority(), "VRRP state");
+                    let _ = tx2.send((n.clone(), *to));
+                }
+                VrrpEvent::Discarded { reason, src, .. } => {
+                    tracing::debug!(instance = %n, reason = reason.as_str(), %src, "VRRP discard");
+                }
+                _ => {}
+            }
         });
-        let n3 = n.clone();
-        d.on_error(move |e| tracing::warn!(instance = %n3, error = %e, "VRRP I/O"));
-        if let Err(e) = d.run(s.notified()).await {
-            tracing::error!(instance = %n, error = %e, "VRRP driver stopped");
-            let _ = tx.send((n, VrrpState::Fault));
+        d.on_error(move |e| tracing::warn!(instances = ?names, error = %e, "VRRP I/O"));
+        let ctx = d.commands();
+        let watchers = track::spawn_watchers(&cfg, sources, &ctx);
+        let r = d.run(s.notified()).await;
+        for w in watchers {
+            w.abort();
+        }
+        if let Err(e) = r {
+            tracing::error!(error = %e, "VRRP driver stopped");
+            fail(&tx);
         }
     });
-    Instance {
-        cfg,
-        iface: iface.to_owned(),
-        stop,
-        task,
-    }
+    Unit { spec, stop, task }
 }
 
 fn load(path: &Path) -> Result<Config, String> {
@@ -203,53 +241,87 @@ fn script_user(cfg: &Config) -> Option<(u32, u32)> {
     privs::lookup_user(u, g.as_deref())
 }
 
-/// Brings VRRP instances in line with `cfg`: unchanged ones keep running
-/// (no flap), changed or removed ones stop, new ones start.
-async fn sync_instances(
-    cfg: &Config,
-    running: &mut HashMap<String, Instance>,
-    tx: &VrrpTx,
-    st: &Mutex<State>,
-) {
-    let mut want = HashMap::new();
+/// The driver units `cfg` asks for, keyed by sync group (`group:NAME`) or
+/// instance name: each sync group's members share one driver (they change
+/// state together); other instances get one each.
+fn want_units(cfg: &Config) -> HashMap<String, UnitSpec> {
+    let mut members = HashMap::new();
     for inst in &cfg.vrrp_instances {
         match router_config_live(inst) {
-            Ok(c) => {
-                want.insert(inst.name.clone(), (c, inst));
+            Ok(mut c) => {
+                let t = track::tracked(cfg, inst);
+                c.tracked = t.iter().map(|(t, _)| t.clone()).collect();
+                let prefix = inst.vips.first().map_or(32, |v| v.prefix);
+                let src = t.into_iter().map(|(_, s)| s).collect::<Vec<_>>();
+                members.insert(
+                    inst.name.clone(),
+                    ((inst.name.clone(), c, inst.interface.clone(), prefix), src),
+                );
             }
             Err(e) => tracing::error!("{e}"),
         }
     }
+    let spec = |group: bool, m: Vec<(Member, Vec<track::Source>)>| {
+        let (members, sources): (Vec<_>, Vec<_>) = m.into_iter().unzip();
+        UnitSpec {
+            group,
+            members,
+            sources,
+            scripts: cfg.vrrp_scripts.clone(),
+            files: cfg.track_files.clone(),
+        }
+    };
+    let mut out = HashMap::new();
+    for g in &cfg.sync_groups {
+        let m: Vec<_> = g.members.iter().filter_map(|n| members.remove(n)).collect();
+        if !m.is_empty() {
+            out.insert(format!("group:{}", g.name), spec(true, m));
+        }
+    }
+    for (n, m) in members {
+        out.insert(n, spec(false, vec![m]));
+    }
+    out
+}
+
+/// Brings VRRP instances in line with `cfg`: unchanged units keep running
+/// (no flap), changed or removed ones stop, new ones start.
+async fn sync_instances(
+    cfg: &Config,
+    running: &mut HashMap<String, Unit>,
+    tx: &VrrpTx,
+    st: &Mutex<State>,
+) {
+    let want = want_units(cfg);
     let stale: Vec<String> = running
         .iter()
-        .filter(|(n, i)| {
-            want.get(*n)
-                .is_none_or(|(c, inst)| *c != i.cfg || inst.interface != i.iface)
-        })
+        .filter(|(n, u)| want.get(*n) != Some(&u.spec))
         .map(|(n, _)| n.clone())
         .collect();
     for n in stale {
-        if let Some(i) = running.remove(&n) {
-            tracing::info!(instance = %n, "stopping VRRP instance");
-            i.stop.notify_one();
-            let _ = i.task.await;
-            lock(st).vrrp.remove(&n);
+        if let Some(u) = running.remove(&n) {
+            tracing::info!(unit = %n, "stopping VRRP instances");
+            u.stop.notify_one();
+            let _ = u.task.await;
+            let mut s = lock(st);
+            for (m, ..) in &u.spec.members {
+                s.vrrp.remove(m);
+            }
         }
     }
-    for (n, (c, inst)) in want {
+    for (n, spec) in want {
         if running.contains_key(&n) {
             continue;
         }
-        tracing::info!(instance = %n, iface = %inst.interface, vrid = inst.vrid, "starting VRRP instance");
-        let prefix = inst.vips.first().map_or(32, |v| v.prefix);
-        lock(st).vrrp.insert(
-            n.clone(),
-            (inst.interface.clone(), inst.vrid, VrrpState::Initialize),
-        );
-        running.insert(
-            n.clone(),
-            start_instance(&n, c, &inst.interface, prefix, tx.clone()),
-        );
+        {
+            let mut s = lock(st);
+            for (m, c, iface, _) in &spec.members {
+                tracing::info!(instance = %m, %iface, vrid = c.vrid, "starting VRRP instance");
+                s.vrrp
+                    .insert(m.clone(), (iface.clone(), c.vrid, VrrpState::Initialize));
+            }
+        }
+        running.insert(n, start_unit(spec, cfg, tx.clone()));
     }
 }
 
@@ -299,7 +371,11 @@ pub fn run(opts: Options) -> i32 {
     // what the director needs, plus set[ug]id for MISC_CHECK script users.
     let mut keep = vec![privs::caps::NET_ADMIN, privs::caps::NET_RAW];
     let notify_set = |n: &config::Notify| {
-        n.master.is_some() || n.backup.is_some() || n.fault.is_some() || n.any.is_some()
+        n.master.is_some()
+            || n.backup.is_some()
+            || n.fault.is_some()
+            || n.any.is_some()
+            || n.stop.is_some()
     };
     let has_scripts = cfg.virtual_servers.iter().any(|vs| {
         vs.real_servers.iter().any(|rs| {
@@ -309,7 +385,8 @@ pub fn run(opts: Options) -> i32 {
         })
     }) || (cfg.global.script_user.is_some()
         && (cfg.vrrp_instances.iter().any(|i| notify_set(&i.notify))
-            || cfg.sync_groups.iter().any(|g| notify_set(&g.notify))));
+            || cfg.sync_groups.iter().any(|g| notify_set(&g.notify))))
+        || track::scripts_change_user(&cfg);
     if has_scripts {
         keep.extend([privs::caps::SETUID, privs::caps::SETGID]);
     }
@@ -495,9 +572,13 @@ async fn main_loop(opts: Options, cfg: Config, dataplane: Dataplane) -> i32 {
         }
     }
     tracing::info!("shutting down");
-    for (_, i) in instances.drain() {
-        i.stop.notify_one();
-        let _ = i.task.await;
+    for (_, u) in instances.drain() {
+        u.stop.notify_one();
+        let _ = u.task.await;
+        let cfg = lock(&st).cfg.clone();
+        for (n, ..) in &u.spec.members {
+            run_notify(&cfg, n, VrrpState::Initialize);
+        }
     }
     engine.shutdown();
     {

@@ -16,5 +16,6 @@ pub mod lab;
 pub mod plan;
 pub mod privs;
 pub mod sys;
+pub mod track;
 pub mod userspace;
 pub mod vrrp;

@@ -22,6 +22,7 @@ use tokio::io::unix::AsyncFd;
 use super::sys;
 use crate::event::Event;
 use crate::router::VirtualRouter;
+use crate::sync::SyncGroup;
 use crate::time::Instant;
 use crate::transmit::{MAX_TRANSMIT_LEN, Transmit};
 use crate::wire::AddressFamily;
@@ -29,6 +30,11 @@ use crate::wire::AddressFamily;
 /// A callback for router events: the router's index (from
 /// [`MultiDriver::add`]), the router and the event.
 pub type MultiEventHook = Box<dyn FnMut(usize, &VirtualRouter, &Event) + Send>;
+
+/// Work run inside [`MultiDriver::run`]'s loop, sent through
+/// [`MultiDriver::commands`]: how another task feeds tracking changes
+/// (`router_mut(i).handle_track(..)` then `flush(i)`) while the driver runs.
+pub type MultiCommand = Box<dyn FnOnce(&mut MultiDriver) + Send>;
 
 /// Packets read from one socket per wake-up before the timers get a turn.
 const RECV_BATCH: usize = 64;
@@ -88,6 +94,8 @@ pub struct MultiDriver {
     on_error: Option<super::ErrorHook>,
     buf: Vec<u8>,
     link_poll: Option<std::time::Duration>,
+    groups: Vec<SyncGroup>,
+    commands: Option<tokio::sync::mpsc::UnboundedReceiver<MultiCommand>>,
 }
 
 impl std::fmt::Debug for MultiDriver {
@@ -116,6 +124,8 @@ impl MultiDriver {
             on_error: None,
             buf: vec![0; MAX_TRANSMIT_LEN.max(65536)],
             link_poll: Some(std::time::Duration::from_millis(500)),
+            groups: Vec::new(),
+            commands: None,
         })
     }
 
@@ -171,6 +181,21 @@ impl MultiDriver {
             scheduled: None,
         });
         Ok(idx)
+    }
+
+    /// Makes the routers at `group`'s indices change state together: each
+    /// state change one of them emits is passed to
+    /// [`SyncGroup::command`] and the result applied to the others.
+    pub fn add_sync_group(&mut self, group: SyncGroup) {
+        self.groups.push(group);
+    }
+
+    /// A sender whose [`MultiCommand`]s [`MultiDriver::run`] executes in its
+    /// loop, in order. Calling it again replaces the previous channel.
+    pub fn commands(&mut self) -> tokio::sync::mpsc::UnboundedSender<MultiCommand> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.commands = Some(rx);
+        tx
     }
 
     /// How many routers were added.
@@ -234,7 +259,14 @@ impl MultiDriver {
         }
         tokio::pin!(stop);
         let mut link_timer = self.link_poll.map(tokio::time::interval);
+        let mut commands = self.commands.take();
         loop {
+            let command = async {
+                match commands.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             let link_tick = async {
                 match link_timer.as_mut() {
                     Some(t) => {
@@ -276,6 +308,11 @@ impl MultiDriver {
                     Err(e) => self.error(&e),
                 },
                 () = sleep => self.expire(),
+                c = command => match c {
+                    Some(c) => c(self),
+                    // Every sender is gone: nothing more will come.
+                    None => commands = None,
+                },
                 () = link_tick => {
                     for li in 0..self.links.len() {
                         self.check_link(li);
@@ -382,16 +419,41 @@ impl MultiDriver {
     /// Applies router `index`'s pending events and packets (as
     /// [`Driver::flush`](super::Driver::flush)) and reschedules its timer.
     pub fn flush(&mut self, index: usize) {
+        let mut sync = Vec::new();
         while let Some(ev) = self.slots[index].router.poll_event() {
             match ev {
                 Event::AddAddresses => self.change_addresses(index, true),
                 Event::RemoveAddresses => self.change_addresses(index, false),
+                Event::StateChanged { .. } => {
+                    for g in &self.groups {
+                        if let Some(cmd) = g.command(index, &ev) {
+                            sync.extend(
+                                g.members()
+                                    .iter()
+                                    .filter(|&&m| m != index && m < self.slots.len())
+                                    .map(|&m| (m, cmd)),
+                            );
+                        }
+                    }
+                }
                 _ => {}
             }
             if let Some(f) = self.on_event.as_mut() {
                 f(index, &self.slots[index].router, &ev);
             }
         }
+        self.send(index);
+        // Changes caused by the group carry `Reason::Sync` and cause no
+        // further commands, so this recursion is one level deep.
+        for (m, cmd) in sync {
+            let now = self.now();
+            self.slots[m].router.handle_sync(now, cmd);
+            self.flush(m);
+        }
+    }
+
+    /// Sends router `index`'s pending packets and reschedules its timer.
+    fn send(&mut self, index: usize) {
         let mut buf = [0u8; MAX_TRANSMIT_LEN];
         let link = &self.links[self.slots[index].link];
         while let Some(t) = self.slots[index].router.poll_transmit(&mut buf) {
