@@ -464,3 +464,172 @@ fn netns_director_seed_dr_persist_drain_and_restore() {
     assert!(p.wait().unwrap().success());
     stop.store(true, Ordering::Relaxed);
 }
+
+/// Starts `director run` in `host` with the configuration `text`, its log
+/// in the lab directory.
+fn spawn_director(host: &lb_testing_netns::Host, d: &Path, name: &str, text: &str) -> Process {
+    let cfg = d.join(format!("{name}.conf"));
+    std::fs::write(&cfg, text).unwrap();
+    let mut cmd = host.command(BIN);
+    cmd.arg("run")
+        .arg("-f")
+        .arg(&cfg)
+        .args(["--dataplane", "userspace", "--runtime-dir"])
+        .arg(d.join(format!("run-{name}")))
+        .env("NO_COLOR", "1")
+        .stderr(std::fs::File::create(d.join(format!("{name}.log"))).unwrap());
+    Process::spawn(cmd).unwrap()
+}
+
+/// `vrrp_script` with a positive weight: dir1 (priority 100, +20 while its
+/// script finds its file) is master over dir2 (110); removing the file
+/// drops dir1 to 100 and dir2 preempts; putting it back moves the VIP back.
+#[test]
+fn netns_director_track_script_weight_moves_vip() {
+    let Some(l) = lab_or_skip!("dirtrk", "nft") else {
+        return;
+    };
+    let sw = l.add_switch("sw").unwrap();
+    let hosts: Vec<_> = (1..=2)
+        .map(|i| l.add_host(&format!("dir{i}")).unwrap())
+        .collect();
+    for (h, a) in hosts.iter().zip([11u8, 12]) {
+        let p = l.attach(&sw, h, "eth0").unwrap();
+        sw.host().disable_offloads(&p).unwrap();
+        h.add_addr("eth0", Ipv4Addr::new(10, 0, 0, a), 24).unwrap();
+    }
+    let d = l.dir().unwrap().to_owned();
+    let flag = d.join("ok1");
+    std::fs::write(&flag, "").unwrap();
+    let conf = |prio: u8, script: &str| {
+        format!(
+            "vrrp_script chk {{
+    script \"{script}\"
+    interval 0.2
+    weight 20
+    rise 1
+    fall 1
+}}
+vrrp_instance VI_S {{
+    state BACKUP
+    interface eth0
+    virtual_router_id 79
+    priority {prio}
+    advert_int 0.1
+    version 3
+    virtual_ipaddress {{ 10.0.0.100/24 }}
+    track_script {{
+        chk
+    }}
+}}
+"
+        )
+    };
+    // dir2's script always fails: its priority stays 110.
+    let mut p1 = spawn_director(
+        &hosts[0],
+        &d,
+        "dir1",
+        &conf(100, &format!("test -f {}", flag.display())),
+    );
+    let mut p2 = spawn_director(&hosts[1], &d, "dir2", &conf(110, "false"));
+    let vip = Ipv4Addr::new(10, 0, 0, 100);
+    let owner = |i: usize| hosts[i].has_addr("eth0", vip).unwrap();
+    wait_for("dir1 (120) to own the VIP", 15, || owner(0) && !owner(1));
+    std::fs::remove_file(&flag).unwrap();
+    wait_for("dir2 to take the VIP when dir1's script fails", 10, || {
+        owner(1) && !owner(0)
+    });
+    std::fs::write(&flag, "").unwrap();
+    wait_for("dir1 to take the VIP back", 10, || owner(0) && !owner(1));
+    for p in [&mut p1, &mut p2] {
+        p.terminate().unwrap();
+        assert!(p.wait().unwrap().success());
+    }
+    let log = std::fs::read_to_string(d.join("dir1.log")).unwrap();
+    assert!(log.contains("priority=120"), "{log}");
+    assert!(log.contains("priority=100"), "{log}");
+}
+
+/// A sync group of two instances on two links: dir1 (150) is master of
+/// both; its `track_interface` link going down faults one instance, the
+/// group takes the other along, and dir2 owns both VIPs; the link back up
+/// returns both to dir1.
+#[test]
+fn netns_director_sync_group_moves_together() {
+    let Some(l) = lab_or_skip!("dirsync", "nft") else {
+        return;
+    };
+    let sw: Vec<_> = (0..3)
+        .map(|i| l.add_switch(&format!("sw{i}")).unwrap())
+        .collect();
+    let hosts: Vec<_> = (1..=2)
+        .map(|i| l.add_host(&format!("dir{i}")).unwrap())
+        .collect();
+    for (h, a) in hosts.iter().zip([11u8, 12]) {
+        for (n, s) in sw.iter().enumerate() {
+            let p = l.attach(s, h, &format!("eth{n}")).unwrap();
+            s.host().disable_offloads(&p).unwrap();
+            h.add_addr(&format!("eth{n}"), Ipv4Addr::new(10, n as u8, 0, a), 24)
+                .unwrap();
+        }
+    }
+    let conf = |prio: u8| {
+        format!(
+            "vrrp_sync_group G {{
+    group {{
+        VI_A
+        VI_B
+    }}
+}}
+vrrp_instance VI_A {{
+    interface eth0
+    virtual_router_id 81
+    priority {prio}
+    advert_int 0.1
+    version 3
+    virtual_ipaddress {{ 10.0.0.100/24 }}
+    track_interface {{
+        eth2
+    }}
+}}
+vrrp_instance VI_B {{
+    interface eth1
+    virtual_router_id 82
+    priority {prio}
+    advert_int 0.1
+    version 3
+    virtual_ipaddress {{ 10.1.0.100/24 }}
+}}
+"
+        )
+    };
+    let d = l.dir().unwrap().to_owned();
+    let mut p1 = spawn_director(&hosts[0], &d, "dir1", &conf(150));
+    let mut p2 = spawn_director(&hosts[1], &d, "dir2", &conf(100));
+    let vips = [
+        ("eth0", Ipv4Addr::new(10, 0, 0, 100)),
+        ("eth1", Ipv4Addr::new(10, 1, 0, 100)),
+    ];
+    let owns_both = |i: usize| {
+        vips.iter()
+            .all(|(dev, v)| hosts[i].has_addr(dev, *v).unwrap())
+    };
+    let owns_none = |i: usize| {
+        vips.iter()
+            .all(|(dev, v)| !hosts[i].has_addr(dev, *v).unwrap())
+    };
+    wait_for("dir1 to own both VIPs", 15, || owns_both(0) && owns_none(1));
+    hosts[0].run("ip", ["link", "set", "eth2", "down"]).unwrap();
+    wait_for("dir2 to own both VIPs", 10, || owns_both(1) && owns_none(0));
+    let s = daemon::status(&d.join("run-dir1"), true).unwrap();
+    assert_eq!(s.matches("\"FAULT\"").count(), 2, "{s}");
+    hosts[0].run("ip", ["link", "set", "eth2", "up"]).unwrap();
+    wait_for("dir1 to own both VIPs again", 10, || {
+        owns_both(0) && owns_none(1)
+    });
+    for p in [&mut p1, &mut p2] {
+        p.terminate().unwrap();
+        assert!(p.wait().unwrap().success());
+    }
+}
