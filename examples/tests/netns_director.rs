@@ -93,6 +93,7 @@ fn conf(weight: u32, notify: &Path) -> String {
     format!(
         "vrrp_instance VI_T {{
     notify_master \"echo master >> {notify}\"
+    notify_stop \"echo stop >> {notify}\"
     notify \"echo >> {notify}\"
     state MASTER
     interface eth0
@@ -275,6 +276,12 @@ fn netns_director_reload_and_shutdown() {
             .is_err()
     );
     assert!(!run_dir.join("director.sock").exists());
+    // notify_stop and `notify … STOP` ran at shutdown.
+    wait_for("the stop notify scripts", 5, || {
+        std::fs::read_to_string(&notified).is_ok_and(|t| {
+            t.lines().any(|l| l == "stop") && t.lines().any(|l| l == "INSTANCE VI_T STOP 150")
+        })
+    });
     stop.store(true, Ordering::Relaxed);
 }
 
