@@ -96,3 +96,47 @@ impl SyncGroup {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(from: State, to: State, reason: Reason) -> Event {
+        Event::StateChanged { from, to, reason }
+    }
+
+    #[test]
+    fn command_per_transition() {
+        let g = SyncGroup::new(vec![0, 2]);
+        let cases = [
+            (
+                State::Backup,
+                State::Master,
+                Some(SyncCommand::BecomeMaster),
+            ),
+            (
+                State::Master,
+                State::Backup,
+                Some(SyncCommand::BecomeBackup),
+            ),
+            (
+                State::Master,
+                State::Fault,
+                Some(SyncCommand::GroupFault(true)),
+            ),
+            (
+                State::Fault,
+                State::Backup,
+                Some(SyncCommand::GroupFault(false)),
+            ),
+            (State::Initialize, State::Backup, None),
+        ];
+        for (from, to, want) in cases {
+            assert_eq!(g.command(0, &change(from, to, Reason::MasterDown)), want);
+            // Changes the group caused, and non-members, are ignored.
+            assert_eq!(g.command(0, &change(from, to, Reason::Sync)), None);
+            assert_eq!(g.command(1, &change(from, to, Reason::MasterDown)), None);
+        }
+        assert_eq!(g.command(0, &Event::AddAddresses), None);
+    }
+}

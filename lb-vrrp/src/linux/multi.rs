@@ -78,6 +78,15 @@ struct Slot {
 ///     d.add(VirtualRouter::new(cfg).unwrap(), "eth0")?;
 /// }
 /// d.on_event(|i, r, ev| println!("{i} {:?} {ev:?}", r.state()));
+/// // Another task reports that router 0's first tracked object failed.
+/// let tx = d.commands();
+/// tokio::spawn(async move {
+///     let _ = tx.send(Box::new(|d: &mut MultiDriver| {
+///         let now = d.now();
+///         d.router_mut(0).handle_track(now, 0, lb_vrrp::TrackStatus::Down);
+///         d.flush(0);
+///     }));
+/// });
 /// d.run(tokio::signal::ctrl_c()).await
 /// # }
 /// ```
