@@ -11,7 +11,7 @@
 //! Not a criterion bench (it measures a rate and a distribution, not the
 //! time of one call): `cargo bench -p lb-benches --bench lb_health_scale`.
 //! The checks are distinct (each its own key, so nothing is deduplicated)
-//! but share 16 listeners; every connection is closed with RST, as
+//! but share 16 listeners (on their own thread); every connection is closed with RST, as
 //! HAProxy does, so no TIME_WAIT piles up.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -67,17 +67,31 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    // The listeners run on their own thread and runtime, standing in for
+    // remote servers; the engine gets the 2-worker runtime.
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("server runtime");
+        rt.block_on(async move {
+            for _ in 0..16 {
+                let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("listen");
+                addr_tx.send(l.local_addr().expect("addr")).expect("send");
+                tokio::spawn(async move {
+                    while let Ok((s, _)) = l.accept().await {
+                        drop(s);
+                    }
+                });
+            }
+            std::future::pending::<()>().await;
+        });
+    });
+    let listeners: Vec<_> = addr_rx.iter().take(16).collect();
     runtime.block_on(async move {
-        let mut listeners = Vec::new();
-        for _ in 0..16 {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listen");
-            listeners.push(l.local_addr().expect("addr"));
-            tokio::spawn(async move {
-                while let Ok((s, _)) = l.accept().await {
-                    drop(s);
-                }
-            });
-        }
         let mut config = EngineConfig::default();
         config.max_concurrency = 512;
         let (mut engine, mut events) = Engine::<u32>::new(config);
@@ -101,10 +115,12 @@ fn main() {
         // Warm up one interval (first runs are spread over it), then measure.
         tokio::time::sleep(Duration::from_secs(2)).await;
         let s0 = engine.stats();
+        let cpu0 = cpu_seconds();
         let t0 = Instant::now();
         tokio::time::sleep(Duration::from_secs(seconds)).await;
         let s1 = engine.stats();
         let elapsed = t0.elapsed().as_secs_f64();
+        let cpu = cpu_seconds() - cpu0;
         let steady = LIVE.load(Ordering::Relaxed) - before;
 
         let rate = (s1.completed - s0.completed) as f64 / elapsed;
@@ -124,9 +140,28 @@ fn main() {
             configured / checks as isize,
             steady / checks as isize
         );
+        let per_check = cpu / (s1.completed - s0.completed).max(1) as f64;
+        println!(
+            "  CPU per check     {:>6.1} us (user+sys, engine + listeners), so 2 idle cores would do ~{:.0} checks/s",
+            per_check * 1e6,
+            2.0 / per_check
+        );
         println!("  probes started    {} (whole run)", s1.starts);
+        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        println!("  machine load      {}", load.trim());
         engine.shutdown();
     });
+}
+
+/// User + system CPU time of this process, from /proc/self/stat.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields overall, in clock ticks (100 Hz on Linux).
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn ms(d: Duration) -> f64 {

@@ -1,6 +1,6 @@
 //! lb-sched kernel schedulers: O(1) tournament-tree picks of lc/wlc/sed/nq
 //! against the kernel's O(n) scan (`lb_sched::ipvs::scan`) in the same run,
-//! plus rr/wrr picks and mh lookups (hash included).
+//! plus rr/wrr/twos picks and mh lookups (hash included).
 //!
 //! The scan baseline walks a contiguous `Vec<Dest>` (friendlier to the
 //! cache than the kernel's linked list), so the ratios are conservative.
@@ -104,8 +104,8 @@ fn least(c: &mut Criterion) {
 }
 
 fn round_robin(c: &mut Criterion) {
-    let mut g = c.benchmark_group("rr_wrr_1000");
-    for kind in [SchedulerKind::Rr, SchedulerKind::Wrr] {
+    let mut g = c.benchmark_group("rr_wrr_twos_1000");
+    for kind in [SchedulerKind::Rr, SchedulerKind::Wrr, SchedulerKind::Twos] {
         let (mut svc, _) = service(kind, 1_000, 3);
         let now = Instant::now();
         let p = pkt();
@@ -115,6 +115,26 @@ fn round_robin(c: &mut Criterion) {
         });
     }
     g.finish();
+    // One destination of weight 1000 among 9 999 of weight 1: while cw > 1
+    // only the heavy one qualifies, which the kernel finds by walking the
+    // whole list; the max tree jumps there in O(log n).
+    let key = ServiceKey::Addr {
+        protocol: Protocol::Tcp,
+        addr: "192.0.2.1:80".parse().unwrap(),
+    };
+    let mut svc =
+        Service::new(key, ServiceFlags::NONE, SchedulerKind::Wrr, Instant::now()).unwrap();
+    for i in 0..10_000u32 {
+        let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)), 80);
+        svc.add_dest(DestConfig::new(addr, if i == 0 { 1000 } else { 1 }))
+            .unwrap();
+    }
+    let now = Instant::now();
+    let p = pkt();
+    let mut rng = SplitMix64::new(4);
+    c.bench_function("wrr_skewed_10000", |b| {
+        b.iter(|| black_box(svc.pick(now, black_box(&p), &mut rng)))
+    });
 }
 
 fn maglev(c: &mut Criterion) {

@@ -51,6 +51,8 @@ pub struct PacketSocket {
     ring_len: usize,
     cfg: RingConfig,
     block: std::cell::Cell<u32>,
+    /// Set while recv_block hands out frames (refuses reentry).
+    busy: std::cell::Cell<bool>,
     ifindex: i32,
     mac: Mac,
 }
@@ -99,7 +101,22 @@ const PKT_MAC: usize = 24;
 
 impl PacketSocket {
     /// Opens a socket on interface `ifname` (in the calling thread's
-    /// network namespace) with a receive ring.
+    /// network namespace) with a receive ring. Needs `CAP_NET_RAW`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use lb_forward::afpacket::{PacketSocket, RingConfig, TxBatch, wait_any};
+    /// let sock = PacketSocket::open("eth0", RingConfig::default())?;
+    /// let mut batch = TxBatch::new(2048);
+    /// wait_any(std::slice::from_ref(&sock), 100)?;
+    /// sock.recv_block(|frame| {
+    ///     frame[..6].copy_from_slice(&[0xff; 6]); // rewrite in place...
+    ///     batch.push(frame); // ...and queue it
+    /// });
+    /// sock.send(&mut batch)?;
+    /// # Ok::<(), lb_forward::IoError>(())
+    /// ```
     pub fn open(ifname: &str, cfg: RingConfig) -> Result<Self, IoError> {
         let name = CString::new(ifname).map_err(|_| IoError::NoInterface(ifname.to_owned()))?;
         // SAFETY: `name` is a valid NUL-terminated string.
@@ -201,6 +218,7 @@ impl PacketSocket {
             ring_len,
             cfg,
             block: std::cell::Cell::new(0),
+            busy: std::cell::Cell::new(false),
             ifindex,
             mac: [0; 6],
         };
@@ -297,10 +315,12 @@ impl PacketSocket {
     /// it may rewrite in place) and hands the block back. Returns the
     /// number of frames (0 if no block was ready).
     pub fn recv_block(&self, mut f: impl FnMut(&mut [u8])) -> usize {
-        if !self.ready() {
+        if !self.ready() || self.busy.replace(true) {
             return 0;
         }
         let cur = self.block.get();
+        // Hands the block back and moves on even if `f` panics.
+        let _release = Release { sock: self, cur };
         let base = self.block_ptr(cur);
         let bs = self.cfg.block_size as usize;
         let rd = |off: usize| -> u32 {
@@ -319,10 +339,10 @@ impl PacketSocket {
                 usize::from(unsafe { base.add(off + PKT_MAC).cast::<u16>().read_unaligned() });
             if off + mac + snap <= bs {
                 // SAFETY: the frame lies inside this block, which the kernel
-                // has handed to us (TP_STATUS_USER) until we write the status
-                // back below; no other reference to it exists (recv_block is
-                // not reentrant: the socket is !Sync and `f` cannot reach
-                // this block through another path).
+                // has handed to us (TP_STATUS_USER) until `_release` writes
+                // the status back; no other reference to it exists: the
+                // socket is !Sync, and `busy` makes a reentrant call from
+                // `f` return at once.
                 let frame = unsafe { std::slice::from_raw_parts_mut(base.add(off + mac), snap) };
                 f(frame);
             }
@@ -332,9 +352,6 @@ impl PacketSocket {
             }
             off += next;
         }
-        self.status(cur)
-            .store(libc::TP_STATUS_KERNEL, Ordering::Release);
-        self.block.set((cur + 1) % self.cfg.block_nr);
         n
     }
 
@@ -389,6 +406,22 @@ impl PacketSocket {
         }
         batch.clear();
         Ok(sent)
+    }
+}
+
+/// Returns a block to the kernel when dropped (see `recv_block`).
+struct Release<'a> {
+    sock: &'a PacketSocket,
+    cur: u32,
+}
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        let s = self.sock;
+        s.status(self.cur)
+            .store(libc::TP_STATUS_KERNEL, Ordering::Release);
+        s.block.set((self.cur + 1) % s.cfg.block_nr);
+        s.busy.set(false);
     }
 }
 
@@ -466,7 +499,8 @@ impl TxBatch {
     }
 }
 
-/// Waits until one of `socks` has a block ready or `timeout_ms` passes.
+/// Waits until one of `socks` (at most the first 8) has a block ready or
+/// `timeout_ms` passes.
 pub fn wait_any(socks: &[PacketSocket], timeout_ms: i32) -> Result<(), IoError> {
     if socks.iter().any(PacketSocket::ready) {
         return Ok(());

@@ -655,7 +655,7 @@ mod tests {
         Insert(u8, u16, u32),
         Touch(u8, u16, u32),
         Remove(u8, u16),
-        Advance(u32),
+        Advance(u32, u32),
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -663,7 +663,7 @@ mod tests {
             (0u8..8, 0u16..4, 1u32..600_000).prop_map(|(a, b, c)| Op::Insert(a, b, c)),
             (0u8..8, 0u16..4, 1u32..600_000).prop_map(|(a, b, c)| Op::Touch(a, b, c)),
             (0u8..8, 0u16..4).prop_map(|(a, b)| Op::Remove(a, b)),
-            (1u32..400_000).prop_map(Op::Advance),
+            (1u32..400_000, 0u32..2000).prop_map(|(d, p)| Op::Advance(d, p)),
         ]
     }
 
@@ -694,7 +694,7 @@ mod tests {
                     Op::Remove(c, p) => {
                         if let Some((id, _)) = model.remove(&(c, p)) { t.remove(id); }
                     }
-                    Op::Advance(d) => {
+                    Op::Advance(d, poke) => {
                         now += d;
                         while let Some(id) = t.next_expired(now) {
                             let key = *model.iter().find(|(_, v)| v.0 == id).expect("expired id is live").0;
@@ -702,6 +702,20 @@ mod tests {
                             prop_assert!(exp <= now);
                             t.remove(id);
                             model.remove(&key);
+                            // Mid-sweep, move another entry (possibly one still
+                            // in the list being swept) or remove it.
+                            if poke > 0 {
+                                let other = model.iter().map(|(k, v)| (*k, v.0)).min();
+                                if let Some((k, oid)) = other {
+                                    if poke % 3 == 0 {
+                                        t.remove(oid);
+                                        model.remove(&k);
+                                    } else {
+                                        t.set_expires(oid, now + poke);
+                                        model.get_mut(&k).unwrap().1 = now + poke;
+                                    }
+                                }
+                            }
                         }
                         for (_, exp) in model.values() {
                             prop_assert!(*exp + 256 > now, "overdue entry left: {} at {}", exp, now);

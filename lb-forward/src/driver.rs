@@ -27,6 +27,21 @@ pub struct LoopStats {
 /// connections every 100 ms. `control` runs between batches (at least every
 /// 50 ms), the place to apply configuration changes (weights, destinations)
 /// that arrive from elsewhere, e.g. over a channel.
+///
+/// # Examples
+///
+/// ```no_run
+/// use lb_forward::afpacket::{PacketSocket, RingConfig};
+/// use lb_forward::{Config, Forwarder, Port, sched::RoundRobin};
+/// use std::sync::atomic::AtomicBool;
+/// let socks = [PacketSocket::open("eth0", RingConfig::default())?];
+/// let mut fwd: Forwarder<RoundRobin> = Forwarder::new(Config::default(), std::time::Instant::now());
+/// fwd.add_port(Port { mac: socks[0].mac(), mtu: socks[0].mtu()?, v4: None, v6: None });
+/// // ... services, destinations, neighbours ...
+/// let stop = AtomicBool::new(false);
+/// let stats = lb_forward::driver::run(&mut fwd, &socks, &stop, |_fwd| {})?;
+/// # Ok::<(), lb_forward::IoError>(())
+/// ```
 pub fn run<S: Scheduler>(
     fwd: &mut Forwarder<S>,
     socks: &[PacketSocket],
@@ -84,4 +99,28 @@ pub fn run<S: Scheduler>(
         }
     }
     Ok(stats)
+}
+
+/// Fills the forwarder's neighbour table from the kernel's ARP table
+/// (`/proc/thread-self/net/arp`, so the calling thread's network
+/// namespace): each complete entry on one of `ports` (interface name,
+/// port) becomes a neighbour on that port. Returns how many were loaded.
+/// Call it at start and now and then; IPv6 neighbours are not covered.
+pub fn load_arp_neighbours<S: Scheduler>(
+    fwd: &mut Forwarder<S>,
+    ports: &[(&str, crate::forwarder::PortId)],
+) -> Result<usize, IoError> {
+    let text =
+        std::fs::read_to_string("/proc/thread-self/net/arp").map_err(|source| IoError::Sys {
+            call: "read(/proc/thread-self/net/arp)",
+            source,
+        })?;
+    let mut n = 0;
+    for e in crate::neigh::parse_proc_arp(&text) {
+        if let Some(&(_, port)) = ports.iter().find(|(name, _)| *name == e.dev) {
+            fwd.set_neighbour(e.ip.into(), e.mac, port);
+            n += 1;
+        }
+    }
+    Ok(n)
 }

@@ -21,7 +21,7 @@ use crate::error::{ConfigError, ParseError};
 use crate::icmp::{self, IcmpError};
 use crate::parse::{FlowKey, Parsed, Quoted, parse};
 use crate::rewrite;
-use crate::sched::{ConnCounts, DestIndex, Scheduler};
+use crate::sched::{ConnCounts, ConnEvent, ConnKind, DestIndex, Scheduler};
 use crate::state::{Dir, State, Timeouts, tcp_next};
 use crate::tunnel::{self, TunnelKind};
 use crate::wire::{self, ipv4, ipv6, proto, tcp_flags};
@@ -52,6 +52,11 @@ pub struct Config {
     pub expire_quiescent_template: bool,
     /// Hash seed of the connection table; draw it at random.
     pub hash_seed: u64,
+    /// `conn_reuse_mode`: bit 0 reschedules a SYN that reuses the ports of
+    /// a connection in TIME_WAIT or CLOSE; bit 1 also one in FIN_WAIT
+    /// whose replies bypass the director (DR/TUN). Default 1, as in the
+    /// kernel; 0 keeps such SYNs on the old destination.
+    pub conn_reuse_mode: u8,
 }
 
 impl Default for Config {
@@ -62,6 +67,7 @@ impl Default for Config {
             expire_nodest_conn: false,
             expire_quiescent_template: false,
             hash_seed: 0x5eed_1b05_0000_0001,
+            conn_reuse_mode: 1,
         }
     }
 }
@@ -359,6 +365,13 @@ impl<S: Scheduler> Forwarder<S> {
         }
     }
 
+    /// The next hop recorded for `addr` (exact entry, else the family's
+    /// gateway).
+    #[must_use]
+    pub fn neighbour(&self, addr: IpAddr) -> Option<(Mac, PortId)> {
+        self.next_hop(&addr.into())
+    }
+
     /// Sets the default router of a family (used when a next hop has no
     /// neighbour entry).
     pub fn set_gateway(&mut self, v6: bool, mac: Mac, port: PortId) {
@@ -492,7 +505,11 @@ impl<S: Scheduler> Forwarder<S> {
         }
         self.conns.set_dest(id, addr, cfg.port);
         if let Some(s) = self.services[usize::from(svc)].as_mut() {
-            s.sched.dest_changed(id, Some(cfg.weight));
+            s.sched.dest_changed(
+                id,
+                std::net::SocketAddr::new(cfg.addr, cfg.port),
+                Some(cfg.weight),
+            );
         }
         Ok(id)
     }
@@ -507,9 +524,12 @@ impl<S: Scheduler> Forwarder<S> {
             .filter(|x| x.available);
         let dest = dest.ok_or(ConfigError::NoDest(d))?;
         dest.cfg.weight = weight;
-        let svc = dest.svc;
+        let (svc, sa) = (
+            dest.svc,
+            std::net::SocketAddr::new(dest.cfg.addr, dest.cfg.port),
+        );
         if let Some(s) = self.services[usize::from(svc)].as_mut() {
-            s.sched.dest_changed(d, Some(weight));
+            s.sched.dest_changed(d, sa, Some(weight));
         }
         Ok(())
     }
@@ -530,9 +550,12 @@ impl<S: Scheduler> Forwarder<S> {
             return;
         };
         dest.available = false;
-        let svc = dest.svc;
+        let (svc, sa) = (
+            dest.svc,
+            std::net::SocketAddr::new(dest.cfg.addr, dest.cfg.port),
+        );
         if let Some(s) = self.services[usize::from(svc)].as_mut() {
-            s.sched.dest_changed(d, None);
+            s.sched.dest_changed(d, sa, None);
         }
         if self.cfg.expire_nodest_conn {
             // As ip_vs_expire_nodest_conn_flush: drop its connections now.
@@ -622,27 +645,20 @@ impl<S: Scheduler> Forwarder<S> {
                 }
             }
         }
+        let kind = if template {
+            ConnKind::Template
+        } else if e.flags & flags::INACTIVE != 0 {
+            ConnKind::Inactive
+        } else {
+            ConnKind::Active
+        };
+        self.conn_event(e.dest, ConnEvent::Unbound(kind));
         if let Some(dest) = self
             .dests
             .get_mut(usize::from(e.dest))
             .and_then(Option::as_mut)
         {
-            if template {
-                dest.counts.persist = dest.counts.persist.saturating_sub(1);
-            } else if e.flags & flags::INACTIVE != 0 {
-                dest.counts.inactive = dest.counts.inactive.saturating_sub(1);
-            } else {
-                dest.counts.active = dest.counts.active.saturating_sub(1);
-            }
             dest.refs = dest.refs.saturating_sub(1);
-            let (svc, counts) = (dest.svc, dest.counts);
-            if let Some(s) = self
-                .services
-                .get_mut(usize::from(svc))
-                .and_then(Option::as_mut)
-            {
-                s.sched.conn_changed(e.dest, counts);
-            }
         }
         self.conns.remove(id);
         self.stats.conns_expired += 1;
@@ -701,15 +717,24 @@ impl<S: Scheduler> Forwarder<S> {
                 self.drop_conn(id);
                 return self.new_flow(now, now_ms, &p, frame, out);
             }
+            // ip_vs_in: a SYN (is_new_conn) on an existing entry is
+            // rescheduled when its dest is quiesced (with expire_nodest_conn)
+            // or when the old connection is over (conn_reuse_mode,
+            // is_new_conn_expected); never for a persistence-controlled one.
             let syn = p.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN;
-            if syn
-                && self.cfg.expire_nodest_conn
-                && dest.cfg.weight == 0
-                && self.persistence(e.svc).is_none()
-            {
-                // ip_vs_in: a new connection to a quiesced dest is rescheduled.
-                self.drop_conn(id);
-                return self.new_flow(now, now_ms, &p, frame, out);
+            if syn && f.proto == proto::TCP && self.persistence(e.svc).is_none() {
+                let st = State::from_u8(e.state);
+                let mode = self.cfg.conn_reuse_mode;
+                let expected = mode != 0
+                    && (st == State::TimeWait
+                        || st == State::Close
+                        || (mode & 2 != 0
+                            && st == State::FinWait
+                            && e.flags & flags::NOOUTPUT != 0));
+                if (self.cfg.expire_nodest_conn && dest.cfg.weight == 0) || expected {
+                    self.drop_conn(id);
+                    return self.new_flow(now, now_ms, &p, frame, out);
+                }
             }
             return self.forward_in(now_ms, id, &p, frame, out);
         }
@@ -758,25 +783,13 @@ impl<S: Scheduler> Forwarder<S> {
                 } else {
                     fl &= !flags::INACTIVE;
                 }
-                if let Some(d) = self.dests[usize::from(e.dest)].as_mut() {
-                    if now_inactive {
-                        d.counts.active -= 1;
-                        d.counts.inactive += 1;
-                    } else {
-                        d.counts.inactive -= 1;
-                        d.counts.active += 1;
-                    }
-                    let (svc, c) = (d.svc, d.counts);
-                    if let Some(s) = self.services[usize::from(svc)].as_mut() {
-                        s.sched.conn_changed(e.dest, c);
-                    }
-                }
+                self.conn_event(e.dest, ConnEvent::SetActive(!now_inactive));
             }
         }
         let en = self.conns.get_mut(id);
         en.state = state as u8;
         en.flags = fl;
-        let t = ms(self.cfg.timeouts.get(state));
+        let t = self.cfg.timeouts.get_ms(state);
         self.conns.set_expires(id, now_ms.wrapping_add(t));
     }
 
@@ -854,7 +867,11 @@ impl<S: Scheduler> Forwarder<S> {
                     src,
                     dst: dest.addr,
                     ip_id: self.ip_id,
-                    sport: flow_port(&p.flow),
+                    sport: if matches!(kind, TunnelKind::Gue { .. }) {
+                        flow_port(&p.flow)
+                    } else {
+                        0
+                    },
                 };
                 if out.len() < e {
                     return Verdict::Drop(DropReason::OutTooSmall);
@@ -956,7 +973,7 @@ impl<S: Scheduler> Forwarder<S> {
             if !dest.available {
                 return Verdict::Drop(DropReason::DestUnavailable);
             }
-            let t = ms(self.cfg.timeouts.get(State::from_u8(e.state)));
+            let t = self.cfg.timeouts.get_ms(State::from_u8(e.state));
             self.conns.set_expires(id, now_ms.wrapping_add(t));
             return self.send_to_dest(&dest, e.vport, p, frame, out);
         }
@@ -1037,7 +1054,9 @@ impl<S: Scheduler> Forwarder<S> {
             dest: d,
             svc,
             state: state as u8,
-            flags: if nat { 0 } else { flags::NOOUTPUT },
+            // Every new connection starts inactive (the kernel's
+            // __ip_vs_update_dest puts IP_VS_CONN_F_INACTIVE in conn_flags).
+            flags: flags::INACTIVE | if nat { 0 } else { flags::NOOUTPUT },
             index_out: nat,
             expires: now_ms.wrapping_add(3000),
         };
@@ -1046,13 +1065,9 @@ impl<S: Scheduler> Forwarder<S> {
         };
         self.stats.conns_created += 1;
         if let Some(x) = self.dests[usize::from(d)].as_mut() {
-            x.counts.active += 1;
             x.refs += 1;
-            let c = x.counts;
-            if let Some(s) = self.services[usize::from(svc)].as_mut() {
-                s.sched.conn_changed(d, c);
-            }
         }
+        self.conn_event(d, ConnEvent::Bound(ConnKind::Inactive));
         self.forward_in(now_ms, id, p, frame, out)
     }
 
@@ -1106,13 +1121,29 @@ impl<S: Scheduler> Forwarder<S> {
             expires: timeout,
         };
         if let Some(t) = self.conns.insert(n) {
-            x.counts.persist += 1;
             x.refs += 1;
             if controls {
                 self.conns.get_mut(t).n_control = 1;
             }
+            self.conn_event(d, ConnEvent::Bound(ConnKind::Template));
         }
         Some(d)
+    }
+
+    /// Counts a connection event on a destination and tells its scheduler.
+    fn conn_event(&mut self, d: DestIndex, ev: ConnEvent) {
+        let Some(dest) = self.dests.get_mut(usize::from(d)).and_then(Option::as_mut) else {
+            return;
+        };
+        dest.counts.apply(ev);
+        let svc = dest.svc;
+        if let Some(s) = self
+            .services
+            .get_mut(usize::from(svc))
+            .and_then(Option::as_mut)
+        {
+            s.sched.conn_event(d, ev);
+        }
     }
 }
 
@@ -1127,16 +1158,14 @@ fn mask_client(a: &Addr, p: Persistence) -> Addr {
 /// A source port for GUE from the flow (as `udp_flow_src_port`: within
 /// the default ephemeral range 32768–60999).
 fn flow_port(f: &FlowKey) -> u16 {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in f
-        .src
-        .0
-        .iter()
-        .chain(f.dst.0.iter())
-        .chain(f.sport.to_be_bytes().iter())
-        .chain(f.dport.to_be_bytes().iter())
-    {
-        h = (h ^ u32::from(*b)).wrapping_mul(0x0100_0193);
-    }
+    let w = |a: &Addr| {
+        let (mut lo, mut hi) = ([0u8; 8], [0u8; 8]);
+        lo.copy_from_slice(&a.0[..8]);
+        hi.copy_from_slice(&a.0[8..]);
+        u64::from_le_bytes(lo) ^ u64::from_le_bytes(hi).rotate_left(23)
+    };
+    let x = w(&f.src) ^ w(&f.dst).rotate_left(41) ^ (u64::from(f.sport) << 16 | u64::from(f.dport));
+    let m = u128::from(x ^ 0x9e37_79b9_7f4a_7c15) * 0xff51_afd7_ed55_8ccd;
+    let h = (m as u64) ^ ((m >> 64) as u64);
     32768 + (h % (60999 - 32768 + 1)) as u16
 }

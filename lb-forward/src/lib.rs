@@ -15,7 +15,8 @@
 //!
 //! It does **not** decide which backends are healthy (`lb-health` does) or
 //! own the VIPs (`lb-vrrp` does); a scheduler comes in through the small
-//! [`sched::Scheduler`] trait.
+//! [`sched::Scheduler`] trait, which [`lbsched::LbSched`] implements for
+//! every `lb-sched` scheduler.
 
 pub mod addr;
 #[cfg(target_os = "linux")]
@@ -28,6 +29,8 @@ pub mod driver;
 pub mod error;
 pub mod forwarder;
 pub mod icmp;
+pub mod lbsched;
+pub mod neigh;
 pub mod parse;
 pub mod rewrite;
 pub mod sched;

@@ -6,6 +6,7 @@
 //! kernel's `rr`) is included for tests and for running without `lb-sched`.
 
 use crate::parse::FlowKey;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 /// A destination's slot number in the forwarder (stable for its lifetime).
@@ -15,31 +16,86 @@ pub type DestIndex = u16;
 /// (`activeconns`, `inactconns`, `persistconns`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ConnCounts {
-    /// Established TCP (and all UDP) connections.
+    /// Established TCP connections.
     pub active: u32,
-    /// Other connections.
+    /// Other connections (every new one starts here; UDP stays here).
     pub inactive: u32,
     /// Persistence templates.
     pub persist: u32,
+}
+
+/// Which counter a connection is held in (`IP_VS_CONN_F_INACTIVE`,
+/// `IP_VS_CONN_F_TEMPLATE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnKind {
+    /// Established TCP.
+    Active,
+    /// Any other connection.
+    Inactive,
+    /// A persistence template.
+    Template,
+}
+
+/// A change of a destination's connections, as the kernel's
+/// `ip_vs_bind_dest`, `ip_vs_unbind_dest` and the protocol state handlers
+/// make it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnEvent {
+    /// A connection (or template) was created on the destination.
+    Bound(ConnKind),
+    /// One went away.
+    Unbound(ConnKind),
+    /// One moved from inactive to active (`true`) or back (`false`).
+    SetActive(bool),
 }
 
 /// Chooses a destination for each new flow of one service.
 ///
 /// Call order: `dest_changed` for every destination added, before
 /// `pick` can return it; then any mix of `pick`, `dest_changed` and
-/// `conn_changed`.
+/// `conn_event`.
 pub trait Scheduler {
     /// Picks a destination for a new flow, or `None` when none is
     /// available (the forwarder then answers port-unreachable).
     fn pick(&mut self, now: Instant, flow: &FlowKey) -> Option<DestIndex>;
 
-    /// A destination was added or re-weighted (`Some(weight)`; weight 0
-    /// quiesces it) or removed (`None`).
-    fn dest_changed(&mut self, dest: DestIndex, weight: Option<u32>);
+    /// Destination `dest` (the real server at `addr`) was added or
+    /// re-weighted (`Some(weight)`; weight 0 quiesces it) or removed
+    /// (`None`).
+    fn dest_changed(&mut self, dest: DestIndex, addr: SocketAddr, weight: Option<u32>);
 
-    /// A destination's connection counters changed.
-    fn conn_changed(&mut self, dest: DestIndex, counts: ConnCounts) {
-        let _ = (dest, counts);
+    /// A destination's connections changed (for least-connection
+    /// schedulers); [`ConnCounts`] follow the same events.
+    fn conn_event(&mut self, dest: DestIndex, event: ConnEvent) {
+        let _ = (dest, event);
+    }
+}
+
+impl ConnCounts {
+    /// Applies an event (saturating).
+    pub fn apply(&mut self, e: ConnEvent) {
+        fn slot(c: &mut ConnCounts, k: ConnKind) -> &mut u32 {
+            match k {
+                ConnKind::Active => &mut c.active,
+                ConnKind::Inactive => &mut c.inactive,
+                ConnKind::Template => &mut c.persist,
+            }
+        }
+        match e {
+            ConnEvent::Bound(k) => *slot(self, k) += 1,
+            ConnEvent::Unbound(k) => {
+                let v = slot(self, k);
+                *v = v.saturating_sub(1);
+            }
+            ConnEvent::SetActive(true) => {
+                self.inactive = self.inactive.saturating_sub(1);
+                self.active += 1;
+            }
+            ConnEvent::SetActive(false) => {
+                self.active = self.active.saturating_sub(1);
+                self.inactive += 1;
+            }
+        }
     }
 }
 
@@ -50,9 +106,10 @@ pub trait Scheduler {
 /// ```
 /// use lb_forward::sched::{RoundRobin, Scheduler};
 /// let mut rr = RoundRobin::default();
-/// rr.dest_changed(3, Some(1));
-/// rr.dest_changed(5, Some(0));
-/// rr.dest_changed(7, Some(2));
+/// let a = "10.0.0.1:80".parse().unwrap();
+/// rr.dest_changed(3, a, Some(1));
+/// rr.dest_changed(5, a, Some(0));
+/// rr.dest_changed(7, a, Some(2));
 /// let now = std::time::Instant::now();
 /// let f = Default::default();
 /// let picks: Vec<_> = (0..4).map(|_| rr.pick(now, &f).unwrap()).collect();
@@ -79,7 +136,7 @@ impl Scheduler for RoundRobin {
         None
     }
 
-    fn dest_changed(&mut self, dest: DestIndex, weight: Option<u32>) {
+    fn dest_changed(&mut self, dest: DestIndex, _addr: SocketAddr, weight: Option<u32>) {
         let at = self.dests.iter().position(|d| d.0 == dest);
         match (at, weight) {
             (Some(i), Some(w)) => self.dests[i].1 = w,

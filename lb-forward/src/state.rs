@@ -167,12 +167,17 @@ pub fn tcp_next(state: State, dir: Dir, flags: u8) -> State {
 /// `udp_timeouts[]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timeouts {
-    table: [Duration; N_STATES],
+    /// Milliseconds (what the connection table counts in), capped at 2^31-1.
+    table: [u32; N_STATES],
+}
+
+fn to_ms(d: Duration) -> u32 {
+    d.as_millis().min(i32::MAX as u128) as u32
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
-        let s = Duration::from_secs;
+        let s = |secs: u32| secs * 1000;
         Self {
             table: [
                 s(2),       // NONE
@@ -197,12 +202,19 @@ impl Timeouts {
     /// Timeout of `state`.
     #[must_use]
     pub fn get(&self, state: State) -> Duration {
+        Duration::from_millis(u64::from(self.table[state as usize]))
+    }
+
+    /// Timeout of `state` in milliseconds (for the packet path).
+    #[must_use]
+    #[inline]
+    pub fn get_ms(&self, state: State) -> u32 {
         self.table[state as usize]
     }
 
-    /// Sets the timeout of one state.
+    /// Sets the timeout of one state (millisecond resolution, at most ~24 days).
     pub fn set(&mut self, state: State, d: Duration) -> &mut Self {
-        self.table[state as usize] = d;
+        self.table[state as usize] = to_ms(d);
         self
     }
 
@@ -215,7 +227,7 @@ impl Timeouts {
             (State::Udp, udp),
         ] {
             if !d.is_zero() {
-                self.table[st as usize] = d;
+                self.table[st as usize] = to_ms(d);
             }
         }
         self

@@ -495,3 +495,227 @@ proptest! {
         let _ = (l.svc, l.v6);
     }
 }
+
+#[test]
+fn lb_sched_wlc_through_the_adapter() {
+    // Input: 6 UDP flows to a wlc service (lb-sched via LbSched) with
+    // weights 1 and 2. Output: lb-sched's own counters match the
+    // forwarder's, and the flows split 2:4 as wlc's weighted counts dictate.
+    use lb_forward::lbsched::LbSched;
+    use lb_sched::{Protocol, SchedulerKind, Service, ServiceFlags, SplitMix64};
+    let now = Instant::now();
+    let mut fwd: Forwarder<LbSched> = Forwarder::new(Config::default(), now);
+    let port = fwd.add_port(Port {
+        mac: DIR_MAC,
+        mtu: 1500,
+        v4: None,
+        v6: None,
+    });
+    fwd.set_gateway(false, CLIENT_MAC, port);
+    let rips = [rip(false, 0), rip(false, 1)];
+    for (i, r) in rips.iter().enumerate() {
+        fwd.set_neighbour(*r, RS_MACS[i], port);
+    }
+    let vip_sa = std::net::SocketAddr::new(vip(false), 80);
+    let key = lb_sched::ServiceKey::Addr {
+        protocol: Protocol::Udp,
+        addr: vip_sa,
+    };
+    let inner = Service::new(key, ServiceFlags::NONE, SchedulerKind::Wlc, now).unwrap();
+    let svc = fwd
+        .add_service(
+            ServiceConfig {
+                key: ServiceKey::Addr {
+                    proto: 17,
+                    addr: vip(false).into(),
+                    port: 80,
+                },
+                persistence: None,
+                one_packet: false,
+            },
+            LbSched::new(inner, SplitMix64::new(1)),
+        )
+        .unwrap();
+    let d: Vec<u16> = rips
+        .iter()
+        .zip([1, 2])
+        .map(|(r, w)| {
+            fwd.add_dest(
+                svc,
+                DestConfig {
+                    addr: *r,
+                    port: 80,
+                    method: Method::Dr,
+                    weight: w,
+                },
+            )
+            .unwrap()
+        })
+        .collect();
+    let mut per = [0usize; 2];
+    for c in 0..6u8 {
+        let mut f = pkt(false, c, 1000, L4::Udp, b"x");
+        let mut out = vec![0u8; 2048];
+        let v = fwd.process(now, &mut f, &mut out);
+        assert!(matches!(v, Verdict::Transmit { .. }));
+        per[RS_MACS.iter().position(|m| f[..6] == *m).unwrap()] += 1;
+    }
+    assert_eq!(per, [2, 4]);
+    let s = fwd.scheduler(svc).unwrap().service();
+    for (i, id) in d.iter().enumerate() {
+        let ours = fwd.dest_counts(*id).unwrap();
+        let theirs = s.dests().find(|(_, x)| x.addr().ip() == rips[i]).unwrap().1;
+        assert_eq!(
+            (ours.active, ours.inactive),
+            (theirs.active_conns(), theirs.inactive_conns())
+        );
+    }
+}
+
+#[test]
+fn fwmark_service_with_persistence_spans_protocols_and_ports() {
+    // Input: mark rules give TCP :443 and UDP :53 to VIP the mark 7; a
+    // persistent fwmark service on mark 7 with 3 servers. Output: one
+    // client's flows of both protocols land on one server (one template,
+    // as IPVS keys fwmark templates on <IPPROTO_IP, caddr, fwmark>); the
+    // plain :80 service is unaffected.
+    use lb_forward::classify::{FwmarkRule, Prefix};
+    let mut l = lab(Config::default(), false, 6, Method::Dr, 3, None);
+    let vipa: Addr = vip(false).into();
+    for (proto, port) in [(6u8, 443u16), (17, 53)] {
+        l.fwd.add_fwmark_rule(FwmarkRule {
+            proto: Some(proto),
+            src: None,
+            dst: Some(Prefix::new(vipa, 32)),
+            dports: port..=port,
+            mark: 7,
+        });
+    }
+    let msvc = l
+        .fwd
+        .add_service(
+            ServiceConfig {
+                key: ServiceKey::Fwmark(7),
+                persistence: Some(Persistence::default()),
+                one_packet: false,
+            },
+            RoundRobin::default(),
+        )
+        .unwrap();
+    for i in 0..3 {
+        l.fwd
+            .add_dest(
+                msvc,
+                DestConfig {
+                    addr: rip(false, i),
+                    port: 0,
+                    method: Method::Dr,
+                    weight: 1,
+                },
+            )
+            .unwrap();
+    }
+    let (IpAddr::V4(c), IpAddr::V4(v)) = (client(false, 5), vip(false)) else {
+        unreachable!()
+    };
+    let mut seen = Vec::new();
+    for (l4, port, sport) in [
+        (L4::Tcp(SYN), 443, 1000),
+        (L4::Udp, 53, 1001),
+        (L4::Tcp(SYN), 443, 1002),
+        (L4::Udp, 53, 1003),
+    ] {
+        let mut f = frame4(c.octets(), sport, v.octets(), port, l4, b"");
+        let (verdict, out) = l.send(&mut f);
+        assert!(matches!(verdict, Verdict::Transmit { .. }), "{verdict:?}");
+        seen.push(l.which(&out));
+    }
+    assert!(seen.iter().all(|&s| s == seen[0]), "{seen:?}");
+    let templates = l.fwd.conns(l.now).filter(|c| c.template).count();
+    assert_eq!(templates, 1);
+    // :80 still goes to the address service (its rr starts at server 0).
+    let mut f = pkt(false, 5, 2000, L4::Tcp(SYN), b"");
+    let (_, out) = l.send(&mut f);
+    assert_eq!(l.which(&out), 0);
+}
+
+#[test]
+fn conn_reuse_mode_reschedules_a_syn_after_close() {
+    // Input: a TCP connection to server 0 reset (state CLOSE), then
+    // a new SYN from the same client port. Output: with conn_reuse_mode 1
+    // (the default) the SYN is scheduled afresh (rr moves on to server 1);
+    // with 0 it stays on server 0.
+    const RST: u8 = 0x04;
+    for mode in [1u8, 0] {
+        let mut cfg = Config::default();
+        cfg.conn_reuse_mode = mode;
+        let mut l = lab(cfg, false, 6, Method::Dr, 2, None);
+        let mut f = pkt(false, 1, 40000, L4::Tcp(SYN), b"");
+        let (_, out) = l.send(&mut f);
+        assert_eq!(l.which(&out), 0);
+        // (A RST in SYN_RECV keeps SYN_RECV in the kernel's table; establish first.)
+        let mut f = pkt(false, 1, 40000, L4::Tcp(ACK), b"");
+        let _ = l.send(&mut f);
+        let mut f = pkt(false, 1, 40000, L4::Tcp(RST), b"");
+        let _ = l.send(&mut f);
+        assert_eq!(l.fwd.conns(l.now).next().unwrap().state, State::Close);
+        let mut f = pkt(false, 1, 40000, L4::Tcp(SYN), b"");
+        let (_, out) = l.send(&mut f);
+        assert_eq!(l.which(&out), if mode == 1 { 1 } else { 0 }, "mode {mode}");
+        assert_eq!(l.fwd.conn_count(), 1);
+    }
+}
+
+#[test]
+fn one_packet_scheduling_keeps_no_connection() {
+    // Input: a UDP service with --ops; 4 datagrams of one flow.
+    // Output: each is scheduled on its own (rr alternates), no conn kept.
+    let now = Instant::now();
+    let mut fwd: Forwarder<RoundRobin> = Forwarder::new(Config::default(), now);
+    let port = fwd.add_port(Port {
+        mac: DIR_MAC,
+        mtu: 1500,
+        v4: None,
+        v6: None,
+    });
+    let key = ServiceKey::Addr {
+        proto: 17,
+        addr: vip(false).into(),
+        port: 80,
+    };
+    let svc = fwd
+        .add_service(
+            ServiceConfig {
+                key,
+                persistence: None,
+                one_packet: true,
+            },
+            RoundRobin::default(),
+        )
+        .unwrap();
+    for i in 0..2 {
+        fwd.set_neighbour(rip(false, i), RS_MACS[i], port);
+        fwd.add_dest(
+            svc,
+            DestConfig {
+                addr: rip(false, i),
+                port: 80,
+                method: Method::Dr,
+                weight: 1,
+            },
+        )
+        .unwrap();
+    }
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        let mut f = pkt(false, 1, 5000, L4::Udp, b"x");
+        let mut out = vec![0u8; 2048];
+        assert!(matches!(
+            fwd.process(now, &mut f, &mut out),
+            Verdict::Transmit { .. }
+        ));
+        got.push(RS_MACS.iter().position(|m| f[..6] == *m).unwrap());
+    }
+    assert_eq!(got, [0, 1, 0, 1]);
+    assert_eq!(fwd.conn_count(), 0);
+}

@@ -26,7 +26,7 @@ use lb_forward::driver;
 use lb_forward::forwarder::{
     Config, DestConfig, Forwarder, Method, Persistence, Port, ServiceConfig,
 };
-use lb_forward::sched::RoundRobin;
+use lb_forward::lbsched::LbSched;
 use lb_forward::tunnel::{GueCsum, TunnelKind, apply_remcsum, decap_inner};
 use lb_testing_netns::{Host, Lab, lab_or_skip};
 use std::collections::HashMap;
@@ -327,6 +327,24 @@ fn setup(lab: Lab, expire_nodest_conn: bool) -> Topo {
                         addr: Addr::from(ip(vip)),
                         port: 80,
                     };
+                    // The kernel's rr, from lb-sched, through the adapter.
+                    let skey = lb_sched::ServiceKey::Addr {
+                        protocol: lb_sched::Protocol::from_number(proto),
+                        addr: SocketAddr::new(ip(vip), 80),
+                    };
+                    let flags = if persistence.is_some() {
+                        lb_sched::ServiceFlags::PERSISTENT
+                    } else {
+                        lb_sched::ServiceFlags::NONE
+                    };
+                    let inner = lb_sched::Service::new(
+                        skey,
+                        flags,
+                        lb_sched::SchedulerKind::Rr,
+                        std::time::Instant::now(),
+                    )
+                    .unwrap();
+                    let sched = LbSched::new(inner, lb_sched::SplitMix64::new(1));
                     let svc = fwd
                         .add_service(
                             ServiceConfig {
@@ -334,7 +352,7 @@ fn setup(lab: Lab, expire_nodest_conn: bool) -> Topo {
                                 persistence,
                                 one_packet: false,
                             },
-                            RoundRobin::default(),
+                            sched,
                         )
                         .unwrap();
                     for i in 0..2 {
@@ -527,14 +545,16 @@ fn netns_forward_all_modes() {
     let t = setup(lab, false);
     for (name, _, v4, v6, _) in modes() {
         for vip in [ip(v4), ip(v6)] {
-            // TCP: 4 connections alternate rs1, rs2 (rr); payload echoed intact.
+            // TCP: 4 connections alternate between the servers as the kernel's
+            // rr does: its list has the newest destination first, so rs2
+            // (added last) comes first. Payloads are echoed intact.
             let mut by = Vec::new();
             for n in 0..4 {
                 let data = payload(&format!("{name}-tcp-{vip}-{n}"), n);
                 assert_eq!(t.tcp(vip, data.clone()), data, "{name} tcp {vip}");
                 by.push(t.served_by(&data));
             }
-            assert_eq!(by, [0, 1, 0, 1], "{name} tcp {vip}: rr order");
+            assert_eq!(by, [1, 0, 1, 0], "{name} tcp {vip}: rr order");
             // UDP: 4 flows (distinct source ports), same checks.
             let mut by = Vec::new();
             for n in 0..4 {
@@ -546,7 +566,7 @@ fn netns_forward_all_modes() {
                 );
                 by.push(t.served_by(&data));
             }
-            assert_eq!(by, [0, 1, 0, 1], "{name} udp {vip}: rr order");
+            assert_eq!(by, [1, 0, 1, 0], "{name} udp {vip}: rr order");
         }
     }
     // Persistence: every connection of the client lands on one server.
@@ -574,8 +594,8 @@ fn netns_forward_drain_and_remove() {
     };
     let t = setup(lab, true);
     let vip = ip("10.100.0.1"); // DR
-    // An open TCP connection to rs1 keeps working after rs1's weight goes
-    // to 0, while new connections go to rs2.
+    // An open TCP connection keeps working after its server's weight goes
+    // to 0, while new connections go to the other server.
     let (cmd_tx, cmd_rx) = mpsc::channel::<Vec<u8>>();
     let (res_tx, res_rx) = mpsc::channel::<Vec<u8>>();
     let conn = t
@@ -596,15 +616,15 @@ fn netns_forward_drain_and_remove() {
     let first = payload("long-1", 1);
     cmd_tx.send(first.clone()).unwrap();
     assert_eq!(res_rx.recv_timeout(Duration::from_secs(10)).unwrap(), first);
-    assert_eq!(t.served_by(&first), 0);
-    t.ctl.send(("dr/4/6".into(), Ctl::Weight(0, 0))).unwrap();
+    let s = t.served_by(&first);
+    t.ctl.send(("dr/4/6".into(), Ctl::Weight(s, 0))).unwrap();
     std::thread::sleep(Duration::from_millis(200));
     for n in 0..3 {
         let data = payload(&format!("drain-new-{n}"), n);
         assert_eq!(t.tcp(vip, data.clone()), data);
         assert_eq!(
             t.served_by(&data),
-            1,
+            1 - s,
             "new connections avoid the drained server"
         );
     }
@@ -614,17 +634,17 @@ fn netns_forward_drain_and_remove() {
         res_rx.recv_timeout(Duration::from_secs(10)).unwrap(),
         second
     );
-    assert_eq!(t.served_by(&second), 0, "the existing connection stays");
+    assert_eq!(t.served_by(&second), s, "the existing connection stays");
     drop(cmd_tx);
     conn.join().unwrap();
 
-    // Removal with expire_nodest_conn: a UDP flow on rs1 moves to rs2.
+    // Removal with expire_nodest_conn: a UDP flow moves to the other server.
     let a = payload("rm-a", 3);
     assert_eq!(t.udp(vip, 30000, a.clone()), a);
-    assert_eq!(t.served_by(&a), 0);
-    t.ctl.send(("dr/4/17".into(), Ctl::Remove(0))).unwrap();
+    let s = t.served_by(&a);
+    t.ctl.send(("dr/4/17".into(), Ctl::Remove(s))).unwrap();
     std::thread::sleep(Duration::from_millis(200));
     let b = payload("rm-b", 4);
     assert_eq!(t.udp(vip, 30000, b.clone()), b);
-    assert_eq!(t.served_by(&b), 1, "rescheduled after removal");
+    assert_eq!(t.served_by(&b), 1 - s, "rescheduled after removal");
 }

@@ -21,6 +21,31 @@
 //!
 //! It does **not** change any load-balancer state itself: it reports events
 //! for the caller to apply.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use std::time::Duration;
+//! use lb_health::probe::{ConnectSpec, Probe, ProbeSpec};
+//! use lb_health::{Checker, Event, StateConfig};
+//!
+//! // A TCP_CHECK of a port nothing listens on, keepalived-style: retry 1.
+//! let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+//! let probe = Probe::new(&ProbeSpec::Tcp(ConnectSpec::new(port))).unwrap();
+//! let mut cfg = StateConfig::keepalived(Duration::from_secs(6), 1, Duration::from_secs(1));
+//! cfg.warmup(Duration::ZERO);
+//! let mut checker = Checker::new(cfg, std::time::Instant::now(), 42);
+//! let mut events = Vec::new();
+//! for _ in 0..2 {
+//!     let due = checker.poll_timeout().unwrap();
+//!     // A real driver sleeps until `due`; here we pretend it is due now.
+//!     assert!(checker.handle_timeout(due));
+//!     checker.handle_result(due, probe.check().await);
+//!     events.extend(std::iter::from_fn(|| checker.poll_event()));
+//! }
+//! assert!(matches!(events[..], [Event::Down { .. }]));
+//! # }
+//! ```
 #![deny(unsafe_code)]
 
 pub mod engine;

@@ -122,6 +122,37 @@ async fn tcp_check_up_and_refused() {
 }
 
 #[tokio::test]
+async fn fwmark_and_bind_if() {
+    let addr = serve(|_s| async {}).await;
+    let mut c = connect(addr);
+    c.fwmark(0x1234).bind_if("lo");
+    let p = Probe::new(&ProbeSpec::Tcp(c)).unwrap();
+    let is_root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n");
+    if is_root.ok() != Some(true) {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI runs this as root"
+        );
+        // Without the capabilities the options are refused: a local failure.
+        assert_eq!(class_of(&p).await, Some(FailureClass::Local));
+        eprintln!("skipping the privileged half: SO_MARK needs root");
+        return;
+    }
+    assert_eq!(class_of(&p).await, None);
+    // Bound to an interface that does not reach 127.0.0.1 (or does not exist).
+    let mut c = connect(addr);
+    c.bind_if("lb-health-nonexistent0");
+    assert_eq!(
+        class_of(&Probe::new(&ProbeSpec::Tcp(c)).unwrap()).await,
+        Some(FailureClass::Local)
+    );
+}
+
+#[tokio::test]
 async fn tcp_connect_timeout_is_l4() {
     // A listener whose backlog is full never completes the handshake.
     let sock = tokio::net::TcpSocket::new_v4().unwrap();

@@ -121,7 +121,8 @@ async fn removed_checks_stop() {
     assert!(before >= 2, "ran {before} times");
     let report = engine.reload(std::iter::empty()).unwrap();
     assert_eq!((report.removed, engine.len()), (1, 0));
-    tokio::time::sleep(INTER * 2).await;
+    // Let a connection already in flight land.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let after = n.load(Ordering::SeqCst);
     tokio::time::sleep(INTER * 6).await;
     assert_eq!(

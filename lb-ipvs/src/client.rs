@@ -15,7 +15,7 @@ use netlink_packet_core::{
     NetlinkPayload,
 };
 use netlink_packet_generic::{
-    GenlMessage,
+    GenlFamily, GenlMessage,
     ctrl::{GenlCtrl, GenlCtrlCmd, nlas::GenlCtrlAttrs},
 };
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_GENERIC};
@@ -59,6 +59,22 @@ pub struct Client {
     batch: usize,
     tunnel_attrs: bool,
     recv_buf: Vec<u8>,
+}
+
+/// What a query is about, for its error.
+#[derive(Clone, Copy)]
+enum Ctx<'a> {
+    Op(&'a Op),
+    Query(&'static str),
+}
+
+impl Ctx<'_> {
+    fn error(self, errno: i32) -> Error {
+        match self {
+            Self::Op(op) => Error::from_errno(op, errno),
+            Self::Query(what) => Error::from_query_errno(what, errno),
+        }
+    }
 }
 
 /// One received netlink message, already classified.
@@ -121,7 +137,7 @@ impl Client {
         let mut genl = GenlMessage::from_payload(GenlCtrl {
             cmd: GenlCtrlCmd::GetFamily,
             nlas: vec![GenlCtrlAttrs::FamilyName(
-                IpvsMessage_family_name().to_owned(),
+                <IpvsMessage as GenlFamily>::family_name().to_owned(),
             )],
         });
         genl.finalize();
@@ -215,7 +231,10 @@ impl Client {
             buf.clear();
             let first_seq = self.seq.wrapping_add(1);
             let start = i;
-            while i < ops.len() && i - start < self.batch && buf.len() < MAX_DATAGRAM - 4096 {
+            // Every request is far smaller than 8 KiB, so stopping once the
+            // datagram passes MAX_DATAGRAM - 8 KiB keeps it under the limit;
+            // the loop always ends on a request that asks for the ACK.
+            loop {
                 let last = i + 1 == ops.len()
                     || i + 1 - start == self.batch
                     || buf.len() >= MAX_DATAGRAM - 8192;
@@ -267,8 +286,14 @@ impl Client {
     }
 
     /// Sends one request and collects its reply messages (a dump with
-    /// `dump`), failing with the kernel's error attributed to `op`.
-    fn query(&mut self, msg: IpvsMessage, dump: bool, op: &Op) -> Result<Vec<IpvsMessage>, Error> {
+    /// `dump`; a doit reply is followed by its ACK), failing with the
+    /// kernel's error attributed to `ctx`.
+    fn query(
+        &mut self,
+        msg: IpvsMessage,
+        dump: bool,
+        ctx: Ctx<'_>,
+    ) -> Result<Vec<IpvsMessage>, Error> {
         let seq = self.next_seq();
         let flags = if dump {
             NLM_F_REQUEST | NLM_F_DUMP
@@ -284,19 +309,14 @@ impl Client {
         loop {
             for reply in self.recv_replies()? {
                 match reply {
-                    Reply::Msg(s, m) if s == seq => {
-                        out.push(m);
-                        if !dump {
-                            // A doit reply is followed by an ACK.
-                        }
-                    }
+                    Reply::Msg(s, m) if s == seq => out.push(m),
                     Reply::Ack(s, None) if s == seq => return Ok(out),
                     Reply::Ack(s, Some(c)) if s == seq => {
-                        return Err(Error::from_errno(op, c.get().saturating_neg()));
+                        return Err(ctx.error(c.get().saturating_neg()));
                     }
                     Reply::Done(s, code) if s == seq => {
                         return if code < 0 {
-                            Err(Error::from_errno(op, code.saturating_neg()))
+                            Err(ctx.error(code.saturating_neg()))
                         } else {
                             Ok(out)
                         };
@@ -309,7 +329,11 @@ impl Client {
 
     /// `GET_INFO`.
     pub fn info(&mut self) -> Result<Info, Error> {
-        let replies = self.query(IpvsMessage::new(IpvsCmd::GetInfo), false, &Op::Flush)?;
+        let replies = self.query(
+            IpvsMessage::new(IpvsCmd::GetInfo),
+            false,
+            Ctx::Query("get IPVS info"),
+        )?;
         let (mut version, mut size) = (None, None);
         for a in replies.iter().flat_map(|m| &m.attrs) {
             match a {
@@ -326,7 +350,11 @@ impl Client {
 
     /// `GET_CONFIG`: the TCP, TCP-FIN and UDP timeouts.
     pub fn timeouts(&mut self) -> Result<Timeouts, Error> {
-        let replies = self.query(IpvsMessage::new(IpvsCmd::GetConfig), false, &Op::Flush)?;
+        let replies = self.query(
+            IpvsMessage::new(IpvsCmd::GetConfig),
+            false,
+            Ctx::Query("get timeouts"),
+        )?;
         let mut t = Timeouts::default();
         for a in replies.iter().flat_map(|m| &m.attrs) {
             match a {
@@ -341,14 +369,18 @@ impl Client {
 
     /// `GET_SERVICE` dump: every service, in kernel order.
     pub fn services(&mut self) -> Result<Vec<ServiceEntry>, Error> {
-        let replies = self.query(IpvsMessage::new(IpvsCmd::GetService), true, &Op::Flush)?;
+        let replies = self.query(
+            IpvsMessage::new(IpvsCmd::GetService),
+            true,
+            Ctx::Query("list services"),
+        )?;
         services_from(&replies)
     }
 
     /// `GET_SERVICE` of one service.
     pub fn service(&mut self, key: &ServiceKey) -> Result<ServiceEntry, Error> {
         let op = Op::GetService(*key);
-        let replies = self.query(op.to_message(self.tunnel_attrs), false, &op)?;
+        let replies = self.query(op.to_message(self.tunnel_attrs), false, Ctx::Op(&op))?;
         services_from(&replies)?
             .pop()
             .ok_or_else(|| Error::missing("IPVS_CMD_ATTR_SERVICE"))
@@ -361,7 +393,7 @@ impl Client {
             cmd: IpvsCmd::GetDest,
             attrs: vec![IpvsAttr::Service(key.to_attrs())],
         };
-        let replies = self.query(msg, true, &Op::GetService(*key))?;
+        let replies = self.query(msg, true, Ctx::Op(&Op::GetService(*key)))?;
         let mut out = Vec::new();
         for a in replies.iter().flat_map(|m| &m.attrs) {
             if let IpvsAttr::Dest(d) = a {
@@ -373,7 +405,11 @@ impl Client {
 
     /// `GET_DAEMON` dump: running sync daemons (master first).
     pub fn daemons(&mut self) -> Result<Vec<Daemon>, Error> {
-        let replies = self.query(IpvsMessage::new(IpvsCmd::GetDaemon), true, &Op::Flush)?;
+        let replies = self.query(
+            IpvsMessage::new(IpvsCmd::GetDaemon),
+            true,
+            Ctx::Query("list sync daemons"),
+        )?;
         let mut out = Vec::new();
         for a in replies.iter().flat_map(|m| &m.attrs) {
             if let IpvsAttr::Daemon(d) = a {
@@ -433,11 +469,6 @@ pub fn encode_request(buf: &mut Vec<u8>, family_id: u16, msg: IpvsMessage, flags
     let start = buf.len();
     buf.resize(start + nl.buffer_len(), 0);
     nl.serialize(&mut buf[start..]);
-}
-
-#[allow(non_snake_case)]
-fn IpvsMessage_family_name() -> &'static str {
-    <IpvsMessage as netlink_packet_generic::GenlFamily>::family_name()
 }
 
 fn services_from(replies: &[IpvsMessage]) -> Result<Vec<ServiceEntry>, Error> {

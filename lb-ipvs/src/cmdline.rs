@@ -3,7 +3,7 @@
 //!
 //! [`parse`] turns the arguments (without the program name) into a
 //! [`Command`], applying ipvsadm's defaults (scheduler `wlc`, weight 1,
-//! direct routing, persistence 300 s, sync interface `eth0`) and its checks,
+//! direct routing, persistence 360 s — what ipvsadm 1.31 does, although its man page says 300 —, sync interface `eth0`) and its checks,
 //! with ipvsadm's error messages. Host and service names are not resolved:
 //! addresses and ports must be numeric.
 
@@ -20,7 +20,7 @@ use crate::{
 /// Largest timeout ipvsadm accepts (31 days).
 pub const MAX_TIMEOUT: u32 = 86400 * 31;
 /// Default persistence timeout.
-pub const DEFAULT_PERSISTENCE: u32 = 300;
+pub const DEFAULT_PERSISTENCE: u32 = 360;
 
 /// What an ipvsadm command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -936,7 +936,7 @@ fn tunnel_opt_check(t: TunnelType, options: u64) -> Result<(), CmdError> {
     let (row, name): (&[u8; 4], &str) = match t {
         TunnelType::Ipip => (b"xxxx", "ipip"),
         TunnelType::Gue => (b"+111", "gue"),
-        TunnelType::Gre => (b"x111", "gre"),
+        TunnelType::Gre => (b"x11x", "gre"),
         TunnelType::Other(_) => return Ok(()),
     };
     let opts = [O_TUN_PORT, O_TUN_NOCSUM, O_TUN_CSUM, O_TUN_REMCSUM];

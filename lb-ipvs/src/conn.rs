@@ -143,6 +143,13 @@ pub fn parse(text: &str) -> Result<Vec<Conn>, ConnError> {
 
 /// Reads and parses [`CONN_PROC_FILE`] (the differential tests read it
 /// inside the VM).
+///
+/// ```no_run
+/// for c in lb_ipvs::conn::read()? {
+///     println!("{:?} -> {:?} via {:?} ({})", c.client, c.virt, c.dest, c.state);
+/// }
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn read() -> std::io::Result<Vec<Conn>> {
     read_file(CONN_PROC_FILE)
 }

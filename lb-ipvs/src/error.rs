@@ -89,6 +89,21 @@ impl Error {
         }
     }
 
+    /// The kernel's answer to a query (`what`, e.g. "list services") was
+    /// `-errno`.
+    pub(crate) fn from_query_errno(what: &str, errno: i32) -> Self {
+        if errno == libc::EPERM || errno == libc::EACCES {
+            return Self::PermissionDenied {
+                op: what.to_owned(),
+            };
+        }
+        Self::Kernel {
+            op: what.to_owned(),
+            errno,
+            message: generic_strerror(errno),
+        }
+    }
+
     /// The errno of a kernel rejection, if this is one.
     pub fn errno(&self) -> Option<i32> {
         match self {
@@ -116,19 +131,26 @@ pub fn strerror(op: &Op, errno: i32) -> String {
         (EditDest(..) | DelDest(..), libc::ENOENT) => Some("No such destination"),
         (StartDaemon(_), libc::EEXIST) => Some("Daemon has already run"),
         (StopDaemon(_), libc::ESRCH) => Some("No daemon is running"),
-        (_, libc::EPERM) => Some("Permission denied (you must be root)"),
-        (_, libc::EINVAL) => {
-            Some("Invalid operation.  Possibly wrong module version, address not unicast, ...")
-        }
-        (_, libc::ENOPROTOOPT) => Some("Protocol not available"),
-        (_, libc::ENOMEM) => Some("Memory allocation problem"),
-        (_, libc::EOPNOTSUPP) => Some("Operation not supported with IPv6"),
-        (_, libc::EAFNOSUPPORT) => Some("Operation not supported with specified address family"),
-        (_, libc::EMSGSIZE) => Some("Module is wrong version"),
         _ => None,
     };
     match specific {
         Some(s) => s.to_owned(),
-        None => io::Error::from_raw_os_error(errno).to_string(),
+        None => generic_strerror(errno),
+    }
+}
+
+/// The operation-independent part of `ipvs_strerror`, else `strerror`.
+fn generic_strerror(errno: i32) -> String {
+    match errno {
+        libc::EPERM => "Permission denied (you must be root)".into(),
+        libc::EINVAL => {
+            "Invalid operation.  Possibly wrong module version, address not unicast, ...".into()
+        }
+        libc::ENOPROTOOPT => "Protocol not available".into(),
+        libc::ENOMEM => "Memory allocation problem".into(),
+        libc::EOPNOTSUPP => "Operation not supported with IPv6".into(),
+        libc::EAFNOSUPPORT => "Operation not supported with specified address family".into(),
+        libc::EMSGSIZE => "Module is wrong version".into(),
+        _ => io::Error::from_raw_os_error(errno).to_string(),
     }
 }

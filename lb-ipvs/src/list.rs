@@ -54,6 +54,13 @@ impl Files {
     }
 
     /// Builds a resolver from the text of a hosts and a services file.
+    ///
+    /// ```
+    /// use lb_ipvs::{list::{Files, Resolver}, Protocol};
+    /// let r = Files::from_text("127.0.0.1 localhost\n", "http 80/tcp www\n");
+    /// assert_eq!(r.service(80, Protocol::Tcp).as_deref(), Some("http"));
+    /// assert_eq!(r.host(&"127.0.0.1".parse().unwrap()).as_deref(), Some("localhost"));
+    /// ```
     pub fn from_text(hosts_file: &str, services_file: &str) -> Self {
         let mut hosts = HashMap::new();
         for line in hosts_file.lines() {
@@ -154,24 +161,30 @@ fn largenum(out: &mut String, i: u64, format: &Format) {
     };
 }
 
-/// `print_sched_flags` (1.31: sh and mh have named flags).
+/// `print_sched_flags` of ipvsadm 1.31: sh and mh have named flags and
+/// never print `flag-3` (so `sh` with only SCHED3 lists as `sh ()`).
 fn sched_flags(scheduler: &str, flags: ServiceFlags) -> String {
-    let mut v = Vec::new();
-    let (f1, f2) = match scheduler {
-        "sh" => ("sh-fallback", "sh-port"),
-        "mh" => ("mh-fallback", "mh-port"),
-        _ => ("flag-1", "flag-2"),
+    let names: &[(u32, &str)] = match scheduler {
+        "sh" => &[
+            (ServiceFlags::SCHED1, "sh-fallback"),
+            (ServiceFlags::SCHED2, "sh-port"),
+        ],
+        "mh" => &[
+            (ServiceFlags::SCHED1, "mh-fallback"),
+            (ServiceFlags::SCHED2, "mh-port"),
+        ],
+        _ => &[
+            (ServiceFlags::SCHED1, "flag-1"),
+            (ServiceFlags::SCHED2, "flag-2"),
+            (ServiceFlags::SCHED3, "flag-3"),
+        ],
     };
-    if flags.has(ServiceFlags::SCHED1) {
-        v.push(f1);
-    }
-    if flags.has(ServiceFlags::SCHED2) {
-        v.push(f2);
-    }
-    if flags.has(ServiceFlags::SCHED3) {
-        v.push("flag-3");
-    }
-    v.join(",")
+    names
+        .iter()
+        .filter(|(bit, _)| flags.has(*bit))
+        .map(|(_, n)| *n)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// `print_title`.

@@ -95,7 +95,10 @@ pub fn parse_table(text: &str) -> Result<Table, SaveError> {
 }
 
 /// Writes `table` as `ipvsadm -S -n` would (services and destinations in
-/// ipvsadm's sort order).
+/// ipvsadm's sort order, applied to the table's order: ipvsadm's comparator
+/// wraps for addresses more than 2^31 apart, so for such tables the output
+/// equals `ipvsadm -S -n` only when `table` is in the kernel's dump order,
+/// as [`crate::Client::table`] returns it).
 ///
 /// ```
 /// let text = "-A -t 10.0.0.1:80 -s wlc\n-a -t 10.0.0.1:80 -r 10.0.1.1:80 -g -w 1\n";

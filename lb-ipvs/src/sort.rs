@@ -14,6 +14,12 @@ use crate::types::{Dest, Family, Service, ServiceKey, inet_addr};
 
 /// glibc's `msort_with_tmp`: split `n/2`, sort both halves, merge taking
 /// from the left while `cmp(left, right) <= 0`.
+///
+/// ```
+/// let mut v = [3u32, 1, 2];
+/// lb_ipvs::sort::glibc_msort(&mut v, &|a: &u32, b: &u32| a.wrapping_sub(*b) as i32);
+/// assert_eq!(v, [1, 2, 3]);
+/// ```
 pub fn glibc_msort<T: Clone>(v: &mut [T], cmp: &impl Fn(&T, &T) -> i32) {
     let n = v.len();
     if n <= 1 {

@@ -30,7 +30,7 @@ fn add_service_defaults_and_options() {
     else {
         panic!()
     };
-    assert_eq!(s.timeout, 300);
+    assert_eq!(s.timeout, 360);
     assert_eq!(s.netmask, 0xffff_0000);
     assert_eq!(
         s.flags.0,

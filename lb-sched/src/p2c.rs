@@ -33,10 +33,17 @@ const ONE: u64 = 1 << 32;
 #[derive(Debug, Clone)]
 pub struct WeightedRandom<D> {
     ids: Box<[D]>,
-    weights: Box<[u32]>,
-    /// Threshold in `0..=2^32`: keep slot `i` if the low word is below it.
-    prob: Box<[u64]>,
-    alias: Box<[u32]>,
+    /// One cache-friendly record per slot.
+    slots: Box<[Slot]>,
+}
+
+/// Alias slot `i`: keep `i` if the coin is below `prob` (in units of
+/// 2^-32), else take `alias`. A slot of probability one has `alias == i`.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    prob: u32,
+    alias: u32,
+    weight: u32,
 }
 
 impl<D: Copy> WeightedRandom<D> {
@@ -63,12 +70,17 @@ impl<D: Copy> WeightedRandom<D> {
                 small.push(l);
             }
         }
-        // Leftovers (rounding) keep probability one.
+        // Leftovers (rounding) keep probability one: alias to themselves.
+        let slots = (0..n)
+            .map(|i| Slot {
+                prob: u32::try_from(prob[i]).unwrap_or(u32::MAX),
+                alias: if prob[i] >= ONE { i as u32 } else { alias[i] },
+                weight: live[i].1,
+            })
+            .collect();
         Self {
             ids: live.iter().map(|b| b.0).collect(),
-            weights: live.iter().map(|b| b.1).collect(),
-            prob: prob.into_boxed_slice(),
-            alias: alias.into_boxed_slice(),
+            slots,
         }
     }
 
@@ -99,11 +111,9 @@ impl<D: Copy> WeightedRandom<D> {
         let r = rng.next_u64();
         // High word picks the slot (32-bit multiply-shift), low word the coin.
         let i = (((r >> 32) * self.ids.len() as u64) >> 32) as usize;
-        if (r & 0xffff_ffff) < self.prob[i] {
-            Some(i)
-        } else {
-            Some(self.alias[i] as usize)
-        }
+        let slot = self.slots[i];
+        let keep = ((r & 0xffff_ffff) as u32) < slot.prob;
+        Some(if keep { i } else { slot.alias as usize })
     }
 
     /// Weighted random pick (HAProxy `random(1)`).
@@ -120,7 +130,14 @@ impl<D: Copy> WeightedRandom<D> {
         R: RandomSource + ?Sized,
         L: FnMut(&D) -> u64,
     {
-        self.pick_least_loaded(rng, 2, load)
+        let mut load = load;
+        let a = self.draw_index(rng)?;
+        let b = self.draw_index(rng)?;
+        let (la, lb) = (load(&self.ids[a]), load(&self.ids[b]));
+        let (wa, wb) = (self.slots[a].weight, self.slots[b].weight);
+        // Same rule as `pick_least_loaded(rng, 2, ..)`, written without a loop.
+        let b_wins = u128::from(lb) * u128::from(wa) < u128::from(la) * u128::from(wb);
+        Some(self.ids[if b_wins { b } else { a }])
     }
 
     /// HAProxy `random(<draws>)`: `draws` weighted draws (at least one), the
@@ -137,8 +154,8 @@ impl<D: Copy> WeightedRandom<D> {
             let Some(c) = self.draw_index(rng) else { break };
             let c_load = load(&self.ids[c]);
             // c_load / w_c < best_load / w_best, without division.
-            if u128::from(c_load) * u128::from(self.weights[best])
-                < u128::from(best_load) * u128::from(self.weights[c])
+            if u128::from(c_load) * u128::from(self.slots[best].weight)
+                < u128::from(best_load) * u128::from(self.slots[c].weight)
             {
                 best = c;
                 best_load = c_load;
@@ -153,12 +170,16 @@ impl<D: Copy> WeightedRandom<D> {
     pub fn mass(&self, i: usize) -> u64 {
         (0..self.ids.len())
             .map(|j| {
+                let slot = self.slots[j];
+                if slot.alias as usize == j {
+                    return if j == i { ONE } else { 0 };
+                }
                 let mut m = 0;
                 if j == i {
-                    m += self.prob[j];
+                    m += u64::from(slot.prob);
                 }
-                if self.alias[j] as usize == i {
-                    m += ONE - self.prob[j];
+                if slot.alias as usize == i {
+                    m += ONE - u64::from(slot.prob);
                 }
                 m
             })
@@ -276,6 +297,10 @@ mod tests {
                 }
             }
             prop_assert_eq!(got, Some(best));
+            if draws == 2 {
+                let mut rng = SplitMix64::new(seed);
+                prop_assert_eq!(p.pick_two(&mut rng, |&d| loads[d]), got);
+            }
         }
     }
 }

@@ -34,7 +34,8 @@
 //!
 //! # Time and expiry
 //!
-//! Time is an input in milliseconds on a monotonic clock the caller picks.
+//! Time is an input in milliseconds on a monotonic clock the caller picks
+//! (within `u64::MAX − 2^32` ms; beyond that expiries saturate).
 //! A template with expiry `e` is live at `e − 1` and gone at `e`, however time
 //! jumps. Expiry runs in a hashed timing wheel with one slot per millisecond
 //! (`wheel_slots`, default 65536 ≈ 65 s per revolution). Entries whose expiry
@@ -47,7 +48,7 @@
 //!
 //! IPv4 and IPv6 templates live in separate slabs (32 and 56 bytes per entry
 //! with a `u32` dest id) indexed by an open-addressing table of 4-byte slots
-//! (26-bit entry index + 6-bit hash tag, load ≤ 0.9, linear probing with
+//! (26-bit entry index + 6-bit hash tag, load ≤ 7/8, linear probing with
 //! backward-shift deletion). Expiry is stored as 32 bits relative to the last
 //! advance, which bounds timeouts to [`MAX_TIMEOUT_MS`].
 
@@ -363,7 +364,7 @@ impl<A: Addr, D: Copy> Core<A, D> {
     /// in `(last, last + 2^32)` after an advance to `last`.
     #[inline]
     fn full_expiry(e: &Entry<A, D>, last: u64) -> u64 {
-        last + u64::from(e.expires.wrapping_sub(last as u32))
+        last.saturating_add(u64::from(e.expires.wrapping_sub(last as u32)))
     }
 
     fn find(&self, k: &TemplateKey) -> Option<u32> {
@@ -400,7 +401,7 @@ impl<A: Addr, D: Copy> Core<A, D> {
     }
 
     fn index_insert(&mut self, i: u32) {
-        if (self.linked + 1) * 10 > self.index.len() * 9 {
+        if (self.linked + 1) * 8 > self.index.len() * 7 {
             let cap = index_cap((self.linked + 1).max(self.index.len()));
             self.rebuild_index(cap.max(self.index.len() * 2));
         }
@@ -557,11 +558,11 @@ impl<A: Addr, D: Copy> Core<A, D> {
 /// First `exp + k·60 s` after `now` (the kernel re-arms at each firing).
 fn defer(exp: u64, now: u64) -> u64 {
     let step = u64::from(EXPIRE_LATER_MS);
-    exp + ((now - exp) / step + 1) * step
+    exp.saturating_add(((now - exp) / step).saturating_add(1).saturating_mul(step))
 }
 
 fn index_cap(n: usize) -> usize {
-    (n * 10 / 9 + 1).max(16)
+    (n * 8 / 7 + 1).max(16)
 }
 
 /// The persistence-template table.
@@ -809,7 +810,7 @@ fn sched_core<A: Addr, D: Copy, C: PersistDests<D>, F: FnOnce(&mut C) -> Option<
             dests.is_available(&e.dest) && !(expire_quiescent && dests.weight(&e.dest) == 0);
         if usable {
             // ip_vs_conn_put(ct): restart the timer with the template's own timeout.
-            let exp = now + u64::from(e.timeout);
+            let exp = now.saturating_add(u64::from(e.timeout));
             let ent = &mut core.entries[i as usize];
             ent.expires = exp as u32;
             ent.n_control += 1;
@@ -827,7 +828,7 @@ fn sched_core<A: Addr, D: Copy, C: PersistDests<D>, F: FnOnce(&mut C) -> Option<
     let Some(dest) = pick(dests) else {
         return Ok(None);
     };
-    let exp = now + u64::from(timeout);
+    let exp = now.saturating_add(u64::from(timeout));
     let entry = Entry {
         client: A::from_key(&key.client),
         vaddr: A::from_key(&key.vaddr),

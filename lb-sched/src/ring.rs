@@ -59,7 +59,11 @@ impl<D: Copy> RingBuilder<D> {
     pub fn build(&self) -> Ring<D> {
         let point_key = self.key.derive(b"lb-sched ring point");
         let live: Vec<&(D, Vec<u8>, u32)> = self.backends.iter().filter(|b| b.2 > 0).collect();
-        let mut pts: Vec<(u64, u32)> = Vec::new();
+        let total: u64 = live
+            .iter()
+            .map(|b| u64::from(b.2) * u64::from(self.points_per_weight))
+            .sum();
+        let mut pts: Vec<(u64, u32)> = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
         let mut buf = Vec::new();
         for (owner, (_, name, weight)) in live.iter().enumerate() {
             let n = u64::from(*weight) * u64::from(self.points_per_weight);
@@ -81,9 +85,24 @@ impl<D: Copy> RingBuilder<D> {
                 c
             })
             .collect();
+        let points: Box<[u64]> = pts.iter().map(|p| p.0).collect();
+        // Directory: bucket k covers hashes with top `bits` bits == k and
+        // holds the index of its first point ≥ k << (64 - bits).
+        let bits = (usize::BITS - points.len().max(1).leading_zeros()).clamp(1, 20);
+        let mut dir = vec![0u32; 1 << bits].into_boxed_slice();
+        let mut at = 0usize;
+        for (k, d) in dir.iter_mut().enumerate() {
+            let floor = (k as u64) << (64 - bits);
+            while at < points.len() && points[at] < floor {
+                at += 1;
+            }
+            *d = at as u32;
+        }
         Ring {
             key: self.key,
-            points: pts.iter().map(|p| p.0).collect(),
+            dir,
+            shift: 64 - bits,
+            points,
             owners: pts.iter().map(|p| p.1).collect(),
             ids: live.iter().map(|b| b.0).collect(),
             weights: live.iter().map(|b| b.2).collect(),
@@ -97,6 +116,8 @@ impl<D: Copy> RingBuilder<D> {
 #[derive(Debug, Clone)]
 pub struct Ring<D> {
     key: HashKey,
+    dir: Box<[u32]>,
+    shift: u32,
     points: Box<[u64]>,
     owners: Box<[u32]>,
     ids: Box<[D]>,
@@ -147,7 +168,16 @@ impl<D: Copy> Ring<D> {
     /// Position of the first point at or after `hash` (wrapping).
     #[inline]
     fn start(&self, hash: u64) -> usize {
-        let i = self.points.partition_point(|&p| p < hash);
+        let k = (hash >> self.shift) as usize;
+        let lo = self.dir[k] as usize;
+        let hi = self
+            .dir
+            .get(k + 1)
+            .map_or(self.points.len(), |&h| h as usize);
+        let mut i = lo;
+        while i < hi && self.points[i] < hash {
+            i += 1;
+        }
         if i == self.points.len() { 0 } else { i }
     }
 

@@ -1,6 +1,7 @@
 //! A virtual service and its destination list, with the kernel's list order,
 //! trash and scheduler notifications (net/netfilter/ipvs/ip_vs_ctl.c).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::BitOr;
@@ -234,6 +235,8 @@ pub struct Service {
     free: Vec<u32>,
     order: Vec<u32>,
     trash: Vec<u32>,
+    /// Listed and trashed slots by address.
+    by_addr: HashMap<SocketAddr, u32>,
     config: SchedulerConfig,
     sched: Sched,
 }
@@ -266,6 +269,7 @@ impl Service {
             free: Vec::new(),
             order: Vec::new(),
             trash: Vec::new(),
+            by_addr: HashMap::new(),
             config,
             sched,
         })
@@ -350,12 +354,12 @@ impl Service {
         if self.find_dest(cfg.addr).is_some() {
             return Err(Error::DestExists(cfg.addr));
         }
-        let slot = if let Some(pos) = self
-            .trash
-            .iter()
-            .position(|&s| self.slots[s as usize].dest.addr == cfg.addr)
-        {
-            self.trash.swap_remove(pos)
+        let slot = if let Some(&slot) = self.by_addr.get(&cfg.addr) {
+            // Not listed (checked above), so it is in the trash.
+            if let Some(pos) = self.trash.iter().position(|&s| s == slot) {
+                self.trash.swap_remove(pos);
+            }
+            slot
         } else if let Some(slot) = self.free.pop() {
             self.slots[slot as usize].dest = Dest::new(cfg.addr);
             slot
@@ -371,6 +375,7 @@ impl Service {
             });
             slot
         };
+        self.by_addr.insert(cfg.addr, slot);
         let index = self.order.len() as u32;
         let s = &mut self.slots[slot as usize];
         s.dest.apply(&cfg, true);
@@ -468,10 +473,8 @@ impl Service {
     /// The id of the listed destination at `addr`.
     #[must_use]
     pub fn find_dest(&self, addr: SocketAddr) -> Option<DestId> {
-        self.order
-            .iter()
-            .find(|&&s| self.slots[s as usize].dest.addr == addr)
-            .map(|&s| self.id(s))
+        let &slot = self.by_addr.get(&addr)?;
+        (self.slots[slot as usize].state == SlotState::Listed).then(|| self.id(slot))
     }
 
     /// A listed or trashed destination.
@@ -499,6 +502,11 @@ impl Service {
 
     /// Picks a destination for a new connection, exactly as the kernel's
     /// scheduler would. `None` is the kernel's "no destination available".
+    ///
+    /// This is the scheduler's `schedule` hook. What `ip_vs_schedule()` does
+    /// around it (persistence templates, refusing port-zero non-persistent
+    /// services, one-packet scheduling) belongs to the layer above, e.g. the
+    /// `persist` module.
     pub fn pick<R: RandomSource + ?Sized>(
         &mut self,
         now: Instant,
@@ -507,10 +515,12 @@ impl Service {
     ) -> Option<DestId> {
         let list = list!(self);
         let slot = self.sched.pick(&list, now, pkt, rng)?;
+        let id = self.id(slot);
         if !self.trash.is_empty() && self.sched.has_cache() {
+            // A pick may drop cache references (lblcr erasing a set member).
             self.sweep_trash();
         }
-        Some(self.id(slot))
+        Some(id)
     }
 
     /// Counts a new connection on `id` (`ip_vs_bind_dest`) and sets
@@ -594,6 +604,7 @@ impl Service {
             }
             self.trash.swap_remove(i);
             let s = &mut self.slots[slot as usize];
+            self.by_addr.remove(&s.dest.addr);
             s.state = SlotState::Free;
             s.generation = s.generation.wrapping_add(1);
             self.free.push(slot);

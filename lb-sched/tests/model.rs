@@ -376,3 +376,68 @@ proptest! {
         run(SchedulerKind::Wrr, false, 0, 251, 8, &scale(ops, k))?;
     }
 }
+
+fn extreme_op() -> impl Strategy<Value = Op> {
+    let big = prop_oneof![
+        Just(0u32),
+        Just(1),
+        Just(i32::MAX as u32),
+        Just(u32::MAX),
+        any::<u32>()
+    ];
+    prop_oneof![
+        2 => (0usize..7, big.clone(), big.clone(), big.clone()).prop_map(|(d, weight, u, l)| Op::Add { d, weight, u, l }),
+        1 => (0usize..7).prop_map(|d| Op::Remove { d }),
+        2 => (0usize..7, big.clone(), big.clone(), big).prop_map(|(d, weight, u, l)| Op::Edit { d, weight, u, l }),
+        3 => (0usize..7, kind_strategy()).prop_map(|(d, kind)| Op::Bind { d, kind }),
+        2 => (0usize..7, kind_strategy()).prop_map(|(d, kind)| Op::Unbind { d, kind }),
+        1 => (0usize..7, any::<bool>()).prop_map(|(d, active)| Op::SetActive { d, active }),
+        4 => (0usize..5, 0usize..3, any::<u16>(), any::<u8>(), any::<bool>(), any::<(u32, u32)>())
+            .prop_map(|(client, vip, sport, proto, inverse, r)| Op::Pick { client, vip, sport, proto, inverse, r }),
+        1 => any::<u64>().prop_map(|secs| Op::Advance { secs: secs % (1 << 40) }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    /// Extreme weights, thresholds, protocols and times: no panic (debug
+    /// builds check overflow), errors instead, and picks only ever name a
+    /// live destination.
+    #[test]
+    fn extreme_inputs_never_panic(kind in proptest::sample::select(SchedulerKind::ALL.to_vec()),
+                                  flags in flags_strategy(), exp in prop_oneof![Just(Duration::MAX), Just(Duration::ZERO)],
+                                  ops in proptest::collection::vec(extreme_op(), 1..100)) {
+        let base = Instant::now();
+        let key = ServiceKey::Fwmark { mark: 7, family: lb_sched::AddressFamily::Inet6 };
+        let mut cfg = SchedulerConfig::new(kind);
+        cfg.lblc_expiration = exp;
+        cfg.lblcr_expiration = exp;
+        cfg.mh_table_size = 251;
+        let mut svc = Service::new(key, ServiceFlags::from_bits(flags), cfg, base).unwrap();
+        let mut t = 0u64;
+        for op in ops {
+            let now = base + Duration::from_secs(t);
+            match op {
+                Op::Add { d, weight, u, l } => { let _ = svc.add_dest(DestConfig::new(dest_addr(true, d), weight).thresholds(u, l)); }
+                Op::Remove { d } => if let Some(id) = svc.find_dest(dest_addr(true, d)) { svc.remove_dest(id).unwrap(); },
+                Op::Edit { d, weight, u, l } => { let _ = svc.edit_dest(DestConfig::new(dest_addr(true, d), weight).thresholds(u, l)); }
+                Op::Bind { d, kind } => if let Some(id) = id_of(&svc, dest_addr(true, d)) { svc.conn_bind(id, kind).unwrap(); },
+                Op::Unbind { d, kind } => if let Some(id) = id_of(&svc, dest_addr(true, d)) { let _ = svc.conn_unbind(id, kind); },
+                Op::SetActive { d, active } => if let Some(id) = id_of(&svc, dest_addr(true, d)) { let _ = svc.conn_set_active(id, active); },
+                Op::Pick { client, vip, sport, proto, inverse, r } => {
+                    let pkt = PacketInfo { protocol: Protocol::from_number(proto), src: host(true, 1, client),
+                                           dst: host(false, 2, vip), src_port: sport, dst_port: sport ^ 1, inverse };
+                    let values = [r.0, r.1];
+                    if let Some(id) = svc.pick(now, &pkt, &mut Scripted::new(&values)) {
+                        prop_assert!(svc.dest(id).is_some());
+                    }
+                }
+                Op::Advance { secs } => {
+                    t = t.saturating_add(secs);
+                    let now = base + Duration::from_secs(t);
+                    if svc.poll_timeout().is_some_and(|at| at <= now) { svc.handle_timeout(now); }
+                }
+            }
+        }
+    }
+}

@@ -110,6 +110,20 @@ pub struct Config {
 impl Config {
     /// A router with keepalived's defaults: priority 100, interval 1 s,
     /// preempt, accept, no authentication, no VIPs.
+    ///
+    /// ```
+    /// use core::net::IpAddr;
+    /// use lb_vrrp::{Config, TrackKind, Tracked, wire::Version};
+    ///
+    /// let mut c = Config::new(Version::V3, 51, "fe80::1".parse().unwrap());
+    /// c.priority = 150;
+    /// c.interval = 50; // centiseconds in v3
+    /// c.virtual_addresses = vec!["2001:db8::100".parse::<IpAddr>().unwrap()];
+    /// c.tracked = vec![Tracked::new("eth1", TrackKind::Interface, -60)];
+    /// assert_eq!(c.validate(), Ok(()));
+    /// c.primary_address = "2001:db8::1".parse().unwrap();
+    /// assert!(c.validate().is_err(), "an IPv6 primary address must be link-local");
+    /// ```
     pub fn new(version: Version, vrid: u8, primary_address: IpAddr) -> Self {
         Self {
             version,

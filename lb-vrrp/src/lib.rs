@@ -26,20 +26,23 @@
 
 mod config;
 mod discard;
+mod event;
 #[cfg(feature = "linux")]
 pub mod linux;
 mod router;
 mod sync;
 pub mod time;
+mod timer;
 pub mod timing;
 mod track;
+mod transmit;
 pub mod wire;
 
 pub use config::{Config, ConfigError, GarpConfig};
 pub use discard::{Counters, DiscardReason};
-pub use router::{
-    Event, MAX_TRANSMIT_LEN, Reason, RxMeta, State, SyncCommand, Transmit, VirtualRouter,
-};
+pub use event::{Event, Reason, State, SyncCommand};
+pub use router::VirtualRouter;
 pub use sync::SyncGroup;
 pub use time::Instant;
 pub use track::{TrackKind, TrackStatus, Tracked};
+pub use transmit::{MAX_TRANSMIT_LEN, RxMeta, Transmit};

@@ -1,203 +1,18 @@
 //! The per-virtual-router state machine (RFC 3768 §6, RFC 9568 §6).
 
-use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use core::net::{IpAddr, Ipv6Addr};
 use std::collections::VecDeque;
 
 use crate::config::{Config, ConfigError};
 use crate::discard::{Counters, DiscardLog, DiscardReason};
+use crate::event::{Event, Reason, State, SyncCommand};
 use crate::time::Instant;
+use crate::timer::{Timer, TimerTable};
 use crate::timing;
 use crate::track::{self, TrackStatus};
+use crate::transmit::{RxMeta, Transmit};
 use crate::wire::vrrp;
 use crate::wire::{self, AddressFamily, Auth, ChecksumVariant, Packet, Version};
-
-/// The largest datagram or frame [`VirtualRouter::poll_transmit`] writes:
-/// a v3/IPv6 advertisement with 255 addresses (4088 bytes) rounded up.
-pub const MAX_TRANSMIT_LEN: usize = 4096;
-
-/// Protocol state. RFC 9568 calls Master "Active"; this crate keeps
-/// keepalived's (and RFC 3768's) name. `Fault` is keepalived's: a tracked
-/// object with weight 0 failed, or the interface is down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum State {
-    /// Not running (before startup, after shutdown).
-    Initialize,
-    /// Monitoring the Active router.
-    Backup,
-    /// Active: owns the virtual addresses and advertises.
-    Master,
-    /// Held out of the election by a failed tracked object or link.
-    Fault,
-}
-
-/// Why a state changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Reason {
-    /// Startup event (as address owner: straight to Master).
-    Startup,
-    /// Master_Down_Timer expired (no advertisement, or a priority-0 one).
-    MasterDown,
-    /// A higher-priority (or equal-priority, higher-address) advertisement.
-    HigherPriority,
-    /// Shutdown event.
-    Shutdown,
-    /// A tracked object with weight 0, or the link, failed.
-    Fault,
-    /// The fault cleared.
-    FaultCleared,
-    /// A sync group moved this member.
-    Sync,
-}
-
-/// Metadata of a received packet, from the IP header / control messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RxMeta {
-    /// IP source address.
-    pub src: IpAddr,
-    /// IP destination address (multicast group, or ours for unicast).
-    pub dst: IpAddr,
-    /// IPv4 TTL or IPv6 Hop Limit.
-    pub ttl: u8,
-}
-
-/// Something to send, written by [`VirtualRouter::poll_transmit`] into the
-/// caller's buffer (the first `len` bytes).
-#[must_use]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transmit {
-    /// A VRRP advertisement: the IP payload, to send with protocol 112 and
-    /// TTL / Hop Limit 255 from `src` to `dst`.
-    Advertisement {
-        /// Source address (our primary address).
-        src: IpAddr,
-        /// Destination (the multicast group or a unicast peer).
-        dst: IpAddr,
-        /// The priority advertised (0 when leaving).
-        priority: u8,
-        /// Bytes written.
-        len: usize,
-    },
-    /// A whole Ethernet frame (gratuitous ARP) for a packet socket.
-    GratuitousArp {
-        /// The address announced.
-        address: Ipv4Addr,
-        /// Bytes written.
-        len: usize,
-    },
-    /// An ICMPv6 unsolicited Neighbor Advertisement, to send to `dst`
-    /// (ff02::1) with Hop Limit 255 from `src`. When `src` is unspecified
-    /// (an IPv6 excluded address on an IPv4 router), let the kernel choose
-    /// the source; a raw ICMPv6 socket recomputes the checksum anyway.
-    NeighborAdvertisement {
-        /// The address announced.
-        address: Ipv6Addr,
-        /// Source the checksum was computed for.
-        src: Ipv6Addr,
-        /// Destination, all-nodes.
-        dst: Ipv6Addr,
-        /// Bytes written.
-        len: usize,
-    },
-}
-
-impl Transmit {
-    /// Bytes written into the buffer.
-    pub const fn len(&self) -> usize {
-        match *self {
-            Self::Advertisement { len, .. }
-            | Self::GratuitousArp { len, .. }
-            | Self::NeighborAdvertisement { len, .. } => len,
-        }
-    }
-
-    /// Whether nothing was written (never the case for a returned transmit).
-    pub const fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// Something that happened, for the driver and the operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event {
-    /// The state changed (keepalived `notify_master` / `notify_backup` /
-    /// `notify_fault` / `notify_stop`).
-    StateChanged {
-        /// Previous state.
-        from: State,
-        /// New state.
-        to: State,
-        /// Why.
-        reason: Reason,
-    },
-    /// Install the virtual and excluded addresses ([`VirtualRouter::addresses`]).
-    AddAddresses,
-    /// Remove them.
-    RemoveAddresses,
-    /// The effective priority changed (tracking).
-    PriorityChanged {
-        /// Previous priority.
-        from: u8,
-        /// New priority.
-        to: u8,
-    },
-    /// A received packet was discarded. Reported at most once per
-    /// [`Config::discard_log_interval`] per reason; every discard is counted
-    /// in [`VirtualRouter::counters`].
-    Discarded {
-        /// Why.
-        reason: DiscardReason,
-        /// The packet's source.
-        src: IpAddr,
-        /// Discards of this reason not reported since the last report.
-        suppressed: u64,
-    },
-}
-
-/// A sync group's order to a member (see [`crate::SyncGroup`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SyncCommand {
-    /// Become Master now (from Backup).
-    BecomeMaster,
-    /// Become Backup now (from Master).
-    BecomeBackup,
-    /// Another member is in (true) or left (false) Fault.
-    GroupFault(bool),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Timer {
-    MasterDown = 0,
-    Advert = 1,
-    GarpDelay = 2,
-    GarpRefresh = 3,
-}
-
-impl Timer {
-    const VALUES: [Self; 4] = [
-        Self::MasterDown,
-        Self::Advert,
-        Self::GarpDelay,
-        Self::GarpRefresh,
-    ];
-}
-
-#[derive(Debug, Clone, Default)]
-struct TimerTable([Option<Instant>; 4]);
-
-impl TimerTable {
-    fn set(&mut self, t: Timer, at: Instant) {
-        self.0[t as usize] = Some(at);
-    }
-    fn stop(&mut self, t: Timer) {
-        self.0[t as usize] = None;
-    }
-    fn get(&self, t: Timer) -> Option<Instant> {
-        self.0[t as usize]
-    }
-    fn next(&self) -> Option<Instant> {
-        self.0.iter().flatten().min().copied()
-    }
-}
 
 /// An advertisement waiting to be sent, to the multicast group or to each
 /// unicast peer in turn.
@@ -361,6 +176,12 @@ impl VirtualRouter {
         self.config.accept_mode || self.config.priority == 255
     }
 
+    /// Sets the MAC announced in gratuitous ARPs and NAs ([`Config::mac`]);
+    /// a driver fills it in from the interface.
+    pub fn set_mac(&mut self, mac: [u8; 6]) {
+        self.config.mac = mac;
+    }
+
     /// The addresses owned while Master: virtual then excluded ones.
     pub fn addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
         self.config
@@ -377,6 +198,16 @@ impl VirtualRouter {
 
     fn is_faulty(&self) -> bool {
         self.track_fault || !self.link_up || self.group_fault
+    }
+
+    /// Why we are in Fault: our own tracking / link, or only the sync group
+    /// (reported as [`Reason::Sync`], so the group does not echo it back).
+    fn fault_reason(&self) -> Reason {
+        if self.track_fault || !self.link_up {
+            Reason::Fault
+        } else {
+            Reason::Sync
+        }
     }
 
     // ===== inputs =====
@@ -427,14 +258,14 @@ impl VirtualRouter {
     pub fn handle_track(&mut self, now: Instant, index: usize, status: TrackStatus) {
         if let Some(s) = self.track_status.get_mut(index) {
             *s = status;
-            self.retrack(now);
+            self.retrack(now, Reason::FaultCleared);
         }
     }
 
     /// The interface's link went up or down; down is a fault.
     pub fn handle_link(&mut self, now: Instant, up: bool) {
         self.link_up = up;
-        self.retrack(now);
+        self.retrack(now, Reason::FaultCleared);
     }
 
     /// An order from this router's sync group.
@@ -449,7 +280,7 @@ impl VirtualRouter {
             }
             SyncCommand::GroupFault(f) => {
                 self.group_fault = f;
-                self.retrack(now);
+                self.retrack(now, Reason::Sync);
             }
             SyncCommand::BecomeMaster | SyncCommand::BecomeBackup => {}
         }
@@ -482,7 +313,7 @@ impl VirtualRouter {
     }
 
     /// The next packet to send, written into `buf`, which should hold
-    /// [`MAX_TRANSMIT_LEN`] bytes (a shorter buffer that cannot hold a
+    /// [`MAX_TRANSMIT_LEN`](crate::MAX_TRANSMIT_LEN)(crate::MAX_TRANSMIT_LEN) bytes (a shorter buffer that cannot hold a
     /// packet makes that packet be dropped and counted in
     /// [`Counters::transmit_errors`]).
     #[must_use]
@@ -589,7 +420,7 @@ impl VirtualRouter {
     /// Startup (or leaving Fault): RFC 9568 §6.4.1.
     fn start(&mut self, now: Instant, reason: Reason) {
         if self.is_faulty() {
-            self.set_state(State::Fault, Reason::Fault);
+            self.set_state(State::Fault, self.fault_reason());
         } else if self.priority == 255 {
             self.become_master(now, reason);
         } else {
@@ -678,7 +509,9 @@ impl VirtualRouter {
         }
     }
 
-    fn retrack(&mut self, now: Instant) {
+    /// Recomputes priority and fault after a tracking, link or group change;
+    /// `cleared` is the reason reported if the router leaves Fault.
+    fn retrack(&mut self, now: Instant, cleared: Reason) {
         let effect = track::effect(
             self.config.priority,
             &self.config.tracked,
@@ -702,13 +535,13 @@ impl VirtualRouter {
                 // Hand over quickly, as on shutdown.
                 self.leave_master();
                 self.queue_advert(0);
-                self.set_state(State::Fault, Reason::Fault);
+                self.set_state(State::Fault, self.fault_reason());
             }
             (State::Backup, true) => {
                 self.timers.stop(Timer::MasterDown);
-                self.set_state(State::Fault, Reason::Fault);
+                self.set_state(State::Fault, self.fault_reason());
             }
-            (State::Fault, false) if self.admin_up => self.start(now, Reason::FaultCleared),
+            (State::Fault, false) if self.admin_up => self.start(now, cleared),
             _ => {}
         }
     }

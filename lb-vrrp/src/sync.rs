@@ -1,6 +1,7 @@
 //! Sync groups (keepalived `vrrp_sync_group`): members change state together.
 
-use crate::router::{Event, Reason, State, SyncCommand, VirtualRouter};
+use crate::event::{Event, Reason, State, SyncCommand};
+use crate::router::VirtualRouter;
 use crate::time::Instant;
 
 /// A set of routers (indices into the caller's slice of

@@ -5,6 +5,14 @@
 //! uses zero), so a simulation can run on a virtual clock and every timer
 //! computation is exact integer arithmetic. Use a monotonic source: a wall
 //! clock step caused role swaps in keepalived (issue #1529).
+//!
+//! ```
+//! use lb_vrrp::Instant;
+//!
+//! let t = Instant::from_millis(1500);
+//! assert_eq!(t.add_micros(500_000), Instant::from_secs(2));
+//! assert_eq!(Instant::from_micros(u64::MAX).add_micros(1), Instant::from_micros(u64::MAX));
+//! ```
 
 use core::fmt;
 use core::ops::{Add, Sub};

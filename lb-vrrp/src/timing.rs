@@ -12,6 +12,16 @@
 //! centiseconds would give 0, the FRR v2 bug). Two priorities one apart
 //! always differ by at least 39 µs of skew. The largest value, v3 at 4095 cs
 //! and priority 1, is 163.6 s: far from overflowing `u64`.
+//!
+//! ```
+//! use lb_vrrp::timing::{down_micros, skew_micros};
+//! use lb_vrrp::wire::Version;
+//!
+//! // v3, priority 254, 1 cs: 2 * 10 000 µs / 256 = 78.125 µs, floored, not 0.
+//! assert_eq!(skew_micros(Version::V3, 254, 1), 78);
+//! // v2, priority 100, 1 s: 3 s + 156/256 s.
+//! assert_eq!(down_micros(Version::V2, 100, 1), 3_609_375);
+//! ```
 
 use crate::wire::Version;
 

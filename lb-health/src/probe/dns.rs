@@ -114,6 +114,7 @@ pub(crate) async fn udp_connect(c: &ConnectSpec) -> Result<UdpSocket, Failure> {
     let sock = UdpSocket::bind(local)
         .await
         .map_err(|e| Failure::new(FailureClass::Local, format!("bind: {e}")))?;
+    c.apply_socket_options(socket2::SockRef::from(&sock))?;
     sock.connect(c.addr)
         .await
         .map_err(|e| connect_failure(&e))?;

@@ -6,9 +6,10 @@
 //! then `regex` / `regex_no_match`. The check passes only if every url
 //! passes. All urls share the check's one deadline.
 //!
-//! The request is keepalived's:
-//! `GET <path> HTTP/1.x\r\nUser-Agent: KeepAliveClient\r\nHost: <host>\r\n`
-//! plus `Connection: close` for `1.0C` and `1.1`.
+//! The request is keepalived's, byte for byte (check_http.c
+//! `request_template`): `GET <path> HTTP/1.x`, `User-Agent: KeepAliveClient`,
+//! `Connection: close` for `1.0C` and `1.1`, then `Host: <virtualhost>` or
+//! `Host: <ip>:<port>` (`[ip]:port` for IPv6).
 
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
@@ -92,6 +93,10 @@ pub struct UrlSpec {
     pub regex: Option<String>,
     /// `regex_no_match`: the check passes when the regex does NOT match.
     pub regex_no_match: bool,
+    /// `regex_min_offset`: matching starts at this body offset.
+    pub regex_min_offset: usize,
+    /// `regex_max_offset`: a match must start at or before this offset.
+    pub regex_max_offset: Option<usize>,
     /// `virtualhost`: the Host header (overrides the check's).
     pub virtualhost: Option<String>,
 }
@@ -110,8 +115,17 @@ impl UrlSpec {
             digest: None,
             regex: None,
             regex_no_match: false,
+            regex_min_offset: 0,
+            regex_max_offset: None,
             virtualhost: None,
         }
+    }
+
+    /// Sets `regex_min_offset` and `regex_max_offset`.
+    pub fn regex_offsets(&mut self, min: usize, max: Option<usize>) -> &mut Self {
+        self.regex_min_offset = min;
+        self.regex_max_offset = max;
+        self
     }
 
     /// Sets the accepted status codes.
@@ -200,6 +214,7 @@ struct CompiledUrl {
     status: Vec<RangeInclusive<u16>>,
     digest: Option<[u8; 16]>,
     regex: Option<(Regex, bool)>,
+    regex_offsets: (usize, Option<usize>),
 }
 
 /// A compiled HTTP_GET / SSL_GET.
@@ -268,6 +283,7 @@ impl HttpProbe {
                     status: u.status.clone(),
                     digest: u.digest,
                     regex,
+                    regex_offsets: (u.regex_min_offset, u.regex_max_offset),
                 })
             })
             .collect::<Result<_, ConfigError>>()?;
@@ -350,7 +366,7 @@ impl CompiledUrl {
             }
         }
         if let Some((re, no_match)) = &self.regex
-            && re.is_match(&f.body) == *no_match
+            && self.regex_matches(re, &f.body) == *no_match
         {
             let what = if *no_match {
                 "matches"
@@ -363,6 +379,20 @@ impl CompiledUrl {
             ));
         }
         Ok(())
+    }
+}
+
+impl CompiledUrl {
+    /// Whether a match starts within `[min_offset, max_offset]`. The
+    /// leftmost match at or after `min` decides: if it starts after `max`,
+    /// none starts in range.
+    fn regex_matches(&self, re: &Regex, body: &[u8]) -> bool {
+        let (min, max) = self.regex_offsets;
+        if min > body.len() {
+            return false;
+        }
+        re.find_at(body, min)
+            .is_some_and(|m| max.is_none_or(|max| m.start() <= max))
     }
 }
 
@@ -381,7 +411,7 @@ fn request(spec: &HttpSpec, url: &UrlSpec) -> Vec<u8> {
         HttpVersion::V11 => ("1.1", "Connection: close\r\n"),
     };
     format!(
-        "GET {} HTTP/{v}\r\nUser-Agent: KeepAliveClient\r\nHost: {host}\r\n{close}\r\n",
+        "GET {} HTTP/{v}\r\nUser-Agent: KeepAliveClient\r\n{close}Host: {host}\r\n\r\n",
         url.path
     )
     .into_bytes()
@@ -471,7 +501,15 @@ mod tests {
         spec.version(HttpVersion::V11).virtualhost("www.example");
         assert_eq!(
             request(&spec, &spec.urls[0]),
-            b"GET /a HTTP/1.1\r\nUser-Agent: KeepAliveClient\r\nHost: www.example\r\nConnection: close\r\n\r\n"
+            b"GET /a HTTP/1.1\r\nUser-Agent: KeepAliveClient\r\nConnection: close\r\nHost: www.example\r\n\r\n"
+        );
+        let v6 = HttpSpec::new(
+            ConnectSpec::new("[::1]:80".parse().unwrap()),
+            vec![UrlSpec::new("/")],
+        );
+        assert_eq!(
+            request(&v6, &v6.urls[0]),
+            b"GET / HTTP/1.0\r\nUser-Agent: KeepAliveClient\r\nHost: [::1]:80\r\n\r\n"
         );
         let mut u = UrlSpec::new("/b");
         u.virtualhost("url.example");
@@ -583,6 +621,26 @@ mod tests {
             .await;
             assert_eq!(r.unwrap_err().class, class);
         }
+    }
+
+    #[test]
+    fn regex_offsets_bound_where_a_match_starts() {
+        let body = Fetched {
+            status: 200,
+            body: b"aaa OK bbb OK".to_vec(),
+        };
+        let check = |min, max| {
+            let mut u = UrlSpec::new("/");
+            u.regex("OK", false).regex_offsets(min, max);
+            let spec = HttpSpec::new(ConnectSpec::new("127.0.0.1:1".parse().unwrap()), vec![u]);
+            HttpProbe::new(&spec).unwrap().urls[0].verify(&body).is_ok()
+        };
+        assert!(check(0, None));
+        assert!(check(4, Some(4)));
+        assert!(!check(5, Some(10)));
+        assert!(check(5, Some(11)));
+        assert!(!check(12, None));
+        assert!(!check(100, None));
     }
 
     #[test]

@@ -49,6 +49,12 @@ pub struct ConnectSpec {
     pub timeout: Duration,
     /// Most bytes read from the server in one check (default 1 MiB).
     pub max_reply_bytes: usize,
+    /// Firewall mark on the check's socket (keepalived `fwmark`, SO_MARK;
+    /// needs CAP_NET_ADMIN).
+    pub fwmark: Option<u32>,
+    /// Interface to bind the socket to (keepalived `bind_if`,
+    /// SO_BINDTODEVICE; needs CAP_NET_RAW).
+    pub bind_if: Option<String>,
 }
 
 impl ConnectSpec {
@@ -64,7 +70,35 @@ impl ConnectSpec {
             bind: None,
             timeout: Duration::from_secs(5),
             max_reply_bytes: 1024 * 1024,
+            fwmark: None,
+            bind_if: None,
         }
+    }
+
+    /// Sets the firewall mark.
+    pub fn fwmark(&mut self, mark: u32) -> &mut Self {
+        self.fwmark = Some(mark);
+        self
+    }
+
+    /// Binds the socket to an interface.
+    pub fn bind_if(&mut self, interface: impl Into<String>) -> &mut Self {
+        self.bind_if = Some(interface.into());
+        self
+    }
+
+    /// Applies `fwmark` and `bind_if` to a socket before it connects.
+    pub(crate) fn apply_socket_options(&self, sock: socket2::SockRef<'_>) -> Result<(), Failure> {
+        let local =
+            |what: &str, e: io::Error| Failure::new(FailureClass::Local, format!("{what}: {e}"));
+        if let Some(mark) = self.fwmark {
+            sock.set_mark(mark).map_err(|e| local("SO_MARK", e))?;
+        }
+        if let Some(dev) = &self.bind_if {
+            sock.bind_device(Some(dev.as_bytes()))
+                .map_err(|e| local("SO_BINDTODEVICE", e))?;
+        }
+        Ok(())
     }
 
     /// Sets the total deadline.
@@ -112,13 +146,15 @@ pub enum ProbeSpec {
 #[derive(Debug)]
 enum Kind {
     Tcp(ConnectSpec),
-    Http(http::HttpProbe),
-    Smtp(SmtpSpec),
-    Dns(dns::DnsProbe),
-    Udp(udp::UdpProbe),
-    Ping(PingSpec),
-    Misc(MiscSpec),
-    File(FileSpec),
+    // The rest are boxed so that a TCP check (the common, cheap one) stays
+    // small in memory.
+    Http(Box<http::HttpProbe>),
+    Smtp(Box<SmtpSpec>),
+    Dns(Box<dns::DnsProbe>),
+    Udp(Box<udp::UdpProbe>),
+    Ping(Box<PingSpec>),
+    Misc(Box<MiscSpec>),
+    File(Box<FileSpec>),
 }
 
 /// A validated, ready-to-run probe.
@@ -143,18 +179,18 @@ impl Probe {
     pub fn new(spec: &ProbeSpec) -> Result<Self, ConfigError> {
         let kind = match spec {
             ProbeSpec::Tcp(c) => Kind::Tcp(c.clone()),
-            ProbeSpec::Http(h) => Kind::Http(http::HttpProbe::new(h)?),
-            ProbeSpec::Smtp(s) => Kind::Smtp(s.clone()),
-            ProbeSpec::Dns(d) => Kind::Dns(dns::DnsProbe::new(d)?),
-            ProbeSpec::Udp(u) => Kind::Udp(udp::UdpProbe::new(u)?),
-            ProbeSpec::Ping(p) => Kind::Ping(p.clone()),
+            ProbeSpec::Http(h) => Kind::Http(Box::new(http::HttpProbe::new(h)?)),
+            ProbeSpec::Smtp(s) => Kind::Smtp(Box::new(s.clone())),
+            ProbeSpec::Dns(d) => Kind::Dns(Box::new(dns::DnsProbe::new(d)?)),
+            ProbeSpec::Udp(u) => Kind::Udp(Box::new(udp::UdpProbe::new(u)?)),
+            ProbeSpec::Ping(p) => Kind::Ping(Box::new(p.clone())),
             ProbeSpec::Misc(m) => {
                 if m.program.as_os_str().is_empty() {
                     return Err(ConfigError::MiscCommand("empty program"));
                 }
-                Kind::Misc(m.clone())
+                Kind::Misc(Box::new(m.clone()))
             }
-            ProbeSpec::File(f) => Kind::File(f.clone()),
+            ProbeSpec::File(f) => Kind::File(Box::new(f.clone())),
         };
         Ok(Self { kind })
     }
@@ -240,6 +276,7 @@ pub(crate) async fn connect_tcp(spec: &ConnectSpec) -> Result<TcpStream, Failure
         TcpSocket::new_v6()
     }
     .map_err(local)?;
+    spec.apply_socket_options(socket2::SockRef::from(&sock))?;
     if let Some(bind) = spec.bind {
         sock.set_reuseaddr(true).map_err(local)?;
         sock.bind(bind).map_err(local)?;

@@ -1,6 +1,5 @@
 //! The kernel schedulers' hash functions, bit for bit.
 
-use std::hash::Hasher;
 use std::net::IpAddr;
 
 use siphasher::sip::SipHasher13;
@@ -57,9 +56,7 @@ pub fn sh_hash(family: AddressFamily, addr: IpAddr, port: u16, offset: u32, mask
 /// byte order.
 #[must_use]
 pub fn hsiphash_u32(key: [u64; 2], v: u32) -> u32 {
-    let mut h = SipHasher13::new_with_keys(key[0], key[1]);
-    h.write(&v.to_le_bytes());
-    h.finish() as u32
+    SipHasher13::new_with_keys(key[0], key[1]).hash(&v.to_le_bytes()) as u32
 }
 
 /// `mh`'s first key (`generate_hash_secret`: both words 2654435761).

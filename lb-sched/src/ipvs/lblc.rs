@@ -23,6 +23,16 @@ const ENTRY_TIMEOUT: Duration = Duration::from_secs(6 * 60);
 /// `COUNT_FOR_FULL_EXPIRATION`.
 const COUNT_FOR_FULL_EXPIRATION: u32 = 30;
 
+/// `at + d`, saturating far in the future instead of overflowing.
+fn later(at: Instant, d: Duration) -> Instant {
+    at.checked_add(d).unwrap_or(at)
+}
+
+/// `now >= since + d`; never, if `since + d` is not representable.
+fn reached(now: Instant, since: Instant, d: Duration) -> bool {
+    since.checked_add(d).is_some_and(|t| now >= t)
+}
+
 /// What an `lblc` entry maps to: one destination; `lblcr`: a set.
 pub(crate) trait Target: std::fmt::Debug {
     fn for_each_dest(&self, f: &mut dyn FnMut(u32));
@@ -74,7 +84,7 @@ impl<T: Target> Table<T> {
             entries: 0,
             rover: 0,
             counter: 1,
-            next_timer: now + CHECK_EXPIRE_INTERVAL,
+            next_timer: later(now, CHECK_EXPIRE_INTERVAL),
             expiration,
             refs: Vec::new(),
         }
@@ -124,12 +134,12 @@ impl<T: Target> Table<T> {
         if now < self.next_timer {
             return;
         }
-        self.next_timer = now + CHECK_EXPIRE_INTERVAL;
+        self.next_timer = later(now, CHECK_EXPIRE_INTERVAL);
         if self.counter.is_multiple_of(COUNT_FOR_FULL_EXPIRATION) {
             let exp = self.expiration;
             // Full check: every bucket, starting after the rover; the rover
             // ends where it started.
-            self.sweep(TAB_SIZE, None, |e| now >= e.lastuse + exp);
+            self.sweep(TAB_SIZE, None, |e| reached(now, e.lastuse, exp));
             self.counter = 1;
             return;
         }
@@ -139,7 +149,7 @@ impl<T: Target> Table<T> {
         }
         let goal = ((self.entries - MAX_SIZE) * 4 / 3).min(MAX_SIZE / 2);
         self.sweep(TAB_SIZE, Some(goal as i64), |e| {
-            now >= e.lastuse + ENTRY_TIMEOUT
+            reached(now, e.lastuse, ENTRY_TIMEOUT)
         });
     }
 
@@ -155,22 +165,26 @@ impl<T: Target> Table<T> {
         let mut j = self.rover;
         for _ in 0..buckets {
             j = (j + 1) & TAB_MASK;
-            let bucket = std::mem::take(&mut self.buckets[j as usize]);
-            let mut kept = Vec::with_capacity(bucket.len());
-            for e in bucket {
-                if expired(&e) {
-                    e.target.for_each_dest(&mut |d| self.put(d));
-                    self.entries -= 1;
-                    if let Some(g) = goal.as_mut() {
-                        *g -= 1;
-                    }
-                } else {
-                    kept.push(e);
+            let refs = &mut self.refs;
+            let before = self.buckets[j as usize].len();
+            self.buckets[j as usize].retain(|e| {
+                if !expired(e) {
+                    return true;
                 }
-            }
-            self.buckets[j as usize] = kept;
-            if goal.is_some_and(|g| g <= 0) {
-                break;
+                e.target.for_each_dest(&mut |d| {
+                    if let Some(r) = refs.get_mut(d as usize) {
+                        *r = r.saturating_sub(1);
+                    }
+                });
+                false
+            });
+            let removed = before - self.buckets[j as usize].len();
+            self.entries -= removed;
+            if let Some(g) = goal.as_mut() {
+                *g -= removed as i64;
+                if *g <= 0 {
+                    break;
+                }
             }
         }
         self.rover = j;
@@ -368,7 +382,7 @@ impl Lblcr {
         let dest = set_min(list, &en.target.dests);
         let mut erased = None;
         if en.target.dests.len() > 1
-            && now > en.target.lastmod + exp
+            && en.target.lastmod.checked_add(exp).is_some_and(|t| now > t)
             && let Some(m) = set_max(list, &en.target.dests)
             && let Some(pos) = en.target.dests.iter().position(|&s| s == m)
         {

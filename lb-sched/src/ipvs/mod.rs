@@ -1,10 +1,18 @@
 //! The fourteen Linux IPVS schedulers.
 //!
-//! Each submodule transcribes one `net/netfilter/ipvs/ip_vs_<name>.c`. The
-//! per-connection least-load family (`lc wlc sed nq fo ovf`) answers from a
-//! tournament tree in O(1) instead of the kernel's O(n) scan, with the
-//! kernel's exact answer including ties; [`scan`] keeps the O(n) scans as
-//! the reference.
+//! Each submodule transcribes one `net/netfilter/ipvs/ip_vs_<name>.c`.
+//! Where the kernel walks the destination list on every pick, an index over
+//! list positions gives the same answer faster:
+//!
+//! * `lc wlc sed nq fo ovf` (and the wlc fallback of `lblc`/`lblcr`): a
+//!   tournament tree, pick in O(1), update in O(log n); [`scan`] keeps the
+//!   kernel's O(n) loops as the reference;
+//! * `rr`, `wrr`: a max segment tree finds the next destination with
+//!   `weight >= t` and no OVERLOAD in O(log n);
+//! * `twos`: a sum segment tree finds each weighted draw in O(log n).
+//!
+//! The indexes are updated from the same hooks that keep the counters, so
+//! the answers, ties included, are the kernel's.
 
 use std::time::Instant;
 
@@ -17,10 +25,12 @@ mod dh;
 pub mod hash;
 mod lblc;
 mod least;
+mod maxtree;
 mod mh;
 mod rr;
 pub mod scan;
 mod sh;
+mod sumtree;
 mod twos;
 mod wrr;
 
@@ -37,7 +47,7 @@ pub(crate) enum Sched {
     Dh(dh::Dh),
     Sh(sh::Sh),
     Mh(mh::Mh),
-    Twos,
+    Twos(twos::Twos),
 }
 
 impl Sched {
@@ -45,7 +55,7 @@ impl Sched {
     pub(crate) fn new(cfg: &SchedulerConfig, list: &DestList<'_>, now: Instant) -> Self {
         let least = |rule| Self::Least(Tournament::new(rule, list));
         match cfg.kind {
-            SchedulerKind::Rr => Self::Rr(rr::Rr::default()),
+            SchedulerKind::Rr => Self::Rr(rr::Rr::new(list)),
             SchedulerKind::Wrr => Self::Wrr(wrr::Wrr::new(list)),
             SchedulerKind::Lc => least(Rule::Lc),
             SchedulerKind::Wlc => least(Rule::Wlc),
@@ -62,14 +72,16 @@ impl Sched {
             SchedulerKind::Dh => Self::Dh(dh::Dh::new(list)),
             SchedulerKind::Sh => Self::Sh(sh::Sh::new(list, cfg.sh_table_bits)),
             SchedulerKind::Mh => Self::Mh(mh::Mh::new(list, cfg.mh_table_size)),
-            SchedulerKind::Twos => Self::Twos,
+            SchedulerKind::Twos => Self::Twos(twos::Twos::new(list)),
         }
     }
 
     /// `add_dest`: `slot` was just put at the front of the list.
     pub(crate) fn on_add(&mut self, list: &DestList<'_>, _slot: u32) {
         match self {
-            Self::Rr(_) | Self::Twos => {}
+            // rr and twos register no add_dest; only their indexes learn the slot.
+            Self::Twos(t) => t.tree.push(list),
+            Self::Rr(r) => r.tree.push(list),
             Self::Wrr(w) => w.dest_changed(list),
             Self::Least(t) => t.push(list),
             Self::Lblc(l) => l.fallback.on_add(list),
@@ -83,7 +95,7 @@ impl Sched {
     /// `del_dest`: `slot` was at `order` index `removed`; `list` is without it.
     pub(crate) fn on_del(&mut self, list: &DestList<'_>, slot: u32, removed: usize) {
         match self {
-            Self::Twos => {}
+            Self::Twos(t) => t.tree.rebuild(list),
             Self::Rr(r) => r.on_del(list, slot, removed),
             Self::Wrr(w) => w.dest_changed(list),
             Self::Least(t) => t.rebuild(list),
@@ -98,12 +110,14 @@ impl Sched {
     /// `upd_dest`: weight or thresholds of a listed `slot` changed.
     pub(crate) fn on_update(&mut self, list: &DestList<'_>, slot: u32) {
         match self {
-            Self::Rr(_) | Self::Twos => {}
+            // dh registers no upd_dest: its table does not depend on weights.
+            Self::Dh(_) => {}
+            Self::Twos(t) => t.tree.update(list, list.index_of(slot)),
+            Self::Rr(r) => r.tree.update(list, list.index_of(slot)),
             Self::Wrr(w) => w.dest_changed(list),
             Self::Least(t) => t.update(list, list.index_of(slot)),
             Self::Lblc(l) => l.fallback.update(list, list.index_of(slot)),
             Self::Lblcr(l) => l.fallback.update(list, list.index_of(slot)),
-            Self::Dh(d) => d.reassign(list),
             Self::Sh(s) => s.reassign(list),
             Self::Mh(m) => m.dest_changed(list),
         }
@@ -113,6 +127,9 @@ impl Sched {
     /// them live; only the derived indexes need telling).
     pub(crate) fn on_counters(&mut self, list: &DestList<'_>, slot: u32) {
         match self {
+            Self::Rr(r) => r.tree.update(list, list.index_of(slot)),
+            Self::Wrr(w) => w.tree.update(list, list.index_of(slot)),
+            Self::Twos(t) => t.tree.update(list, list.index_of(slot)),
             Self::Least(t) => t.update(list, list.index_of(slot)),
             Self::Lblc(l) => l.fallback.update(list, list.index_of(slot)),
             Self::Lblcr(l) => l.fallback.update(list, list.index_of(slot)),
@@ -138,7 +155,7 @@ impl Sched {
             Self::Dh(d) => d.pick(list, pkt),
             Self::Sh(s) => s.pick(list, pkt),
             Self::Mh(m) => m.pick(list, pkt),
-            Self::Twos => twos::pick(list, rng),
+            Self::Twos(t) => t.pick(list, rng),
         }
     }
 

@@ -1,29 +1,36 @@
 //! `rr` (ip_vs_rr.c): round robin from the last pick.
 
+use crate::ipvs::maxtree::MaxTree;
 use crate::service::DestList;
 
-/// `svc->sched_data`: the last picked destination, or the list head.
-#[derive(Debug, Clone, Default)]
+/// `svc->sched_data`: the last picked destination, or the list head; plus
+/// an index that finds the next eligible destination in O(log n).
+#[derive(Debug, Clone)]
 pub(crate) struct Rr {
     cursor: Option<u32>,
+    pub(crate) tree: MaxTree,
 }
 
 impl Rr {
+    pub(crate) fn new(list: &DestList<'_>) -> Self {
+        Self {
+            cursor: None,
+            tree: MaxTree::new(list),
+        }
+    }
+
     /// Walks on from the cursor (positions after it, then from the head up to
     /// and including it) and takes the first destination with weight > 0
     /// and no OVERLOAD. The cursor only moves on a hit.
     pub(crate) fn pick(&mut self, list: &DestList<'_>) -> Option<u32> {
-        let n = list.len();
-        let ok = |i: usize| {
-            let d = list.at(i);
-            !d.overloaded && d.weight > 0
-        };
         // List order is descending `order` index.
         let hit = match self.cursor {
-            None => (0..n).rev().find(|&i| ok(i)),
+            None => self.tree.prev_at_least(list.len(), 1),
             Some(slot) => {
                 let c = list.index_of(slot);
-                (0..c).rev().chain((c..n).rev()).find(|&i| ok(i))
+                self.tree
+                    .prev_at_least(c, 1)
+                    .or_else(|| self.tree.prev_at_least(list.len(), 1).filter(|&i| i >= c))
             }
         }?;
         let slot = list.order[hit];
@@ -39,5 +46,6 @@ impl Rr {
             // The predecessor had the next larger index, now shifted to `removed`.
             self.cursor = list.order.get(removed).copied();
         }
+        self.tree.rebuild(list);
     }
 }

@@ -1,10 +1,13 @@
 //! `wrr` (ip_vs_wrr.c): interleaved weighted round robin.
 
+use crate::ipvs::maxtree::MaxTree;
 use crate::service::DestList;
 
-/// `struct ip_vs_wrr_mark`.
+/// `struct ip_vs_wrr_mark`, plus an index that finds the next destination
+/// with `weight >= cw` and no OVERLOAD in O(log n).
 #[derive(Debug, Clone)]
 pub(crate) struct Wrr {
+    pub(crate) tree: MaxTree,
     /// Current destination, `None` = the list head.
     cl: Option<u32>,
     /// Current weight.
@@ -27,6 +30,7 @@ impl Wrr {
     pub(crate) fn new(list: &DestList<'_>) -> Self {
         let (di, mw) = Self::weights(list);
         Self {
+            tree: MaxTree::new(list),
             cl: None,
             cw: mw,
             mw,
@@ -50,6 +54,7 @@ impl Wrr {
 
     /// `ip_vs_wrr_dest_changed`, the add/del/upd hook.
     pub(crate) fn dest_changed(&mut self, list: &DestList<'_>) {
+        self.tree.rebuild(list);
         self.cl = None;
         (self.di, self.mw) = Self::weights(list);
         if self.cw > self.mw || self.cw == 0 {
@@ -71,34 +76,32 @@ impl Wrr {
         let mut stop: Option<usize> = None;
         let mut last_pass = false;
         let mut restarted = false;
-        let mut max_ok: Option<i64> = None;
         loop {
             let end = pos.unwrap_or(n);
-            for i in (0..end).rev() {
-                let d = list.at(i);
-                if !d.overloaded && i64::from(d.weight) >= self.cw {
-                    self.cl = Some(list.order[i]);
-                    return self.cl;
-                }
-                if stop == Some(i) {
-                    self.cl = Some(list.order[i]);
+            // The kernel walks on from `pos` (descending index below `end`)
+            // to the first destination with weight >= cw and no OVERLOAD,
+            // unless it meets `stop` first. cw >= 1 here: mw > 0, a pass
+            // lowering cw to 0 or below resets it to mw, and
+            // ip_vs_wrr_dest_changed never leaves it below 1.
+            let cw = u64::try_from(self.cw).unwrap_or(0).max(1);
+            let hit = self.tree.prev_at_least(end, cw);
+            match (hit, stop) {
+                (_, Some(s)) if s < end && hit.is_none_or(|h| h < s) => {
+                    self.cl = Some(list.order[s]);
                     return None;
                 }
+                (Some(h), _) => {
+                    self.cl = Some(list.order[h]);
+                    return self.cl;
+                }
+                (None, _) => {}
             }
             pos = None;
             // A pass from the head that finds nothing depends on `cw` only, so
             // passes that cannot hit are skipped in one step (the kernel walks
             // them one by one; the state afterwards is the same).
             if stop.is_none() {
-                let w = *max_ok.get_or_insert_with(|| {
-                    list.iter()
-                        .map(|s| list.dest(s))
-                        .filter(|d| !d.overloaded)
-                        .map(|d| i64::from(d.weight))
-                        .max()
-                        .unwrap_or(0)
-                });
-                self.skip_passes(w);
+                self.skip_passes(i64::from(self.tree.max()));
             }
             self.cw -= self.di;
             if self.cw <= 0 {

@@ -297,7 +297,7 @@ fn entry_sizes_fit_the_budget() {
     let (a, b) = PersistTable::<u32>::entry_sizes();
     assert!(a <= 32 && b <= 56, "{a} {b}");
     let t: PersistTable<u32> = PersistTable::with_capacity(PersistConfig::default(), 1000, 0);
-    // slab + index(4 B / 0.9 load) + two wheels of 64 K × 4 B.
+    // slab + index (4 B at load ≤ 7/8) + two wheels of 64 K × 4 B.
     assert!(t.memory_bytes() <= 1000 * 32 + 1200 * 4 + 2 * 65536 * 4);
 }
 

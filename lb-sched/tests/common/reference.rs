@@ -695,6 +695,11 @@ impl Model {
         self.rover = j;
     }
 
+    /// Number of cache entries (lblc/lblcr).
+    pub fn entries(&self) -> i64 {
+        self.entries
+    }
+
     pub fn next_timer(&self) -> Option<u64> {
         matches!(self.kind, SchedulerKind::Lblc | SchedulerKind::Lblcr).then_some(self.timer)
     }

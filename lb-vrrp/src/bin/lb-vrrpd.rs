@@ -89,17 +89,7 @@ fn parse() -> Result<(Config, String), String> {
     }
     c.unicast_peers = peers;
     c.checksum_mode = checksum;
-    c.mac = read_mac(&iface).unwrap_or([0; 6]);
     Ok((c, iface))
-}
-
-fn read_mac(iface: &str) -> Option<[u8; 6]> {
-    let s = std::fs::read_to_string(format!("/sys/class/net/{iface}/address")).ok()?;
-    let mut mac = [0u8; 6];
-    for (i, part) in s.trim().split(':').enumerate() {
-        *mac.get_mut(i)? = u8::from_str_radix(part, 16).ok()?;
-    }
-    Some(mac)
 }
 
 fn main() -> ExitCode {

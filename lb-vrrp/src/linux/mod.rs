@@ -12,9 +12,11 @@
 //! * time from tokio's monotonic clock, as microseconds since the driver
 //!   started.
 //!
-//! Needs `CAP_NET_RAW` and `CAP_NET_ADMIN`. Link state and tracked objects are
-//! not watched by the driver: feed them through
-//! [`Driver::router_mut`] (`handle_track`, `handle_link`).
+//! Needs `CAP_NET_RAW` and `CAP_NET_ADMIN`. The interface's link state is
+//! polled from sysfs (`operstate`, every 500 ms by default) and fed to
+//! [`VirtualRouter::handle_link`]: a down link is FAULT, as in keepalived.
+//! Tracked objects are not watched: feed them through [`Driver::router_mut`]
+//! (`handle_track`).
 
 mod sys;
 
@@ -25,8 +27,10 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use tokio::io::unix::AsyncFd;
 
-use crate::router::{Event, MAX_TRANSMIT_LEN, Transmit, VirtualRouter};
+use crate::event::Event;
+use crate::router::VirtualRouter;
 use crate::time::Instant;
+use crate::transmit::{MAX_TRANSMIT_LEN, Transmit};
 
 /// A callback for router events (state changes, discards, …).
 pub type EventHook = Box<dyn FnMut(&VirtualRouter, &Event) + Send>;
@@ -62,6 +66,9 @@ pub struct Driver {
     on_event: Option<EventHook>,
     on_error: Option<ErrorHook>,
     buf: Vec<u8>,
+    ifname: String,
+    link_poll: Option<std::time::Duration>,
+    link_up: bool,
 }
 
 impl std::fmt::Debug for Driver {
@@ -73,13 +80,24 @@ impl std::fmt::Debug for Driver {
     }
 }
 
+/// The MAC address of `ifname`, from sysfs.
+pub fn interface_mac(ifname: &str) -> Option<[u8; 6]> {
+    let s = std::fs::read_to_string(format!("/sys/class/net/{ifname}/address")).ok()?;
+    let mut mac = [0u8; 6];
+    let mut parts = s.trim().split(':');
+    for b in &mut mac {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
 /// Waits for the socket to be readable and receives one packet (`None` when
 /// the readiness was spurious or the packet had no IP header).
 async fn recv_one(
     fd: &AsyncFd<OwnedFd>,
     family: crate::wire::AddressFamily,
     buf: &mut [u8],
-) -> io::Result<Option<(crate::router::RxMeta, core::ops::Range<usize>)>> {
+) -> io::Result<Option<(crate::transmit::RxMeta, core::ops::Range<usize>)>> {
     let mut guard = fd.readable().await?;
     match guard.try_io(|fd| sys::recv_vrrp(fd.get_ref().as_raw_fd(), family, buf)) {
         Ok(r) => r,
@@ -88,9 +106,16 @@ async fn recv_one(
 }
 
 impl Driver {
-    /// Opens the sockets on `ifname`. Call inside a tokio runtime.
-    pub fn new(router: VirtualRouter, ifname: &str) -> io::Result<Self> {
+    /// Opens the sockets on `ifname`. Call inside a tokio runtime. If the
+    /// router's [`Config::mac`](crate::Config::mac) is all zero, it is set to
+    /// the interface's MAC.
+    pub fn new(mut router: VirtualRouter, ifname: &str) -> io::Result<Self> {
         let ifindex = sys::ifindex(ifname)?;
+        if router.config().mac == [0; 6]
+            && let Some(mac) = interface_mac(ifname)
+        {
+            router.set_mac(mac);
+        }
         let cfg = router.config();
         let vrrp = sys::async_fd(sys::vrrp_socket(cfg.primary_address, ifname, ifindex)?)?;
         let any_v4 = router.addresses().any(|a| a.is_ipv4());
@@ -119,6 +144,9 @@ impl Driver {
             on_event: None,
             on_error: None,
             buf: vec![0; MAX_TRANSMIT_LEN.max(65536)],
+            ifname: ifname.to_string(),
+            link_poll: Some(std::time::Duration::from_millis(500)),
+            link_up: true,
         })
     }
 
@@ -127,6 +155,11 @@ impl Driver {
     pub fn set_prefix_lengths(&mut self, v4: u8, v6: u8) {
         self.prefix_v4 = v4;
         self.prefix_v6 = v6;
+    }
+
+    /// How often the link state is polled; `None` stops polling (default 500 ms).
+    pub fn set_link_poll(&mut self, every: Option<std::time::Duration>) {
+        self.link_poll = every;
     }
 
     /// Calls `f` for every router event.
@@ -156,13 +189,24 @@ impl Driver {
     }
 
     /// Starts the router and runs it until `stop` completes; then shuts it
-    /// down (a Master sends priority 0 and removes its addresses).
+    /// down (a Master sends priority 0 and removes its addresses). I/O
+    /// errors while running go to [`Driver::on_error`] and do not stop it.
     pub async fn run(&mut self, stop: impl Future) -> io::Result<()> {
+        self.check_link();
         let now = self.now();
         self.router.handle_startup(now);
         self.flush();
         tokio::pin!(stop);
+        let mut link_timer = self.link_poll.map(tokio::time::interval);
         loop {
+            let link_tick = async {
+                match link_timer.as_mut() {
+                    Some(t) => {
+                        t.tick().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
             let deadline = self
                 .router
                 .poll_timeout()
@@ -176,16 +220,24 @@ impl Driver {
             let family = self.router.config().family();
             tokio::select! {
                 _ = &mut stop => break,
-                r = recv_one(&self.vrrp, family, &mut self.buf) => {
-                    if let Some((meta, range)) = r? {
+                r = recv_one(&self.vrrp, family, &mut self.buf) => match r {
+                    Ok(Some((meta, range))) => {
                         let now = self.now();
                         self.router.handle_packet(now, meta, &self.buf[range]);
                         self.flush();
                     }
-                }
+                    Ok(None) => {}
+                    // A receive error (e.g. a queued ICMP error, ENOBUFS) is reported,
+                    // not fatal: the router keeps running on its timers.
+                    Err(e) => self.error(&e),
+                },
                 () = sleep => {
                     let now = self.now();
                     self.router.handle_timeout(now);
+                    self.flush();
+                }
+                () = link_tick => {
+                    self.check_link();
                     self.flush();
                 }
             }
@@ -213,9 +265,13 @@ impl Driver {
         while let Some(t) = self.router.poll_transmit(&mut buf) {
             let bytes = &buf[..t.len()];
             let r = match t {
-                Transmit::Advertisement { dst, .. } => {
-                    sys::send_to(self.vrrp.get_ref().as_raw_fd(), dst, self.ifindex, bytes)
-                }
+                Transmit::Advertisement { src, dst, .. } => sys::send_vrrp(
+                    self.vrrp.get_ref().as_raw_fd(),
+                    src,
+                    dst,
+                    self.ifindex,
+                    bytes,
+                ),
                 Transmit::GratuitousArp { .. } => match &self.arp {
                     Some(fd) => sys::send_frame(fd.as_raw_fd(), bytes),
                     None => Ok(()),
@@ -228,6 +284,19 @@ impl Driver {
             if let Err(e) = r {
                 self.error(&e);
             }
+        }
+    }
+
+    /// Reads the link state and tells the router when it changed.
+    fn check_link(&mut self) {
+        let state = std::fs::read_to_string(format!("/sys/class/net/{}/operstate", self.ifname))
+            .unwrap_or_default();
+        // "unknown" (e.g. some virtual devices) counts as up, like keepalived.
+        let up = !matches!(state.trim(), "down" | "lowerlayerdown" | "notpresent");
+        if up != self.link_up {
+            self.link_up = up;
+            let now = self.now();
+            self.router.handle_link(now, up);
         }
     }
 

@@ -12,7 +12,7 @@ use std::mem::{size_of, zeroed};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use crate::router::RxMeta;
+use crate::transmit::RxMeta;
 use crate::wire::{self, AddressFamily};
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
@@ -81,34 +81,6 @@ fn sockaddr_in6(a: Ipv6Addr, scope: u32) -> libc::sockaddr_in6 {
     s
 }
 
-fn bind_ip(fd: &OwnedFd, addr: IpAddr, ifindex: u32) -> io::Result<()> {
-    match addr {
-        IpAddr::V4(a) => {
-            let s = sockaddr_in(a);
-            // SAFETY: `s` is a live sockaddr_in of the size passed.
-            cvt(unsafe {
-                libc::bind(
-                    fd.as_raw_fd(),
-                    (&s as *const libc::sockaddr_in).cast(),
-                    size_of_val(&s) as _,
-                )
-            })
-        }
-        IpAddr::V6(a) => {
-            let s = sockaddr_in6(a, ifindex);
-            // SAFETY: `s` is a live sockaddr_in6 of the size passed.
-            cvt(unsafe {
-                libc::bind(
-                    fd.as_raw_fd(),
-                    (&s as *const libc::sockaddr_in6).cast(),
-                    size_of_val(&s) as _,
-                )
-            })
-        }
-    }
-    .map(drop)
-}
-
 /// A raw IP protocol 112 socket on one interface, joined to the VRRP
 /// group, sending with TTL / Hop Limit 255 from `primary`.
 pub(crate) fn vrrp_socket(primary: IpAddr, ifname: &str, ifindex: u32) -> io::Result<OwnedFd> {
@@ -135,7 +107,9 @@ pub(crate) fn vrrp_socket(primary: IpAddr, ifname: &str, ifindex: u32) -> io::Re
             };
             setsockopt(&fd, libc::IPPROTO_IP, libc::IP_MULTICAST_IF, &mreq)?;
             setsockopt(&fd, libc::IPPROTO_IP, libc::IP_ADD_MEMBERSHIP, &mreq)?;
-            bind_ip(&fd, primary, ifindex)?;
+            // No bind(): a raw socket bound to an address only receives packets
+            // sent to that address, not to the group. The source address is
+            // set per packet with IP_PKTINFO instead (see `send_vrrp`).
             Ok(fd)
         }
         IpAddr::V6(_) => {
@@ -159,7 +133,7 @@ pub(crate) fn vrrp_socket(primary: IpAddr, ifname: &str, ifindex: u32) -> io::Re
                 ipv6mr_interface: ifindex,
             };
             setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_ADD_MEMBERSHIP, &mreq)?;
-            bind_ip(&fd, primary, ifindex)?;
+            // Not bound, as for IPv4; the source goes in IPV6_PKTINFO.
             Ok(fd)
         }
     }
@@ -285,6 +259,81 @@ pub(crate) fn send_to(fd: RawFd, dst: IpAddr, ifindex: u32, payload: &[u8]) -> i
             }
         }
     };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Sends an advertisement from `src` to `dst` out of `ifindex`, the source
+/// address given with `IP_PKTINFO` / `IPV6_PKTINFO` (the socket is not bound).
+pub(crate) fn send_vrrp(
+    fd: RawFd,
+    src: IpAddr,
+    dst: IpAddr,
+    ifindex: u32,
+    payload: &[u8],
+) -> io::Result<()> {
+    let mut control = [0u64; 8];
+    let mut iov = libc::iovec {
+        iov_base: payload.as_ptr() as *mut libc::c_void,
+        iov_len: payload.len(),
+    };
+    // SAFETY: all-zero is a valid msghdr.
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    let mut sin;
+    let mut sin6;
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            sin = sockaddr_in(d);
+            msg.msg_name = (&mut sin as *mut libc::sockaddr_in).cast();
+            msg.msg_namelen = size_of::<libc::sockaddr_in>() as _;
+            let info = libc::in_pktinfo {
+                ipi_ifindex: ifindex as libc::c_int,
+                ipi_spec_dst: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(s.octets()),
+                },
+                ipi_addr: libc::in_addr { s_addr: 0 },
+            };
+            // SAFETY: the control buffer is large enough for one in_pktinfo cmsg
+            // (CMSG_SPACE of 12 bytes is 32 < 64); writes stay inside it.
+            unsafe {
+                msg.msg_controllen = libc::CMSG_SPACE(size_of::<libc::in_pktinfo>() as u32) as _;
+                let c = libc::CMSG_FIRSTHDR(&msg);
+                (*c).cmsg_level = libc::IPPROTO_IP;
+                (*c).cmsg_type = libc::IP_PKTINFO;
+                (*c).cmsg_len = libc::CMSG_LEN(size_of::<libc::in_pktinfo>() as u32) as _;
+                std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<libc::in_pktinfo>(), info);
+            }
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            sin6 = sockaddr_in6(d, ifindex);
+            msg.msg_name = (&mut sin6 as *mut libc::sockaddr_in6).cast();
+            msg.msg_namelen = size_of::<libc::sockaddr_in6>() as _;
+            let info = libc::in6_pktinfo {
+                ipi6_addr: libc::in6_addr {
+                    s6_addr: s.octets(),
+                },
+                ipi6_ifindex: ifindex,
+            };
+            // SAFETY: as above, for one in6_pktinfo (20 bytes; CMSG_SPACE 40 < 64).
+            unsafe {
+                msg.msg_controllen = libc::CMSG_SPACE(size_of::<libc::in6_pktinfo>() as u32) as _;
+                let c = libc::CMSG_FIRSTHDR(&msg);
+                (*c).cmsg_level = libc::IPPROTO_IPV6;
+                (*c).cmsg_type = libc::IPV6_PKTINFO;
+                (*c).cmsg_len = libc::CMSG_LEN(size_of::<libc::in6_pktinfo>() as u32) as _;
+                std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<libc::in6_pktinfo>(), info);
+            }
+        }
+        _ => return Err(io::Error::from(io::ErrorKind::InvalidInput)),
+    }
+    // SAFETY: every pointer in `msg` refers to a live local buffer of the length given.
+    let n = unsafe { libc::sendmsg(fd, &msg, 0) };
     if n < 0 {
         Err(io::Error::last_os_error())
     } else {

@@ -408,12 +408,15 @@ impl Host {
         self.ping_wait(dst, Duration::from_secs(5))
     }
 
-    /// Sends one ICMP echo to `dst` and waits up to `wait` (at least 1 s) for
-    /// the reply; use a short wait when the ping is expected to fail.
+    /// Pings `dst` until one reply arrives or `wait` (at least 1 s) has
+    /// passed, sending an echo every 200 ms: one lost echo (an ARP or
+    /// neighbour resolution still under way, a port just replugged, a loaded
+    /// machine) does not fail the check. Use a short wait when the ping is
+    /// expected to fail.
     pub fn ping_wait(&self, dst: impl Into<IpAddr>, wait: Duration) -> Result<()> {
         let secs = wait.as_secs().max(1).to_string();
         let dst = dst.into().to_string();
-        self.run("ping", ["-n", "-q", "-c", "1", "-W", &secs, &dst])
+        self.run("ping", ["-n", "-q", "-c", "1", "-i", "0.2", "-w", &secs, &dst])
             .map(drop)
     }
 }
