@@ -540,7 +540,7 @@ impl Service {
 
     /// Uncounts a connection of `kind` (`ip_vs_unbind_dest`) and clears
     /// `OVERLOAD` by the kernel's rule: below `l_threshold` if set, else below
-    /// 3/4 of `u_threshold` if set, else always.
+    /// `u - u / 4` if `u_threshold` is set, else always.
     ///
     /// # Errors
     /// [`Error::NoSuchDest`], [`Error::CounterUnderflow`].

@@ -6,9 +6,25 @@ use siphasher::sip::SipHasher13;
 
 use crate::service::AddressFamily;
 
-/// The golden-ratio multiplier of `sh`, `dh`, `lblc` and `lblcr`
-/// (`2654435761UL`, 2^32 / phi).
-pub const GOLDEN_RATIO_MULT: u32 = 2_654_435_761;
+/// `GOLDEN_RATIO_32` of include/linux/hash.h, the multiplier of `hash_32`.
+pub const GOLDEN_RATIO_32: u32 = 0x61C8_8647;
+
+/// `hash_32(val, bits)` of include/linux/hash.h (the generic version, which
+/// x86-64 and arm64 use): `(val * GOLDEN_RATIO_32) >> (32 - bits)`, the
+/// *high* bits of the product.
+///
+/// `sh`, `dh`, `lblc` and `lblcr` hash with it. (Kernels before the
+/// `hash_32` conversion masked the low bits of `val * 2654435761UL`
+/// instead; Debian 12's 6.1, which the differential test runs, and mainline
+/// use `hash_32`.)
+#[must_use]
+pub fn hash_32(val: u32, bits: u32) -> u32 {
+    if bits == 0 {
+        0
+    } else {
+        val.wrapping_mul(GOLDEN_RATIO_32) >> (32 - bits.min(32))
+    }
+}
 
 /// `ntohl(addr_fold)`: an IPv4 address as a host-order `u32`; an IPv6 address
 /// folded as `ip6[0] ^ ip6[1] ^ ip6[2] ^ ip6[3]` (XOR commutes with the byte
@@ -35,18 +51,20 @@ pub fn fold(family: AddressFamily, addr: IpAddr) -> u32 {
 }
 
 /// `ip_vs_dh_hashkey` / `ip_vs_lblc_hashkey` / `ip_vs_lblcr_hashkey`:
-/// `(ntohl(addr_fold) * 2654435761) & mask`. Only the low bits are kept, so
-/// 32-bit wrapping arithmetic gives the kernel's 64-bit `unsigned long` result.
+/// `hash_32(ntohl(addr_fold), bits)` for a table of `mask + 1 = 2^bits`
+/// buckets.
 #[must_use]
 pub fn addr_hash(family: AddressFamily, addr: IpAddr, mask: u32) -> u32 {
-    fold(family, addr).wrapping_mul(GOLDEN_RATIO_MULT) & mask
+    hash_32(fold(family, addr), mask.count_ones())
 }
 
-/// `ip_vs_sh_hashkey`: `(offset + (ntohs(port) + ntohl(addr_fold)) * 2654435761) & mask`.
+/// `ip_vs_sh_hashkey`:
+/// `(offset + hash_32(ntohs(port) + ntohl(addr_fold), bits)) & mask` for a
+/// table of `mask + 1 = 2^bits` buckets.
 #[must_use]
 pub fn sh_hash(family: AddressFamily, addr: IpAddr, port: u16, offset: u32, mask: u32) -> u32 {
     let base = u32::from(port).wrapping_add(fold(family, addr));
-    offset.wrapping_add(base.wrapping_mul(GOLDEN_RATIO_MULT)) & mask
+    offset.wrapping_add(hash_32(base, mask.count_ones())) & mask
 }
 
 /// `hsiphash(&v, 4, key)` on a 64-bit little-endian kernel: there hsiphash
