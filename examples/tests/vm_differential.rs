@@ -591,10 +591,10 @@ fn run_case(case: &Case, wire: &Wire, nl: &mut lb_ipvs::Client, t: &mut Tally) -
     let mut sim = Sim::new();
     let mut failures = Vec::new();
     let mut key = None;
-    let mut all_clients = String::new();
-    let mut all_rules = String::new();
+    let mut replay = String::new();
     for (pi, phase) in case.phases.iter().enumerate() {
-        all_rules.push_str(&phase.rules);
+        write!(replay, "--- phase {pi} rules ---\n{}", phase.rules).unwrap();
+        replay.push_str(&format!("--- phase {pi} clients ---\n"));
         restore(&phase.rules);
         if let Err(e) = sim.apply_rules("rules", &phase.rules) {
             failures.push(format!("lbsim refused rules the kernel took: {e}"));
@@ -612,8 +612,8 @@ fn run_case(case: &Case, wire: &Wire, nl: &mut lb_ipvs::Client, t: &mut Tally) -
         for (c, pc) in phase.clients.iter().zip(&parsed) {
             wire.open(c);
             answers.push(sim.connect(pc).expect("lbsim connect").dest);
-            all_clients.push_str(&pc.text);
-            all_clients.push('\n');
+            replay.push_str(&pc.text);
+            replay.push('\n');
         }
         let kconns = kernel_conns();
         for (c, want) in phase.clients.iter().zip(&answers) {
@@ -635,8 +635,8 @@ fn run_case(case: &Case, wire: &Wire, nl: &mut lb_ipvs::Client, t: &mut Tally) -
                 failures.push(format!(
                     "phase {pi}: `{}`: kernel {} lbsim {}",
                     c.line(),
-                    got.map_or("none".into(), |a| a.to_string()),
-                    want.map_or("none".into(), |a| a.to_string()),
+                    got.map_or_else(|| "none".into(), |a| a.to_string()),
+                    want.map_or_else(|| "none".into(), |a| a.to_string()),
                 ));
             }
         }
@@ -659,11 +659,7 @@ fn run_case(case: &Case, wire: &Wire, nl: &mut lb_ipvs::Client, t: &mut Tally) -
     for f in failures.iter().take(8) {
         writeln!(report, "  {f}").unwrap();
     }
-    write!(
-        report,
-        "--- rules (all phases; clients of each phase follow its rules) ---\n{all_rules}--- clients ---\n{all_clients}"
-    )
-    .unwrap();
+    report.push_str(&replay);
     vec![report]
 }
 
