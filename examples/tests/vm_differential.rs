@@ -249,11 +249,9 @@ fn gen_case(r: &mut Rng, id: usize, (sched, flags): Variant) -> Case {
     }
     let mut rules = format!("{a}\n");
     // ipvsadm gives -g/-i destinations of a non-fwmark service the service
-    // port; fwmark and port-zero services may use port 0.
+    // port (0 for a port-zero service); fwmark services have port 0.
     let dest_port = |r: &mut Rng, fwd: &str| {
-        if fwmark || port_zero {
-            r.pick(&[0, 8080])
-        } else if fwd == "-m" {
+        if fwmark || fwd == "-m" {
             r.pick(&[vport, 8080])
         } else {
             vport
