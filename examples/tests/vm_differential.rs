@@ -506,18 +506,28 @@ impl Wire {
 
 type ConnKey = (String, IpAddr, u16, IpAddr, u16);
 
+/// The kernel's connections by `(protocol, client, virtual)`.
+///
+/// `/proc/net/ip_vs_conn` is a seq_file walked by position over a hash table
+/// that changes while it is read (connections of earlier cases expire), so
+/// one read can skip an entry. Reads are merged until one adds nothing.
 fn kernel_conns() -> HashMap<ConnKey, SocketAddr> {
-    lb_ipvs::conn::read()
-        .expect("read /proc/net/ip_vs_conn")
-        .into_iter()
-        .filter(|c| c.client.1 != 0)
-        .map(|c| {
-            (
-                (c.protocol, c.client.0, c.client.1, c.virt.0, c.virt.1),
-                SocketAddr::new(c.dest.0, c.dest.1),
-            )
-        })
-        .collect()
+    let mut all = HashMap::new();
+    for _ in 0..6 {
+        let before = all.len();
+        for c in lb_ipvs::conn::read().expect("read /proc/net/ip_vs_conn") {
+            if c.client.1 != 0 {
+                all.insert(
+                    (c.protocol, c.client.0, c.client.1, c.virt.0, c.virt.1),
+                    SocketAddr::new(c.dest.0, c.dest.1),
+                );
+            }
+        }
+        if all.len() == before && before > 0 {
+            break;
+        }
+    }
+    all
 }
 
 fn restore(rules: &str) {
