@@ -48,7 +48,12 @@ impl fmt::Display for DestId {
 
 /// What a caller sets on a destination (`ipvsadm -a/-e -r addr:port -w W -x U -y L`).
 ///
-/// Defaults: weight 1 (ipvsadm's default), no thresholds.
+/// ```
+/// use lb_sched::DestConfig;
+/// // ipvsadm -a ... -r 10.0.0.1:80 -w 3 -x 100 -y 80
+/// let cfg = DestConfig::new("10.0.0.1:80".parse().unwrap(), 3).thresholds(100, 80);
+/// assert_eq!((cfg.weight, cfg.u_threshold, cfg.l_threshold), (3, 100, 80));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DestConfig {

@@ -65,6 +65,14 @@ impl ServiceKey {
 }
 
 /// Service flags (`IP_VS_SVC_F_*` of include/uapi/linux/ip_vs.h).
+///
+/// ```
+/// use lb_sched::ServiceFlags;
+/// // ipvsadm -s sh -b sh-fallback,sh-port
+/// let f = ServiceFlags::SH_FALLBACK | ServiceFlags::SH_PORT;
+/// assert_eq!(f.bits(), 0x18);
+/// assert!(f.contains(ServiceFlags::SCHED2));
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct ServiceFlags(u32);
 
