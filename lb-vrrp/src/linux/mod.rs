@@ -18,7 +18,10 @@
 //! Tracked objects are not watched: feed them through [`Driver::router_mut`]
 //! (`handle_track`).
 
+mod multi;
 mod sys;
+
+pub use multi::{MultiDriver, MultiEventHook};
 
 use std::future::Future;
 use std::io;
