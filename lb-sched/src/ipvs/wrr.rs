@@ -66,6 +66,7 @@ impl Wrr {
 
     /// `ip_vs_wrr_schedule`, transcribed; `pos`/`last`/`stop` are `order`
     /// indices (`None` = the list head).
+    #[inline]
     pub(crate) fn pick(&mut self, list: &DestList<'_>) -> Option<u32> {
         if self.mw == 0 {
             return None;
