@@ -4,7 +4,8 @@
 //! `sched_icount <case> <n> <picks>` builds one service (or table) and runs
 //! `picks` picks. Run it twice under callgrind with two pick counts and
 //! divide the difference in instructions by the difference in picks: setup
-//! cancels out. `scripts`-free on purpose; the exact command is in
+//! cancels out. The last line printed also gives the thread's CPU time
+//! (`/proc/thread-self/schedstat`), for the same difference natively. `scripts`-free on purpose; the exact command is in
 //! `benches/README.md`. Cases: the 14 kernel scheduler names, `maglev`
 //! (`MaglevTable::get_bytes` on a 13-byte flow key), `p2c`
 //! (`WeightedRandom::pick_two`) and `loop` (the harness alone).
@@ -115,5 +116,12 @@ fn main() {
             }
         }
     }
-    println!("{case} n={n} picks={picks} hits={hits}");
+    // CPU time this thread has run, in ns (first field of schedstat): the
+    // difference between two runs gives CPU time per pick, which, unlike
+    // wall time, does not count the time other processes hold the core.
+    let cpu_ns = std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    println!("{case} n={n} picks={picks} hits={hits} cpu_ns={cpu_ns}");
 }
