@@ -59,26 +59,25 @@ impl SumTree {
     }
 
     /// Sum of all eligible weights.
-    #[inline]
     pub(crate) fn total(&self) -> u64 {
         self.nodes.get(1).copied().unwrap_or(0)
     }
 
     /// The first index in list order (largest index first) at which the
     /// running sum reaches `target` (>= 1, <= total).
-    #[inline]
     pub(crate) fn find(&self, mut target: u64) -> Option<usize> {
         if target == 0 || target > self.total() {
             return None;
         }
         let mut n = 1;
         while n < self.cap {
-            // Written without a branch on the data (a coin flip per level
-            // for random targets): the compiler emits conditional moves.
             let right = self.nodes[2 * n + 1];
-            let go_right = right >= target;
-            target -= if go_right { 0 } else { right };
-            n = 2 * n + usize::from(go_right);
+            if right >= target {
+                n = 2 * n + 1;
+            } else {
+                target -= right;
+                n *= 2;
+            }
         }
         Some(n - self.cap)
     }

@@ -1,6 +1,5 @@
 //! `twos` (ip_vs_twos.c): weighted power of two choices.
 
-use crate::ipvs::fastmod::FastMod;
 use crate::ipvs::sumtree::SumTree;
 use crate::rng::RandomSource;
 use crate::service::DestList;
@@ -9,17 +8,12 @@ use crate::service::DestList;
 #[derive(Debug, Clone)]
 pub(crate) struct Twos {
     pub(crate) tree: SumTree,
-    /// `total_weight + 1` with its division-free remainder, refreshed when
-    /// the total changes (weights and OVERLOAD change far less often than
-    /// picks happen).
-    modulus: FastMod,
 }
 
 impl Twos {
     pub(crate) fn new(list: &DestList<'_>) -> Self {
         Self {
             tree: SumTree::new(list),
-            modulus: FastMod::new(1),
         }
     }
 
@@ -31,9 +25,8 @@ impl Twos {
     /// reaches `r`, or the first eligible one when `r == 0`, i.e. where the
     /// sum reaches `max(r, 1)`. Arithmetic is exact (the kernel's `int` sums
     /// and products overflow past 2^31; identical below that).
-    #[inline]
     pub(crate) fn pick<R: RandomSource + ?Sized>(
-        &mut self,
+        &self,
         list: &DestList<'_>,
         rng: &mut R,
     ) -> Option<u32> {
@@ -42,19 +35,8 @@ impl Twos {
             return None;
         }
         let total = sum + 1;
-        let (r1, r2) = match u32::try_from(total) {
-            Ok(t) => {
-                if self.modulus.divisor() != t {
-                    self.modulus = FastMod::new(t);
-                }
-                let r1 = self.modulus.rem(rng.next_u32());
-                (u64::from(r1), u64::from(self.modulus.rem(rng.next_u32())))
-            }
-            Err(_) => {
-                let r1 = u64::from(rng.next_u32()) % total;
-                (r1, u64::from(rng.next_u32()) % total)
-            }
-        };
+        let r1 = u64::from(rng.next_u32()) % total;
+        let r2 = u64::from(rng.next_u32()) % total;
         let c1 = list.order[self.tree.find(r1.max(1))?];
         let c2 = list.order[self.tree.find(r2.max(1))?];
         let (d1, d2) = (list.dest(c1), list.dest(c2));
