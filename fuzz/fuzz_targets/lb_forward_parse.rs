@@ -1,7 +1,7 @@
 //! Parse arbitrary frames, then run them through a forwarder with one
 //! service per method (DR, NAT, IPIP, GUE with REMCSUM, GRE with checksum)
 //! and decapsulate them: nothing may panic, and whatever is transmitted
-//! must parse again.
+//! must parse again. Also feeds the neighbour-table parsers.
 #![no_main]
 
 use lb_forward::addr::Addr;
@@ -14,6 +14,11 @@ use lb_forward::tunnel::{GueCsum, TunnelKind, decap_inner};
 use std::time::{Duration, Instant};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    // The neighbour-table parsers take kernel output; they must not panic either.
+    let _ = lb_forward::neigh::parse_neigh_dump(data);
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = lb_forward::neigh::parse_proc_arp(text).count();
+    }
     let Some((&sel, frame)) = data.split_first() else {
         return;
     };

@@ -124,3 +124,44 @@ pub fn load_arp_neighbours<S: Scheduler>(
     }
     Ok(n)
 }
+
+/// Fills the forwarder's neighbour table, both families, from the
+/// kernel's (an rtnetlink `RTM_GETNEIGH` dump in the calling thread's
+/// network namespace): each usable entry on an interface of `ports`
+/// (interface index, port) becomes a neighbour on that port. Returns how
+/// many were loaded. Call it at start and now and then.
+pub fn load_neighbours<S: Scheduler>(
+    fwd: &mut Forwarder<S>,
+    ports: &[(i32, crate::forwarder::PortId)],
+) -> Result<usize, IoError> {
+    use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+    let nl = |call: &'static str| move |source| IoError::Sys { call, source };
+    let mut sock = Socket::new(NETLINK_ROUTE).map_err(nl("socket(NETLINK_ROUTE)"))?;
+    sock.bind_auto().map_err(nl("bind(netlink)"))?;
+    sock.connect(&SocketAddr::new(0, 0))
+        .map_err(nl("connect(netlink)"))?;
+    sock.send(&crate::neigh::neigh_dump_request(1), 0)
+        .map_err(nl("send(RTM_GETNEIGH)"))?;
+    let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
+    let mut n = 0;
+    loop {
+        buf.clear();
+        sock.recv(&mut buf, 0).map_err(nl("recv(RTM_GETNEIGH)"))?;
+        let part = crate::neigh::parse_neigh_dump(&buf);
+        if let Some(e) = part.error {
+            return Err(IoError::Sys {
+                call: "RTM_GETNEIGH",
+                source: std::io::Error::from_raw_os_error(-e),
+            });
+        }
+        for e in part.entries {
+            if let Some(&(_, port)) = ports.iter().find(|(ifindex, _)| *ifindex == e.ifindex) {
+                fwd.set_neighbour(e.ip, e.mac, port);
+                n += 1;
+            }
+        }
+        if part.done || buf.is_empty() {
+            return Ok(n);
+        }
+    }
+}

@@ -693,8 +693,8 @@ fn one_packet_scheduling_keeps_no_connection() {
             RoundRobin::default(),
         )
         .unwrap();
-    for i in 0..2 {
-        fwd.set_neighbour(rip(false, i), RS_MACS[i], port);
+    for (i, mac) in RS_MACS.iter().enumerate().take(2) {
+        fwd.set_neighbour(rip(false, i), *mac, port);
         fwd.add_dest(
             svc,
             DestConfig {

@@ -139,3 +139,46 @@ fn netns_load_arp_neighbours_from_the_kernel() {
     assert_eq!(n.unwrap(), 1);
     assert_eq!(hop, Some((a_mac, 0)));
 }
+
+#[test]
+fn netns_load_neighbours_over_rtnetlink_both_families() {
+    use lb_forward::forwarder::{Config, Forwarder, Port};
+    use lb_forward::sched::RoundRobin;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let Some(lab) = lab_or_skip!("nl") else {
+        return;
+    };
+    let a = lab.add_host("a").unwrap();
+    let b = lab.add_host("b").unwrap();
+    lab.link(&a, "eth0", &b, "eth0").unwrap();
+    a.add_addr("eth0", Ipv4Addr::new(10, 9, 2, 1), 24).unwrap();
+    b.add_addr("eth0", Ipv4Addr::new(10, 9, 2, 2), 24).unwrap();
+    let (a6, b6): (Ipv6Addr, Ipv6Addr) =
+        ("fd00:9::1".parse().unwrap(), "fd00:9::2".parse().unwrap());
+    a.add_addr("eth0", a6, 64).unwrap();
+    b.add_addr("eth0", b6, 64).unwrap();
+    b.ping(Ipv4Addr::new(10, 9, 2, 1)).unwrap();
+    b.ping(a6).unwrap();
+    let a_mac = a.mac("eth0").unwrap();
+    let ifindex = b.ifindex("eth0").unwrap() as i32;
+    let (n, h4, h6) = b
+        .run_in(move || {
+            let mut fwd: Forwarder<RoundRobin> = Forwarder::new(Config::default(), Instant::now());
+            let p = fwd.add_port(Port {
+                mac: [2; 6],
+                mtu: 1500,
+                v4: None,
+                v6: None,
+            });
+            let n = lb_forward::driver::load_neighbours(&mut fwd, &[(ifindex, p)]);
+            (
+                n,
+                fwd.neighbour(IpAddr::V4(Ipv4Addr::new(10, 9, 2, 1))),
+                fwd.neighbour(IpAddr::V6(a6)),
+            )
+        })
+        .unwrap();
+    assert!(n.unwrap() >= 2);
+    assert_eq!(h4, Some((a_mac, 0)));
+    assert_eq!(h6, Some((a_mac, 0)));
+}

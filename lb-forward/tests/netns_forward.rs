@@ -90,7 +90,7 @@ struct Topo {
     client: Host,
     log: Log,
     stop: Arc<AtomicBool>,
-    ctl: mpsc::Sender<(String, Ctl)>,
+    ctl: mpsc::Sender<(String, Ctl, mpsc::Sender<()>)>,
     threads: Vec<JoinHandle<()>>,
     director: Option<JoinHandle<(driver::LoopStats, lb_forward::forwarder::Stats)>>,
 }
@@ -108,6 +108,14 @@ impl Drop for Topo {
 }
 
 impl Topo {
+    /// Applies a configuration change in the director and waits until it has.
+    fn control(&self, key: &str, c: Ctl) {
+        let (tx, rx) = mpsc::channel();
+        self.ctl.send((key.to_owned(), c, tx)).unwrap();
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("the director applied the change");
+    }
+
     /// Stops the director and returns its loop and forwarder counters.
     fn finish(mut self) -> (driver::LoopStats, lb_forward::forwarder::Stats) {
         self.stop.store(true, Ordering::Relaxed);
@@ -270,7 +278,7 @@ fn setup(lab: Lab, expire_nodest_conn: bool) -> Topo {
 
     // The director.
     let client_mac = client.mac("eth0").unwrap();
-    let (ctl_tx, ctl_rx) = mpsc::channel::<(String, Ctl)>();
+    let (ctl_tx, ctl_rx) = mpsc::channel::<(String, Ctl, mpsc::Sender<()>)>();
     let (ready_tx, ready_rx) = mpsc::channel();
     let stop2 = stop.clone();
     let t = dir
@@ -379,12 +387,13 @@ fn setup(lab: Lab, expire_nodest_conn: bool) -> Topo {
             }
             ready_tx.send(()).unwrap();
             let ls = driver::run(&mut fwd, &socks, &stop2, |fwd| {
-                while let Ok((key, c)) = ctl_rx.try_recv() {
+                while let Ok((key, c, done)) = ctl_rx.try_recv() {
                     let d = dests[&key].clone();
                     match c {
                         Ctl::Weight(i, w) => fwd.set_weight(d[i], w).unwrap(),
                         Ctl::Remove(i) => fwd.remove_dest(d[i]).unwrap(),
                     }
+                    let _ = done.send(());
                 }
             })
             .unwrap();
@@ -617,8 +626,7 @@ fn netns_forward_drain_and_remove() {
     cmd_tx.send(first.clone()).unwrap();
     assert_eq!(res_rx.recv_timeout(Duration::from_secs(10)).unwrap(), first);
     let s = t.served_by(&first);
-    t.ctl.send(("dr/4/6".into(), Ctl::Weight(s, 0))).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    t.control("dr/4/6", Ctl::Weight(s, 0));
     for n in 0..3 {
         let data = payload(&format!("drain-new-{n}"), n);
         assert_eq!(t.tcp(vip, data.clone()), data);
@@ -642,8 +650,7 @@ fn netns_forward_drain_and_remove() {
     let a = payload("rm-a", 3);
     assert_eq!(t.udp(vip, 30000, a.clone()), a);
     let s = t.served_by(&a);
-    t.ctl.send(("dr/4/17".into(), Ctl::Remove(s))).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    t.control("dr/4/17", Ctl::Remove(s));
     let b = payload("rm-b", 4);
     assert_eq!(t.udp(vip, 30000, b.clone()), b);
     assert_eq!(t.served_by(&b), 1 - s, "rescheduled after removal");

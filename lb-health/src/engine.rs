@@ -361,9 +361,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// One check's loop: sleep until due, probe under a permit, feed the core,
-/// fan out its events. Only the sleep lives in the task between runs; the
-/// probe (with its permit wait) and the event fan-out are boxed while they
-/// run, which keeps an idle checker small.
+/// fan out its events. Between runs the task holds only its state, a
+/// boxed timer and the (small) permit wait; the probe future and the event
+/// fan-out are boxed while they run, which keeps an idle checker small.
 // Deliberately not an `async fn`, see the comment in the body.
 #[allow(clippy::manual_async_fn)]
 fn run_check<K: Clone + Send + Sync + 'static>(

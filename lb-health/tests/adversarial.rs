@@ -323,6 +323,21 @@ async fn http_reset_before_and_after_request() {
 }
 
 #[tokio::test]
+async fn http_reply_before_request_then_close_is_up() {
+    // xinetd-style (keepalived #180): the whole reply is written at accept,
+    // before the request is read, then the socket is closed (so our request
+    // may draw a RST). The complete reply was queued before any RST.
+    let addr = serve(|mut s| async move {
+        let _ = s.write_all(OK_CL).await;
+        drop(s);
+    })
+    .await;
+    for _ in 0..5 {
+        assert_eq!(class_of(&http(addr, digest_url())).await, None);
+    }
+}
+
+#[tokio::test]
 async fn http_status_digest_regex_and_host_header() {
     let addr = http_server(
         b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n",
@@ -410,6 +425,57 @@ fn tls_server_config() -> Tls {
         acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
         ca_pem: ck.cert.pem(),
     }
+}
+
+/// Replies `reply` over TLS, then shuts down cleanly (close_notify) or
+/// just drops the connection.
+async fn tls_server_replying(
+    acceptor: tokio_rustls::TlsAcceptor,
+    reply: &'static [u8],
+    close_notify: bool,
+) -> SocketAddr {
+    serve(move |s| {
+        let acceptor = acceptor.clone();
+        async move {
+            let Ok(mut tls) = acceptor.accept(s).await else {
+                return;
+            };
+            let mut b = [0u8; 512];
+            let _ = tls.read(&mut b).await;
+            let _ = tls.write_all(reply).await;
+            let _ = tls.flush().await;
+            if close_notify {
+                let _ = tls.shutdown().await;
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn ssl_get_body_until_close_without_close_notify() {
+    let tls = tls_server_config();
+    // HTTP/1.0, no Content-Length: the body ends when the connection does.
+    let reply: &[u8] = b"HTTP/1.0 200 OK\r\n\r\nhello world\n";
+    for close_notify in [true, false] {
+        let addr = tls_server_replying(tls.acceptor.clone(), reply, close_notify).await;
+        assert_eq!(
+            class_of(&ssl_probe(addr, TlsSpec::new())).await,
+            None,
+            "close_notify {close_notify}"
+        );
+    }
+    // A truncated Content-Length body is still caught.
+    let addr = tls_server_replying(
+        tls.acceptor.clone(),
+        b"HTTP/1.0 200 OK\r\nContent-Length: 50\r\n\r\nhello",
+        false,
+    )
+    .await;
+    assert_eq!(
+        class_of(&ssl_probe(addr, TlsSpec::new())).await,
+        Some(FailureClass::L7Closed)
+    );
 }
 
 async fn tls_http_server(

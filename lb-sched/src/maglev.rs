@@ -131,23 +131,10 @@ impl<D: Copy> MaglevBuilder<D> {
                 size: m,
             });
         }
-        let order = populate(
-            m,
-            &live
-                .iter()
-                .map(|c| (c.h1, c.h2, c.weight))
-                .collect::<Vec<_>>(),
-        );
         let ids: Vec<D> = live.iter().map(|c| c.id).collect();
-        let slots = order
-            .iter()
-            .map(|&i| ids[i as usize])
-            .collect::<Vec<D>>()
-            .into_boxed_slice();
-        let mut shares = vec![0u32; ids.len()];
-        for &i in &order {
-            shares[i as usize] += 1;
-        }
+        let params: Vec<(u64, u64, u32)> = live.iter().map(|c| (c.h1, c.h2, c.weight)).collect();
+        let (slots, shares) = populate(m, &params, &ids);
+        let slots = slots.into_boxed_slice();
         Ok(MaglevTable {
             key: self.key,
             slots,
@@ -165,16 +152,19 @@ fn permutation(m: u32, h1: u64, h2: u64) -> (u64, u64) {
     (offset, skip)
 }
 
-/// Fill a table of `m` slots with backend indices (Katran V2 credit turns).
-/// `m` is prime and `backends.len() <= m`, all weights > 0.
-fn populate(m: u32, backends: &[(u64, u64, u32)]) -> Vec<u32> {
+/// Fill a table of `m` slots with backend ids (Katran V2 credit turns) and
+/// count each backend's slots. `m` is prime, `backends.len() == ids.len() <=
+/// m`, all weights > 0.
+fn populate<D: Copy>(m: u32, backends: &[(u64, u64, u32)], ids: &[D]) -> (Vec<D>, Vec<u32>) {
     let n = backends.len();
-    if n == 0 {
-        return Vec::new();
-    }
-    let mut table = vec![0u32; m as usize];
+    let Some(&first) = ids.first() else {
+        return (Vec::new(), Vec::new());
+    };
+    let mut table = vec![first; m as usize];
+    let mut shares = vec![0u32; n];
     if n == 1 {
-        return table;
+        shares[0] = m;
+        return (table, shares);
     }
     let m64 = u64::from(m);
     let w_max = u64::from(backends.iter().map(|b| b.2).max().unwrap_or(1));
@@ -210,7 +200,8 @@ fn populate(m: u32, backends: &[(u64, u64, u32)]) -> Vec<u32> {
                 }
             }
             taken[(p >> 6) as usize] |= 1 << (p & 63);
-            table[p as usize] = i as u32;
+            table[p as usize] = ids[i];
+            shares[i] += 1;
             p += s;
             if p >= m64 {
                 p -= m64;
@@ -218,7 +209,7 @@ fn populate(m: u32, backends: &[(u64, u64, u32)]) -> Vec<u32> {
             pos[i] = p;
             filled += 1;
             if filled == m {
-                return table;
+                return (table, shares);
             }
         }
     }

@@ -305,10 +305,13 @@ pub(crate) async fn read_capped<S: AsyncRead + Unpin>(
     total: &mut usize,
     cap: usize,
 ) -> Result<usize, Failure> {
-    let n = stream
-        .read(buf)
-        .await
-        .map_err(|e| Failure::new(FailureClass::L7Closed, format!("read: {e}")))?;
+    let n = match stream.read(buf).await {
+        Ok(n) => n,
+        // A TLS peer that closes without close_notify: treat it as the end
+        // of the stream; the reply parser still catches a truncated reply.
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => 0,
+        Err(e) => return Err(Failure::new(FailureClass::L7Closed, format!("read: {e}"))),
+    };
     *total += n;
     if *total > cap {
         return Err(Failure::new(

@@ -416,8 +416,11 @@ impl Host {
     pub fn ping_wait(&self, dst: impl Into<IpAddr>, wait: Duration) -> Result<()> {
         let secs = wait.as_secs().max(1).to_string();
         let dst = dst.into().to_string();
-        self.run("ping", ["-n", "-q", "-c", "1", "-i", "0.2", "-w", &secs, &dst])
-            .map(drop)
+        self.run(
+            "ping",
+            ["-n", "-q", "-c", "1", "-i", "0.2", "-w", &secs, &dst],
+        )
+        .map(drop)
     }
 }
 
