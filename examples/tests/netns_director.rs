@@ -199,8 +199,8 @@ fn netns_director_reload_and_shutdown() {
     });
     let text = status(false);
     assert!(text.contains("TCP  10.0.0.100:80 wlc"), "{text}");
-    let metrics = dir
-        .run_in(|| {
+    let get_metrics = || {
+        dir.run_in(|| {
             use std::io::{Read, Write};
             let mut c = std::net::TcpStream::connect("127.0.0.1:9101").unwrap();
             c.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
@@ -208,7 +208,13 @@ fn netns_director_reload_and_shutdown() {
             c.read_to_string(&mut out).unwrap();
             out
         })
-        .unwrap();
+        .unwrap()
+    };
+    // The dataplane publishes its per-destination figures every 200 ms.
+    wait_for("the dataplane's figures in the metrics", 5, || {
+        get_metrics().contains("lb_director_real_server_weight{")
+    });
+    let metrics = get_metrics();
     assert!(metrics.starts_with("HTTP/1.0 200"), "{metrics}");
     assert!(
         metrics.contains("lb_director_vrrp_state{instance=\"VI_T\"} 2"),
