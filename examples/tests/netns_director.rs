@@ -248,7 +248,9 @@ fn netns_director_reload_and_shutdown() {
         client
             .run_in(move || lab::request_to(vip, Duration::from_millis(500)))
             .unwrap()
-            .is_some()
+            .is_some(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
     );
     let logtext = std::fs::read_to_string(&log).unwrap();
     assert_eq!(logtext.matches("to=Master").count(), 1, "{logtext}");
