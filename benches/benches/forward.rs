@@ -8,7 +8,7 @@
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use lb_forward::addr::Addr;
 use lb_forward::classify::ServiceKey;
-use lb_forward::conntab::{ConnTable, NewConn};
+use lb_forward::conntab::{ConnTable, NO_TEMPLATE, NewConn};
 use lb_forward::forwarder::{Config, DestConfig, Forwarder, Method, Port, ServiceConfig, Verdict};
 use lb_forward::parse::FlowKey;
 use lb_forward::sched::RoundRobin;
@@ -129,9 +129,9 @@ fn conn_table(c: &mut Criterion) {
                 vaddr: vip,
                 vport: 53,
                 dest: 0,
-                svc: 0,
                 state: 11,
                 flags: 0,
+                template: NO_TEMPLATE,
                 index_out: false,
                 expires: 300_000,
             })
@@ -220,9 +220,9 @@ fn conn_expiry(_c: &mut Criterion) {
                 vaddr: vip,
                 vport: 53,
                 dest: 0,
-                svc: 0,
                 state: 11,
                 flags: 0,
+                template: NO_TEMPLATE,
                 index_out: false,
                 expires: exp,
             })

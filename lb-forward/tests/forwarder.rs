@@ -579,17 +579,17 @@ fn fwmark_service_with_persistence_spans_protocols_and_ports() {
     // client's flows of both protocols land on one server (one template,
     // as IPVS keys fwmark templates on <IPPROTO_IP, caddr, fwmark>); the
     // plain :80 service is unaffected.
-    use lb_forward::classify::{FwmarkRule, Prefix};
+    use lb_sched::fwmark::{PortSet, Prefix, Rule};
     let mut l = lab(Config::default(), false, 6, Method::Dr, 3, None);
-    let vipa: Addr = vip(false).into();
     for (proto, port) in [(6u8, 443u16), (17, 53)] {
-        l.fwd.add_fwmark_rule(FwmarkRule {
-            proto: Some(proto),
-            src: None,
-            dst: Some(Prefix::new(vipa, 32)),
-            dports: port..=port,
-            mark: 7,
-        });
+        l.fwd
+            .add_fwmark_rule(
+                Rule::mark(7)
+                    .protocol(proto)
+                    .dst(Prefix::new(vip(false), 32).unwrap())
+                    .dports(PortSet::from_ranges(&[(port, port)]).unwrap()),
+            )
+            .unwrap();
     }
     let msvc = l
         .fwd
@@ -631,8 +631,8 @@ fn fwmark_service_with_persistence_spans_protocols_and_ports() {
         seen.push(l.which(&out));
     }
     assert!(seen.iter().all(|&s| s == seen[0]), "{seen:?}");
-    let templates = l.fwd.conns(l.now).filter(|c| c.template).count();
-    assert_eq!(templates, 1);
+    assert_eq!(l.fwd.template_count(), 1);
+    assert!(l.fwd.conns(l.now).all(|c| c.persistent));
     // :80 still goes to the address service (its rr starts at server 0).
     let mut f = pkt(false, 5, 2000, L4::Tcp(SYN), b"");
     let (_, out) = l.send(&mut f);
