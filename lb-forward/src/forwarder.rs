@@ -371,9 +371,15 @@ impl<S: Scheduler> Forwarder<S> {
         now.saturating_duration_since(self.epoch).as_millis() as u32
     }
 
-    fn set_now(&mut self, now: Instant) {
-        let t = now.saturating_duration_since(self.epoch).as_millis();
-        self.now_ms64 = self.now_ms64.max(u64::try_from(t).unwrap_or(u64::MAX));
+    /// [`Self::now_ms`], also moving the template table's 64-bit clock on
+    /// (extended from the wrapping 32-bit one, so no second division).
+    fn tick(&mut self, now: Instant) -> u32 {
+        let t = self.now_ms(now);
+        let d = t.wrapping_sub(self.now_ms64 as u32);
+        if d < 1 << 31 {
+            self.now_ms64 += u64::from(d);
+        }
+        t
     }
 
     /// Adds an egress interface.
@@ -645,8 +651,7 @@ impl<S: Scheduler> Forwarder<S> {
 
     /// Expires connections whose time has come. Call at least every 256 ms.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let now_ms = self.now_ms(now);
-        self.set_now(now);
+        let now_ms = self.tick(now);
         while let Some(id) = self.conns.next_expired(now_ms) {
             self.drop_conn(id);
         }
@@ -720,8 +725,7 @@ impl<S: Scheduler> Forwarder<S> {
     }
 
     fn process_inner(&mut self, now: Instant, frame: &mut [u8], out: &mut [u8]) -> Verdict {
-        let now_ms = self.now_ms(now);
-        self.set_now(now);
+        let now_ms = self.tick(now);
         let p = match parse(frame) {
             Ok(p) => p,
             Err(ParseError::NotIp { .. }) => return Verdict::Pass,
