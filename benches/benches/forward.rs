@@ -7,12 +7,13 @@
 //!
 //! `cargo bench -p lb-benches --bench forward -- --warm-up-time 1 --measurement-time 3`
 
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, criterion_group, criterion_main};
 use lb_forward::addr::Addr;
 use lb_forward::classify::ServiceKey;
 use lb_forward::conntab::{ConnTable, NO_TEMPLATE, NewConn};
 use lb_forward::forwarder::{
-    Config, DestConfig, Forwarder, Method, Persistence, Port, ServiceConfig, Verdict,
+    Config, DestConfig, Forwarder, Method, Persistence, Port, PortId, ServiceConfig, Verdict,
 };
 use lb_forward::parse::FlowKey;
 use lb_forward::sched::RoundRobin;
@@ -38,6 +39,20 @@ fn best_of(name: &str, mut f: impl FnMut()) {
     eprintln!("best-of-batches {name}: {best:.1} ns/iter");
 }
 
+/// A forwarder for 64 Ki conns with one IPv4 port.
+fn director(now: Instant) -> (Forwarder<RoundRobin>, PortId) {
+    let mut cfg = Config::default();
+    cfg.capacity = 1 << 16;
+    let mut fwd = Forwarder::new(cfg, now);
+    let port = fwd.add_port(Port {
+        mac: [2, 0, 0, 0, 0, 1],
+        mtu: 1500,
+        v4: Some(Addr::v4([172, 16, 0, 1])),
+        v6: None,
+    });
+    (fwd, port)
+}
+
 fn per_packet(c: &mut Criterion) {
     let mut g = c.benchmark_group("forward/per_packet_64B_udp");
     for (name, method) in [
@@ -53,15 +68,7 @@ fn per_packet(c: &mut Criterion) {
         ),
     ] {
         let now = Instant::now();
-        let mut cfg = Config::default();
-        cfg.capacity = 1 << 16;
-        let mut fwd = Forwarder::new(cfg, now);
-        let port = fwd.add_port(Port {
-            mac: [2, 0, 0, 0, 0, 1],
-            mtu: 1500,
-            v4: Some(Addr::v4([172, 16, 0, 1])),
-            v6: None,
-        });
+        let (mut fwd, port) = director(now);
         fwd.set_neighbour("172.16.0.2".parse().unwrap(), [2, 0, 0, 0, 0, 2], port);
         let key = ServiceKey::Addr {
             proto: 17,
@@ -88,26 +95,38 @@ fn per_packet(c: &mut Criterion) {
             },
         )
         .unwrap();
-        // 64-byte frame: 14 + 20 + 8 + 18 payload + (4 FCS not on the wire here).
-        let orig = udp4_frame([10, 0, 0, 2], 4000, [10, 0, 0, 100], 53, &[0xab; 18]);
-        assert_eq!(orig.len(), 60);
-        let mut frame = orig.clone();
-        let mut out = vec![0u8; 2048];
-        // Create the conn first, so the loop measures the tracked path.
-        let first = fwd.process(now, &mut frame, &mut out);
-        assert!(matches!(first, Verdict::Transmit { .. }));
-        best_of(&format!("process/{name}"), || {
-            frame.copy_from_slice(&orig);
-            let _ = black_box(fwd.process(now, black_box(&mut frame), &mut out));
-        });
-        g.bench_function(BenchmarkId::new("process", name), |b| {
-            b.iter(|| {
-                frame.copy_from_slice(&orig);
-                black_box(fwd.process(now, black_box(&mut frame), &mut out))
-            })
-        });
+        // The first packet creates the conn, so the loop measures the tracked path.
+        measure(&mut g, &format!("process/{name}"), name, &mut fwd, now);
     }
     g.finish();
+}
+
+/// Sends one 64-byte UDP frame (14 + 20 + 8 + 18 payload + 4 FCS not on the
+/// wire here) client → VIP:53, then measures `process` on copies of it
+/// (best of batches, printed as `label`, and criterion as `process/name`).
+fn measure(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    label: &str,
+    name: &str,
+    fwd: &mut Forwarder<RoundRobin>,
+    now: Instant,
+) {
+    let orig = udp4_frame([10, 0, 0, 2], 4000, [10, 0, 0, 100], 53, &[0xab; 18]);
+    assert_eq!(orig.len(), 60);
+    let mut frame = orig.clone();
+    let mut out = vec![0u8; 2048];
+    let first = fwd.process(now, &mut frame, &mut out);
+    assert!(matches!(first, Verdict::Transmit { .. }));
+    best_of(label, || {
+        frame.copy_from_slice(&orig);
+        let _ = black_box(fwd.process(now, black_box(&mut frame), &mut out));
+    });
+    g.bench_function(BenchmarkId::new("process", name), |b| {
+        b.iter(|| {
+            frame.copy_from_slice(&orig);
+            black_box(fwd.process(now, black_box(&mut frame), &mut out))
+        })
+    });
 }
 
 fn key(i: u32) -> (Addr, u16) {
@@ -261,15 +280,7 @@ fn new_flow(c: &mut Criterion) {
     let mut g = c.benchmark_group("forward/new_flow_64B_udp_ops");
     for (name, persistence) in [("plain", None), ("persist", Some(Persistence::default()))] {
         let now = Instant::now();
-        let mut cfg = Config::default();
-        cfg.capacity = 1 << 16;
-        let mut fwd = Forwarder::new(cfg, now);
-        let port = fwd.add_port(Port {
-            mac: [2, 0, 0, 0, 0, 1],
-            mtu: 1500,
-            v4: Some(Addr::v4([172, 16, 0, 1])),
-            v6: None,
-        });
+        let (mut fwd, port) = director(now);
         let svc = fwd
             .add_service(
                 ServiceConfig {
@@ -298,21 +309,7 @@ fn new_flow(c: &mut Criterion) {
             )
             .unwrap();
         }
-        let orig = udp4_frame([10, 0, 0, 2], 4000, [10, 0, 0, 100], 53, &[0xab; 18]);
-        let mut frame = orig.clone();
-        let mut out = vec![0u8; 2048];
-        let first = fwd.process(now, &mut frame, &mut out);
-        assert!(matches!(first, Verdict::Transmit { .. }));
-        best_of(&format!("new_flow_ops/{name}"), || {
-            frame.copy_from_slice(&orig);
-            let _ = black_box(fwd.process(now, black_box(&mut frame), &mut out));
-        });
-        g.bench_function(BenchmarkId::new("process", name), |b| {
-            b.iter(|| {
-                frame.copy_from_slice(&orig);
-                black_box(fwd.process(now, black_box(&mut frame), &mut out))
-            })
-        });
+        measure(&mut g, &format!("new_flow_ops/{name}"), name, &mut fwd, now);
     }
     g.finish();
 }
