@@ -116,7 +116,9 @@ impl Default for Sim {
     }
 }
 
-fn sched_key(key: &lb_ipvs::ServiceKey) -> ServiceKey {
+/// An ipvsadm service key as `lb_sched` spells it.
+#[must_use]
+pub fn sched_key(key: &lb_ipvs::ServiceKey) -> ServiceKey {
     match *key {
         lb_ipvs::ServiceKey::Addr {
             protocol,

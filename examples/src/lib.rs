@@ -2,4 +2,5 @@
 //! `genhash`). It is not a library for other crates: use the `lb-*` crates.
 
 pub mod config;
+pub mod director;
 pub mod lbsim;

@@ -65,7 +65,7 @@ pub struct DestConfig {
     /// Upper connection threshold (`-x`), 0 = none. When `active + inactive`
     /// reaches it the destination is `OVERLOAD`ed.
     pub u_threshold: u32,
-    /// Lower connection threshold (`-y`), 0 = use `3/4` of the upper one.
+    /// Lower connection threshold (`-y`), 0 = use `u - u / 4` (75 % of the upper one).
     pub l_threshold: u32,
 }
 
@@ -196,7 +196,8 @@ impl Dest {
         self.available
     }
     /// `IP_VS_DEST_F_OVERLOAD`: the upper threshold was reached and the
-    /// lower one not yet passed on the way down. Every scheduler skips it.
+    /// lower one not yet passed on the way down (re-evaluated whenever a
+    /// threshold changes). Every scheduler skips it.
     #[must_use]
     pub fn is_overloaded(&self) -> bool {
         self.overloaded
@@ -222,40 +223,57 @@ impl Dest {
         }
         self.weight = cfg.weight;
         self.available = true;
-        // The flag is cleared when the threshold is removed or raised; it is
-        // not re-evaluated against the counters here.
-        if cfg.u_threshold == 0 || cfg.u_threshold > self.u_threshold {
-            self.overloaded = false;
-        }
+        // Changed thresholds re-evaluate the flag against the counters at
+        // once ("ipvs: properly update the overload flag on dest edit",
+        // which the Debian 6.1 kernel carries; before it, removing or
+        // raising u_threshold cleared the flag and nothing set it).
+        let changed = cfg.u_threshold != self.u_threshold || cfg.l_threshold != self.l_threshold;
         self.u_threshold = cfg.u_threshold;
         self.l_threshold = cfg.l_threshold;
+        if changed {
+            self.update_overload();
+        }
     }
 
-    /// Counter increment of `ip_vs_bind_dest`, then the OVERLOAD set rule.
+    /// `ip_vs_dest_update_overload`: set when `active + inactive` reaches
+    /// the upper threshold; cleared when there is none, or when the count is
+    /// below the lower threshold (default `u - u / 4`, the kernel's 75 %
+    /// with its integer rounding); kept in between.
+    fn update_overload(&mut self) {
+        let u = u64::from(self.u_threshold);
+        if u == 0 {
+            self.overloaded = false;
+            return;
+        }
+        let conns = self.total_conns();
+        if conns >= u {
+            self.overloaded = true;
+            return;
+        }
+        let l = match u64::from(self.l_threshold) {
+            0 => u - (u >> 2),
+            l => l,
+        };
+        if conns < l {
+            self.overloaded = false;
+        }
+    }
+
+    /// Counter increment of `ip_vs_bind_dest`, then the OVERLOAD update.
     pub(crate) fn bind(&mut self, kind: ConnKind) -> Option<()> {
         let c = self.counter(kind);
         *c = c.checked_add(1)?;
-        if self.u_threshold != 0 && self.total_conns() >= u64::from(self.u_threshold) {
-            self.overloaded = true;
-        }
+        self.update_overload();
         Some(())
     }
 
-    /// Counter decrement of `ip_vs_unbind_dest`, then the OVERLOAD clear rule.
+    /// Counter decrement of `ip_vs_unbind_dest`, then, if OVERLOADed, the
+    /// OVERLOAD update.
     pub(crate) fn unbind(&mut self, kind: ConnKind) -> Option<()> {
         let c = self.counter(kind);
         *c = c.checked_sub(1)?;
-        let total = self.total_conns();
-        if self.l_threshold != 0 {
-            if total < u64::from(self.l_threshold) {
-                self.overloaded = false;
-            }
-        } else if self.u_threshold != 0 {
-            if total * 4 < u64::from(self.u_threshold) * 3 {
-                self.overloaded = false;
-            }
-        } else {
-            self.overloaded = false;
+        if self.overloaded {
+            self.update_overload();
         }
         Some(())
     }

@@ -161,9 +161,11 @@ pub(crate) struct DestList<'a> {
 }
 
 impl<'a> DestList<'a> {
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.order.len()
     }
+    #[inline]
     pub(crate) fn dest(&self, slot: u32) -> &'a Dest {
         &self.slots[slot as usize].dest
     }
@@ -172,6 +174,7 @@ impl<'a> DestList<'a> {
         self.dest(self.order[i])
     }
     /// Index in `order` of a listed slot.
+    #[inline]
     pub(crate) fn index_of(&self, slot: u32) -> usize {
         self.slots[slot as usize].index as usize
     }
@@ -188,7 +191,7 @@ macro_rules! list {
         DestList {
             slots: &$s.slots,
             order: &$s.order,
-            family: $s.key.family(),
+            family: $s.family,
             flags: $s.flags,
         }
     };
@@ -238,6 +241,8 @@ macro_rules! list {
 #[derive(Debug)]
 pub struct Service {
     key: ServiceKey,
+    /// `key.family()`, kept so a pick does not match on the key.
+    family: AddressFamily,
     flags: ServiceFlags,
     slots: Vec<Slot>,
     free: Vec<u32>,
@@ -272,6 +277,7 @@ impl Service {
         let sched = Sched::new(&config, &list, now);
         Ok(Self {
             key,
+            family,
             flags,
             slots: Vec::new(),
             free: Vec::new(),
@@ -515,6 +521,7 @@ impl Service {
     /// around it (persistence templates, refusing port-zero non-persistent
     /// services, one-packet scheduling) belongs to the layer above, e.g. the
     /// `persist` module.
+    #[inline]
     pub fn pick<R: RandomSource + ?Sized>(
         &mut self,
         now: Instant,
@@ -548,7 +555,7 @@ impl Service {
 
     /// Uncounts a connection of `kind` (`ip_vs_unbind_dest`) and clears
     /// `OVERLOAD` by the kernel's rule: below `l_threshold` if set, else below
-    /// 3/4 of `u_threshold` if set, else always.
+    /// `u - u / 4` if `u_threshold` is set, else always.
     ///
     /// # Errors
     /// [`Error::NoSuchDest`], [`Error::CounterUnderflow`].
@@ -619,6 +626,7 @@ impl Service {
         }
     }
 
+    #[inline]
     fn id(&self, slot: u32) -> DestId {
         DestId {
             slot,

@@ -259,8 +259,20 @@ fn overload_set_and_clear_rules() {
     assert!(over(&svc));
     svc.conn_unbind(a, ConnKind::Inactive).unwrap();
     assert!(over(&svc), "total 2 is not below l_threshold 2");
-    // Lowering u_threshold does not clear the flag; raising it does.
+    // Changed thresholds re-evaluate the flag at once
+    // (ip_vs_dest_update_overload): total 2, u 3, default l = 3 - 0 = 3,
+    // 2 < 3 → clear.
     svc.set_thresholds(a, 3, 0).unwrap();
+    assert!(!over(&svc));
+    // u 2: 2 >= 2 → set, without a new connection.
+    svc.set_thresholds(a, 2, 0).unwrap();
+    assert!(over(&svc));
+    // u 5, l 2: 2 is neither >= 5 nor < 2 → kept.
+    svc.set_thresholds(a, 5, 2).unwrap();
+    assert!(over(&svc));
+    // The same thresholds again change nothing; u 5 with default l
+    // 5 - 1 = 4: 2 < 4 → clear.
+    svc.set_thresholds(a, 5, 2).unwrap();
     assert!(over(&svc));
     svc.set_thresholds(a, 5, 0).unwrap();
     assert!(!over(&svc));
@@ -378,16 +390,16 @@ fn dh_maps_destination_addresses_through_256_buckets() {
     let b = add(&mut svc, 2, 1);
     let c = add(&mut svc, 3, 1);
     // Buckets cycle through the list C, B, A: bucket i → [C, B, A][i % 3].
-    // An IPv4 key's low 8 bits depend on the last octet o only:
-    // (o * 2654435761) & 255 = (o * 0xb1) & 255.
-    //   .1 → 177 → 177 % 3 = 0 → C;  .2 → 98 → 2 → A;  .3 → 19 → 1 → B.
+    // The bucket is hash_32(ntohl(daddr), 8) = (daddr * 0x61C88647) >> 24:
+    //   203.0.113.1 → 0x320ddd47 >> 24 = 50 → 50 % 3 = 2 → A;
+    //   .2 → 147 → 0 → C;  .7 → 124 → 1 → B.
     let mut rng = SplitMix64::new(0);
     let to = |o: u8| pkt("198.51.100.7:1", &format!("203.0.113.{o}:80"));
-    assert_eq!(svc.pick(now, &to(1), &mut rng), Some(c));
-    assert_eq!(svc.pick(now, &to(2), &mut rng), Some(a));
-    assert_eq!(svc.pick(now, &to(3), &mut rng), Some(b));
+    assert_eq!(svc.pick(now, &to(1), &mut rng), Some(a));
+    assert_eq!(svc.pick(now, &to(2), &mut rng), Some(c));
+    assert_eq!(svc.pick(now, &to(7), &mut rng), Some(b));
     // Quiescing the bucket's destination gives no destination (no fallback).
-    svc.set_weight(c, 0).unwrap();
+    svc.set_weight(a, 0).unwrap();
     assert_eq!(svc.pick(now, &to(1), &mut rng), None);
 }
 
@@ -397,33 +409,31 @@ fn sh_tiles_by_weight_and_falls_back() {
     let a = add(&mut svc, 1, 1);
     let b = add(&mut svc, 2, 2);
     // List B(2), A(1): buckets B, B, A, B, B, A, ...: bucket i is A iff i % 3 == 2.
-    // Client 198.51.100.7: (7 * 177) & 255 = 215; 215 % 3 = 2 → A.
-    // Client 198.51.100.8: (8 * 177) & 255 = 136; 136 % 3 = 1 → B.
+    // The bucket is hash_32(port + ntohl(saddr), 8), port 0 without sh-port:
+    // client 198.51.100.2 → 194; 194 % 3 = 2 → A.
+    // Client 198.51.100.4 → 133; 133 % 3 = 1 → B.
     let mut rng = SplitMix64::new(0);
     let from = |o: u8, port: u16| pkt(&format!("198.51.100.{o}:{port}"), "192.0.2.1:80");
-    assert_eq!(svc.pick(now, &from(7, 1), &mut rng), Some(a));
-    assert_eq!(svc.pick(now, &from(8, 1), &mut rng), Some(b));
+    assert_eq!(svc.pick(now, &from(2, 1), &mut rng), Some(a));
+    assert_eq!(svc.pick(now, &from(4, 1), &mut rng), Some(b));
     // Quiesce A: without sh-fallback, no destination.
     svc.set_weight(a, 0).unwrap();
-    assert_eq!(svc.pick(now, &from(7, 1), &mut rng), None);
-    // With sh-fallback: offsets from ihash 215: roffset 215, key
-    // (215 + 215) & 255 = 174 → 174 % 3 = 0 → B. (Weight 0 still owns one
+    assert_eq!(svc.pick(now, &from(2, 1), &mut rng), None);
+    // With sh-fallback: offsets from ihash 194: roffset 194, key
+    // (194 + 194) & 255 = 132 → 132 % 3 = 0 → B. (Weight 0 still owns one
     // bucket per round: B, B, A.)
     let (mut svc, now) = service(SchedulerKind::Sh, ServiceFlags::SH_FALLBACK);
     let a = add(&mut svc, 1, 1);
     let b = add(&mut svc, 2, 2);
     svc.set_weight(a, 0).unwrap();
-    assert_eq!(svc.pick(now, &from(7, 1), &mut rng), Some(b));
-    // sh-port adds the source port before multiplying: port 2 with .7:
-    // ((2 + x) * 177) & 255 where x's low byte is 7 → (9 * 177) & 255 = 57;
-    // 57 % 3 = 0 → B; port 1: (8 * 177) & 255 = 136 → 1 → B; port 3:
-    // (10 * 177) & 255 = 234 → 0 → B; port 5: (12*177)&255 = 76 → 1 → B;
-    // port 4: (11 * 177) & 255 = 155 → 2 → A.
+    assert_eq!(svc.pick(now, &from(2, 1), &mut rng), Some(b));
+    // sh-port adds the source port before hashing: client .7 with port 1:
+    // hash_32(ntohl(198.51.100.8), 8) = 12 → 0 → B; port 2: 110 → 2 → A.
     let (mut svc, now) = service(SchedulerKind::Sh, ServiceFlags::SH_PORT);
     let a = add(&mut svc, 1, 1);
     let b = add(&mut svc, 2, 2);
-    assert_eq!(svc.pick(now, &from(7, 2), &mut rng), Some(b));
-    assert_eq!(svc.pick(now, &from(7, 4), &mut rng), Some(a));
+    assert_eq!(svc.pick(now, &from(7, 1), &mut rng), Some(b));
+    assert_eq!(svc.pick(now, &from(7, 2), &mut rng), Some(a));
 }
 
 #[test]

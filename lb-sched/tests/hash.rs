@@ -48,20 +48,24 @@ fn ipv6_folds_four_words() {
 }
 
 #[test]
-fn golden_ratio_hash_matches_c() {
-    // (x * 2654435761UL) & mask, from the same C program. 2654435761 ends in
-    // 0xb1, so the low 8 bits depend on the last octet only: o * 177 & 255.
+fn hash_32_matches_c() {
+    // hash_32(x, bits) = (x * 0x61C88647) >> (32 - bits) in 32 bits
+    // (include/linux/hash.h); values computed independently in Python.
     for (a, b8, b10) in [
-        ("10.0.0.1", 177, 433),
-        ("192.0.2.1", 177, 945),
-        ("203.0.113.1", 177, 689),
+        ("10.0.0.1", 39, 159),
+        ("192.0.2.1", 50, 203),
+        ("203.0.113.1", 50, 200),
     ] {
         let a: IpAddr = a.parse().unwrap();
         assert_eq!(addr_hash(AddressFamily::Inet, a, 255), b8);
         assert_eq!(addr_hash(AddressFamily::Inet, a, 1023), b10);
     }
-    // sh adds the port before multiplying and the offset after.
+    // sh adds the port before hashing and the offset after, then masks.
     let a: IpAddr = "0.0.0.1".parse().unwrap();
-    assert_eq!(sh_hash(AddressFamily::Inet, a, 1, 0, 255), (2 * 177) & 255);
-    assert_eq!(sh_hash(AddressFamily::Inet, a, 0, 5, 255), (5 + 177) & 255);
+    assert_eq!(sh_hash(AddressFamily::Inet, a, 1, 0, 255), 195);
+    assert_eq!(sh_hash(AddressFamily::Inet, a, 0, 5, 255), (5 + 97) & 255);
+    assert_eq!(
+        sh_hash(AddressFamily::Inet, a, 0, 200, 255),
+        (200 + 97) & 255
+    );
 }

@@ -56,6 +56,26 @@ impl SyncGroup {
         &self.members
     }
 
+    /// What the other members must be told after `member` emitted `event`
+    /// (`None`: nothing, e.g. a change the group caused itself). For callers
+    /// that do not hold the routers in one slice, such as
+    /// [`MultiDriver`](crate::linux::MultiDriver).
+    pub fn command(&self, member: usize, event: &Event) -> Option<SyncCommand> {
+        let Event::StateChanged { from, to, reason } = *event else {
+            return None;
+        };
+        if reason == Reason::Sync || !self.members.contains(&member) {
+            return None;
+        }
+        match (from, to) {
+            (_, State::Master) => Some(SyncCommand::BecomeMaster),
+            (State::Master, State::Backup) => Some(SyncCommand::BecomeBackup),
+            (_, State::Fault) => Some(SyncCommand::GroupFault(true)),
+            (State::Fault, _) => Some(SyncCommand::GroupFault(false)),
+            _ => None,
+        }
+    }
+
     /// Applies the group rule after `member` emitted `event`.
     pub fn handle_event(
         &self,
@@ -64,18 +84,8 @@ impl SyncGroup {
         event: Event,
         routers: &mut [VirtualRouter],
     ) {
-        let Event::StateChanged { from, to, reason } = event else {
+        let Some(cmd) = self.command(member, &event) else {
             return;
-        };
-        if reason == Reason::Sync || !self.members.contains(&member) {
-            return;
-        }
-        let cmd = match (from, to) {
-            (_, State::Master) => SyncCommand::BecomeMaster,
-            (State::Master, State::Backup) => SyncCommand::BecomeBackup,
-            (_, State::Fault) => SyncCommand::GroupFault(true),
-            (State::Fault, _) => SyncCommand::GroupFault(false),
-            _ => return,
         };
         for &m in &self.members {
             if m != member
@@ -84,5 +94,49 @@ impl SyncGroup {
                 r.handle_sync(now, cmd);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(from: State, to: State, reason: Reason) -> Event {
+        Event::StateChanged { from, to, reason }
+    }
+
+    #[test]
+    fn command_per_transition() {
+        let g = SyncGroup::new(vec![0, 2]);
+        let cases = [
+            (
+                State::Backup,
+                State::Master,
+                Some(SyncCommand::BecomeMaster),
+            ),
+            (
+                State::Master,
+                State::Backup,
+                Some(SyncCommand::BecomeBackup),
+            ),
+            (
+                State::Master,
+                State::Fault,
+                Some(SyncCommand::GroupFault(true)),
+            ),
+            (
+                State::Fault,
+                State::Backup,
+                Some(SyncCommand::GroupFault(false)),
+            ),
+            (State::Initialize, State::Backup, None),
+        ];
+        for (from, to, want) in cases {
+            assert_eq!(g.command(0, &change(from, to, Reason::MasterDown)), want);
+            // Changes the group caused, and non-members, are ignored.
+            assert_eq!(g.command(0, &change(from, to, Reason::Sync)), None);
+            assert_eq!(g.command(1, &change(from, to, Reason::MasterDown)), None);
+        }
+        assert_eq!(g.command(0, &Event::AddAddresses), None);
     }
 }

@@ -629,3 +629,507 @@ fn netns_driver_link_down_is_fault() {
     });
     wait_for("Master again", LIMIT, &[&ours], || has(&a, VIP4));
 }
+
+// ===== The interop matrix: election, SIGKILL failover, nopreempt and the
+// priority-0 handoff in both directions, with the wire decoded by both sides.
+
+/// One cell of the matrix: protocol version and address family.
+#[derive(Clone, Copy)]
+struct Cell {
+    version: u8,
+    v6: bool,
+}
+
+impl Cell {
+    fn ours(self) -> IpAddr {
+        if self.v6 { A6.into() } else { A4.into() }
+    }
+    fn theirs(self) -> IpAddr {
+        if self.v6 { B6.into() } else { B4.into() }
+    }
+    fn vip(self) -> IpAddr {
+        if self.v6 { VIP6.into() } else { VIP4.into() }
+    }
+    /// keepalived's `advert_int` and ours (`--interval`, centiseconds in v3, seconds in v2).
+    fn intervals(self) -> (&'static str, &'static str, u64) {
+        if self.version == 2 {
+            ("1", "1", 1_000_000)
+        } else {
+            ("0.5", "50", 500_000)
+        }
+    }
+    fn keepalived_instance(self, priority: u8, extra: &str) -> String {
+        let vip = if self.v6 {
+            "2001:db8::100/128"
+        } else {
+            "10.0.0.100/32"
+        };
+        format!(
+            "  state BACKUP\n  priority {priority}\n  advert_int {}\n{extra}  virtual_ipaddress {{\n    {vip}\n  }}",
+            self.intervals().0
+        )
+    }
+    fn lb_args(self, priority: u8, extra: &[&str]) -> Vec<String> {
+        let mut v: Vec<String> = vec![
+            "--version".into(),
+            self.version.to_string(),
+            "--src".into(),
+            self.ours().to_string(),
+            "--priority".into(),
+            priority.to_string(),
+            "--interval".into(),
+            self.intervals().1.into(),
+            "--vip".into(),
+            self.vip().to_string(),
+        ];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    }
+}
+
+fn lb_owned(lab: &Lab, host: &Host, args: &[String]) -> Daemon {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    lb(lab, host, &args)
+}
+
+/// `tcpdump -w` of VRRP on `host`'s eth0 into the lab directory.
+fn capture(lab: &Lab, host: &Host) -> (Process, PathBuf) {
+    let file = lab
+        .dir()
+        .unwrap()
+        .join(format!("{}-vrrp.pcap", host.name()));
+    let mut cmd = host.command("tcpdump");
+    cmd.args(["-i", "eth0", "-U", "-n", "-w"])
+        .arg(&file)
+        .arg("ip proto 112 or ip6 proto 112")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let p = Process::spawn(cmd).unwrap();
+    // tcpdump needs a moment to attach before the daemons start.
+    std::thread::sleep(Duration::from_millis(500));
+    (p, file)
+}
+
+/// The VRRP packets of a pcap file (Ethernet link type): (source, TTL, payload).
+fn pcap_vrrp(file: &std::path::Path) -> Vec<(IpAddr, IpAddr, u8, Vec<u8>)> {
+    let data = std::fs::read(file).unwrap();
+    assert!(data.len() >= 24, "pcap too short");
+    let le = data[..4] == [0xd4, 0xc3, 0xb2, 0xa1];
+    let u32_at = |o: usize| {
+        let b = [data[o], data[o + 1], data[o + 2], data[o + 3]];
+        if le {
+            u32::from_le_bytes(b)
+        } else {
+            u32::from_be_bytes(b)
+        }
+    };
+    let mut out = Vec::new();
+    let mut off = 24;
+    while off + 16 <= data.len() {
+        let caplen = u32_at(off + 8) as usize;
+        let frame = &data[off + 16..(off + 16 + caplen).min(data.len())];
+        off += 16 + caplen;
+        if frame.len() < 14 {
+            continue;
+        }
+        let ip = &frame[14..];
+        match u16::from_be_bytes([frame[12], frame[13]]) {
+            0x0800 if ip.len() >= 20 && ip[9] == 112 => {
+                let ihl = usize::from(ip[0] & 0x0f) * 4;
+                let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
+                let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
+                out.push((src.into(), dst.into(), ip[8], ip[ihl..].to_vec()));
+            }
+            0x86dd if ip.len() >= 40 && ip[6] == 112 => {
+                let src = Ipv6Addr::from(<[u8; 16]>::try_from(&ip[8..24]).unwrap());
+                let dst = Ipv6Addr::from(<[u8; 16]>::try_from(&ip[24..40]).unwrap());
+                out.push((src.into(), dst.into(), ip[7], ip[40..].to_vec()));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Both decoders agree with the wire: every keepalived packet passes our
+/// receive validation (no discard reason), and tcpdump's VRRP decoder reads
+/// ours with the right VRID, priorities and address. Returns the priorities
+/// keepalived sent.
+fn check_wire(cell: Cell, pcap: &std::path::Path, our_prios: &[u8]) -> Vec<u8> {
+    use lb_vrrp::wire::{Auth, Version};
+    let packets = pcap_vrrp(pcap);
+    let version = if cell.version == 2 {
+        Version::V2
+    } else {
+        Version::V3
+    };
+    let mut cfg = lb_vrrp::Config::new(version, 51, cell.ours());
+    cfg.virtual_addresses = vec![cell.vip()];
+    cfg.interval = if cell.version == 2 { 1 } else { 50 };
+    cfg.auth = Auth::None;
+    let mut checker = lb_vrrp::VirtualRouter::new(cfg).unwrap();
+    checker.handle_startup(lb_vrrp::Instant::from_micros(0));
+    let mut theirs = Vec::new();
+    for (src, dst, ttl, payload) in &packets {
+        if *src != cell.theirs() {
+            continue;
+        }
+        let before = checker.counters().adverts_received;
+        let meta = lb_vrrp::RxMeta {
+            src: *src,
+            dst: *dst,
+            ttl: *ttl,
+        };
+        checker.handle_packet(lb_vrrp::Instant::from_micros(0), meta, payload);
+        while let Some(ev) = checker.poll_event() {
+            assert!(
+                !matches!(ev, lb_vrrp::Event::Discarded { .. }),
+                "keepalived packet discarded by our codec: {ev:?} {payload:02x?}"
+            );
+        }
+        assert_eq!(checker.counters().total_discards(), 0);
+        assert_eq!(checker.counters().adverts_received, before + 1);
+        theirs.push(payload[2]);
+    }
+    assert!(!theirs.is_empty(), "no keepalived packet captured");
+    // tcpdump's decoder on our packets.
+    let out = std::process::Command::new("tcpdump")
+        .args(["-r"])
+        .arg(pcap)
+        .args(["-v", "-n"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let ours: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(&format!("{} > ", cell.ours())))
+        .collect();
+    assert!(!ours.is_empty(), "no packet of ours in\n{text}");
+    for l in &ours {
+        assert!(
+            l.contains(&format!("VRRPv{}, Advertisement, vrid 51,", cell.version)),
+            "tcpdump: {l}"
+        );
+        assert!(!l.contains("bad") && !l.contains("[|vrrp]"), "tcpdump: {l}");
+        assert!(
+            l.contains(&format!("addrs: {}", cell.vip())),
+            "tcpdump: {l}"
+        );
+    }
+    for p in our_prios {
+        assert!(
+            ours.iter().any(|l| l.contains(&format!("prio {p},"))),
+            "tcpdump shows no advertisement of ours with priority {p}\n{text}"
+        );
+    }
+    theirs
+}
+
+/// Runs the matrix steps for one cell:
+/// 1. election by priority (we win), VIP on exactly one node;
+/// 2. SIGKILL of our side: keepalived takes over within
+///    Master_Down_Interval + one interval;
+/// 3. a higher-priority `--nopreempt` lb-vrrpd stays Backup;
+/// 4. a lower-priority lb-vrrpd; keepalived stops gracefully: its
+///    priority-0 advertisement hands the VIP to us;
+/// 5. a higher-priority keepalived with `nopreempt` stays Backup behind us;
+/// 6. we stop gracefully: priority 0, keepalived takes over;
+///
+/// then checks the captured wire with both decoders.
+fn matrix(lab: &Lab, cell: Cell) {
+    let (a, b) = setup(lab);
+    let (mut dump, pcap) = capture(lab, &b);
+    let vip = cell.vip();
+    let (_, _, interval_us) = cell.intervals();
+    // 1. Election.
+    let ka = keepalived(lab, &b, cell.version, &cell.keepalived_instance(100, ""));
+    let mut ours = lb_owned(lab, &a, &cell.lb_args(150, &[]));
+    wait_for("lb-vrrpd Master", LIMIT, &[&ours, &ka], || {
+        ours.log().contains("STATE Backup Master")
+    });
+    wait_for("keepalived Backup", LIMIT, &[&ours, &ka], || {
+        ka.log().contains("Entering BACKUP STATE")
+    });
+    std::thread::sleep(Duration::from_micros(3 * interval_us));
+    assert!(has(&a, vip) && !has(&b, vip), "VIP on a only");
+    assert!(!ka.log().contains("Entering MASTER STATE"), "{}", ka.log());
+    // 2. SIGKILL of our side.
+    ours.proc.kill().unwrap();
+    let took = wait_for("keepalived Master after SIGKILL", LIMIT, &[&ka], || {
+        has(&b, vip)
+    });
+    let version = if cell.version == 2 {
+        lb_vrrp::wire::Version::V2
+    } else {
+        lb_vrrp::wire::Version::V3
+    };
+    let units = if cell.version == 2 { 1 } else { 50 };
+    let bound =
+        Duration::from_micros(lb_vrrp::timing::down_micros(version, 100, units) + interval_us);
+    assert!(took <= bound, "failover took {took:?}, bound {bound:?}");
+    // The killed lb-vrrpd left its VIP behind (no shutdown ran); clean up
+    // as a restarted daemon's host would.
+    let _ = a.del_addr("eth0", vip, if cell.v6 { 128 } else { 32 });
+    // 3. nopreempt on our side.
+    let mut nopre = lb_owned(lab, &a, &cell.lb_args(150, &["--nopreempt"]));
+    wait_for("nopreempt lb-vrrpd Backup", LIMIT, &[&nopre, &ka], || {
+        nopre.log().contains("STATE Initialize Backup")
+    });
+    std::thread::sleep(Duration::from_micros(5 * interval_us));
+    assert!(!nopre.log().contains("Master"), "{}", nopre.log());
+    assert!(has(&b, vip) && !has(&a, vip), "VIP on b only");
+    nopre.proc.kill().unwrap();
+    // 4. keepalived stops gracefully: its priority 0 hands over to us.
+    let low = lb_owned(lab, &a, &cell.lb_args(50, &[]));
+    wait_for("low lb-vrrpd Backup", LIMIT, &[&low, &ka], || {
+        low.log().contains("STATE Initialize Backup")
+    });
+    std::thread::sleep(Duration::from_micros(2 * interval_us));
+    assert!(!low.log().contains("Master"), "{}", low.log());
+    let mut ka = ka;
+    ka.proc.terminate().unwrap();
+    ka.proc.wait().unwrap();
+    wait_for(
+        "lb-vrrpd Master after priority 0",
+        LIMIT,
+        &[&low, &ka],
+        || has(&a, vip),
+    );
+    assert!(!has(&b, vip), "keepalived removed its VIP on stop");
+    // 5. keepalived nopreempt with a higher priority stays Backup.
+    let ka = keepalived(
+        lab,
+        &b,
+        cell.version,
+        &cell.keepalived_instance(200, "  nopreempt\n"),
+    );
+    wait_for("keepalived nopreempt Backup", LIMIT, &[&low, &ka], || {
+        ka.log().contains("Entering BACKUP STATE")
+    });
+    std::thread::sleep(Duration::from_micros(5 * interval_us));
+    assert!(!ka.log().contains("Entering MASTER STATE"), "{}", ka.log());
+    assert!(has(&a, vip) && !has(&b, vip), "VIP on a only");
+    // 6. Our graceful stop: priority 0, keepalived takes over.
+    low.proc.terminate().unwrap();
+    wait_for(
+        "keepalived Master after our priority 0",
+        LIMIT,
+        &[&low, &ka],
+        || has(&b, vip),
+    );
+    let mut low = low;
+    low.proc.wait().unwrap();
+    assert!(!has(&a, vip));
+    std::thread::sleep(Duration::from_micros(2 * interval_us));
+    dump.terminate().unwrap();
+    dump.wait().unwrap();
+    drop(ka);
+    let theirs = check_wire(cell, &pcap, &[150, 50, 0]);
+    // keepalived's priority 0 (step 4) and its Master adverts at 100 and 200.
+    for p in [0u8, 100, 200] {
+        assert!(
+            theirs.contains(&p),
+            "no keepalived advertisement with priority {p}: {theirs:?}"
+        );
+    }
+}
+
+#[test]
+fn netns_keepalived_matrix_v2_ipv4() {
+    let Some(lab) = lab_or_skip!("vrrpm2", "keepalived", "tcpdump") else {
+        return;
+    };
+    matrix(
+        &lab,
+        Cell {
+            version: 2,
+            v6: false,
+        },
+    );
+}
+
+#[test]
+fn netns_keepalived_matrix_v3_ipv4() {
+    let Some(lab) = lab_or_skip!("vrrpm3", "keepalived", "tcpdump") else {
+        return;
+    };
+    matrix(
+        &lab,
+        Cell {
+            version: 3,
+            v6: false,
+        },
+    );
+}
+
+#[test]
+fn netns_keepalived_matrix_v3_ipv6() {
+    let Some(lab) = lab_or_skip!("vrrpm6", "keepalived", "tcpdump") else {
+        return;
+    };
+    matrix(
+        &lab,
+        Cell {
+            version: 3,
+            v6: true,
+        },
+    );
+}
+
+/// keepalived is Master (higher priority) and is SIGKILLed: lb-vrrpd takes
+/// the VIP within Master_Down_Interval + one interval.
+fn keepalived_killed(lab: &Lab, cell: Cell) {
+    let (a, b) = setup(lab);
+    let (_, _, interval_us) = cell.intervals();
+    let vip = cell.vip();
+    let mut ka = keepalived(lab, &b, cell.version, &cell.keepalived_instance(200, ""));
+    wait_for("keepalived Master", LIMIT, &[&ka], || has(&b, vip));
+    let ours = lb_owned(lab, &a, &cell.lb_args(100, &[]));
+    wait_for("lb-vrrpd Backup", LIMIT, &[&ours, &ka], || {
+        ours.log().contains("STATE Initialize Backup")
+    });
+    std::thread::sleep(Duration::from_micros(5 * interval_us));
+    assert!(!ours.log().contains("Master"), "{}", ours.log());
+    assert!(has(&b, vip) && !has(&a, vip), "VIP on b only");
+    ka.proc.kill().unwrap();
+    let took = wait_for(
+        "lb-vrrpd Master after SIGKILL",
+        LIMIT,
+        &[&ours, &ka],
+        || has(&a, vip),
+    );
+    let (version, units) = if cell.version == 2 {
+        (lb_vrrp::wire::Version::V2, 1)
+    } else {
+        (lb_vrrp::wire::Version::V3, 50)
+    };
+    let bound =
+        Duration::from_micros(lb_vrrp::timing::down_micros(version, 100, units) + interval_us);
+    assert!(took <= bound, "failover took {took:?}, bound {bound:?}");
+}
+
+#[test]
+fn netns_keepalived_v2_ipv4_failover_after_sigkill() {
+    let Some(lab) = lab_or_skip!("vrrpk2", "keepalived") else {
+        return;
+    };
+    keepalived_killed(
+        &lab,
+        Cell {
+            version: 2,
+            v6: false,
+        },
+    );
+}
+
+#[test]
+fn netns_keepalived_v3_ipv6_failover_after_sigkill() {
+    let Some(lab) = lab_or_skip!("vrrpk6", "keepalived") else {
+        return;
+    };
+    keepalived_killed(
+        &lab,
+        Cell {
+            version: 3,
+            v6: true,
+        },
+    );
+}
+
+/// `MultiDriver`: ten VRIDs on one shared socket against keepalived running
+/// ten `vrrp_instance`s on the same link. Ours have the higher priority and
+/// win every VRID (the packets of each VRID reach the right router); a
+/// graceful stop hands every VIP to keepalived with priority 0.
+#[test]
+fn netns_multidriver_ten_vrids_against_keepalived() {
+    use lb_vrrp::linux::MultiDriver;
+    use lb_vrrp::wire::Version;
+    let Some(lab) = lab_or_skip!("vrrpmd", "keepalived") else {
+        return;
+    };
+    let (a, b) = setup(&lab);
+    let vrids = 1..=10u8;
+    let vip = |v: u8| IpAddr::V4(Ipv4Addr::new(10, 0, 1, v));
+    let dir = lab.dir().unwrap();
+    let conf = dir.join("multi.conf");
+    let mut text = String::from("global_defs {\n  router_id multi\n  vrrp_version 3\n}\n");
+    for v in vrids.clone() {
+        text.push_str(&format!(
+            "vrrp_instance VI_{v} {{\n  interface eth0\n  virtual_router_id {v}\n  state BACKUP\n  \
+             priority 100\n  advert_int 0.5\n  virtual_ipaddress {{\n    {}/32\n  }}\n}}\n",
+            vip(v)
+        ));
+    }
+    std::fs::write(&conf, text).unwrap();
+    let log = dir.join("multi-keepalived.log");
+    let mut cmd = b.command("keepalived");
+    cmd.args(["-n", "-l", "-D", "-f"])
+        .arg(&conf)
+        .arg("-p")
+        .arg(dir.join("multi.pid"))
+        .arg("-r")
+        .arg(dir.join("multi-vrrp.pid"))
+        .arg("-c")
+        .arg(dir.join("multi-chk.pid"))
+        .stdout(File::create(&log).unwrap())
+        .stderr(File::create(log.with_extension("err")).unwrap());
+    let ka = Daemon {
+        proc: Process::spawn(cmd).unwrap(),
+        log,
+    };
+    let all_on = |h: &Host| vrids.clone().all(|v| has(h, vip(v)));
+    let none_on = |h: &Host| vrids.clone().all(|v| !has(h, vip(v)));
+    wait_for("keepalived Master of all VRIDs", LIMIT, &[&ka], || {
+        all_on(&b)
+    });
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let vrids2 = vrids.clone();
+    let ours = a
+        .spawn_thread(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let mut d = MultiDriver::new().unwrap();
+                for v in vrids2 {
+                    let mut cfg = lb_vrrp::Config::new(Version::V3, v, A4.into());
+                    cfg.priority = 150;
+                    cfg.interval = 50;
+                    cfg.virtual_addresses = vec![vip(v)];
+                    d.add(lb_vrrp::VirtualRouter::new(cfg).unwrap(), "eth0")
+                        .unwrap();
+                }
+                d.run(stop_rx).await
+            })
+        })
+        .unwrap();
+    wait_for("MultiDriver Master of all VRIDs", LIMIT, &[&ka], || {
+        all_on(&a) && none_on(&b)
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(all_on(&a) && none_on(&b), "every VIP on a only");
+    for v in vrids.clone() {
+        assert!(
+            ka.log()
+                .contains(&format!("(VI_{v}) Entering BACKUP STATE")),
+            "VI_{v}\n{}",
+            ka.log()
+        );
+    }
+    stop_tx.send(()).unwrap();
+    ours.join().unwrap().unwrap();
+    assert!(none_on(&a), "MultiDriver removed its VIPs on shutdown");
+    wait_for(
+        "keepalived Master of all VRIDs again",
+        LIMIT,
+        &[&ka],
+        || all_on(&b),
+    );
+    let received_zero = ka
+        .log()
+        .matches("Backup received priority 0 advertisement")
+        .count();
+    assert_eq!(received_zero, 10, "{}", ka.log());
+}

@@ -85,6 +85,40 @@ fn arg(s: &Stmt, i: usize) -> R<&Word> {
     })
 }
 
+/// Keywords that open a block of their own, wherever they belong (not
+/// `group`, which is also an argument: `virtual_server group NAME`).
+fn opens_block(keyword: &str) -> bool {
+    home(keyword).is_some()
+        || matches!(
+            keyword,
+            "virtual_ipaddress"
+                | "virtual_ipaddress_excluded"
+                | "track_interface"
+                | "track_script"
+                | "unicast_peer"
+                | "authentication"
+                | "notification_email"
+        )
+}
+
+/// keepalived reads one statement per line: `weight 2 TCP_CHECK { … }`
+/// is `weight` with three extra words and a block, and the checker would be
+/// lost. A block keyword among a statement's arguments is that mistake.
+fn check_swallowed(s: &Stmt) -> R<()> {
+    if s.block.is_some()
+        && let Some(a) = s.args.iter().find(|a| opens_block(&a.text))
+    {
+        return err(
+            &a.pos,
+            ErrorKind::UnexpectedBlock {
+                keyword: s.keyword.text.clone(),
+                after: Some(a.text.clone()),
+            },
+        );
+    }
+    Ok(())
+}
+
 fn text(s: &Stmt) -> R<String> {
     Ok(arg(s, 0)?.text.clone())
 }
@@ -255,7 +289,10 @@ impl Builder {
             keyword: s.keyword.text.clone(),
             open_line: block.open.line,
         });
-        let r = block.stmts.iter().try_for_each(|c| f(self, c));
+        let r = block.stmts.iter().try_for_each(|c| {
+            check_swallowed(c)?;
+            f(self, c)
+        });
         self.stack.pop();
         r?;
         self.closed(s, block)
@@ -306,6 +343,7 @@ impl Builder {
     pub(crate) fn build(&mut self, stmts: &[Stmt]) -> R<Config> {
         let mut cfg = Config::default();
         for s in stmts {
+            check_swallowed(s)?;
             match s.keyword.text.as_str() {
                 "global_defs" => self.global_defs(s, &mut cfg.global)?,
                 "vrrp_script" => {

@@ -103,6 +103,17 @@ pub enum ErrorKind {
     /// A keyword that needs a value has none.
     #[error("'{0}' needs a value")]
     MissingValue(String),
+    /// A block keyword written after another statement on the same line,
+    /// as in `weight 2 TCP_CHECK { … }`: keepalived reads one statement per
+    /// line, so the block would be lost. The error stands at the block
+    /// keyword.
+    #[error("'{keyword}' swallows the block of '{}' (start '{}' on a new line)", after.as_deref().unwrap_or("?"), after.as_deref().unwrap_or("?"))]
+    UnexpectedBlock {
+        /// The statement the block keyword was written after.
+        keyword: String,
+        /// The block keyword.
+        after: Option<String>,
+    },
     /// A keyword that needs a block has none.
     #[error("'{0}' needs a '{{ … }}' block")]
     MissingBlock(String),

@@ -20,11 +20,15 @@
 //! virtual_server 192.0.2.10 80 {
 //!     lb_algo wlc
 //!     lb_kind DR
-//!     real_server 198.51.100.1 80 { weight 2 TCP_CHECK { connect_timeout 3 } }
+//!     real_server 198.51.100.1 80 {
+//!         weight 2
+//!         TCP_CHECK { connect_timeout 3 }
+//!     }
 //! }
 //! "#).unwrap();
 //! assert_eq!(cfg.config.vrrp_instances[0].vrid, 51);
-//! assert_eq!(cfg.config.virtual_servers[0].real_servers[0].weight, 2);
+//! let rs = &cfg.config.virtual_servers[0].real_servers[0];
+//! assert_eq!((rs.weight, rs.checkers.len()), (2, 1));
 //! assert!(cfg.warnings.is_empty());
 //! ```
 

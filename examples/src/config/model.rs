@@ -309,7 +309,7 @@ pub enum TunCsum {
 }
 
 /// Transport protocol of a virtual server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum Protocol {
     /// TCP (the default).
     #[default]

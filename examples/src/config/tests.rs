@@ -424,6 +424,27 @@ virtual_server group WEB {
     assert!(c.track_files[0].reverse);
 }
 
+/// One statement per line: a value keyword that swallows a block on its
+/// line is an error at the `{`, never a silently lost checker.
+#[test]
+fn value_keyword_with_a_block_is_an_error() {
+    let e = fail(
+        "virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n  weight 2 TCP_CHECK { connect_timeout 3 }\n }\n}\n",
+    );
+    assert_eq!((e.pos.line, e.pos.col), (3, 12), "{e}");
+    assert_eq!(
+        e.kind,
+        ErrorKind::UnexpectedBlock {
+            keyword: "weight".into(),
+            after: Some("TCP_CHECK".into())
+        }
+    );
+    assert!(
+        e.to_string().contains("start 'TCP_CHECK' on a new line"),
+        "{e}"
+    );
+}
+
 #[test]
 fn exit_codes() {
     assert_eq!(config_test_exit_code(&parse_str("t", VRRP_SYNC)), 0);

@@ -32,6 +32,7 @@ impl Dh {
     }
 
     /// `ip_vs_dh_schedule`.
+    #[inline]
     pub(crate) fn pick(&self, list: &DestList<'_>, pkt: &PacketInfo) -> Option<u32> {
         let slot = self.buckets[addr_hash(list.family, pkt.dst, MASK) as usize]?;
         let d = list.dest(slot);

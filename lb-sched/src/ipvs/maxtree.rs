@@ -73,11 +73,13 @@ impl MaxTree {
     }
 
     /// The largest value (0 if none).
+    #[inline]
     pub(crate) fn max(&self) -> u32 {
         self.nodes.get(1).copied().unwrap_or(0)
     }
 
     /// The largest index `i < end` with value `>= t` (`t >= 1`).
+    #[inline]
     pub(crate) fn prev_at_least(&self, end: usize, t: u64) -> Option<usize> {
         let end = end.min(self.len);
         if end == 0 || u64::from(self.max()) < t {

@@ -1,5 +1,6 @@
 //! `mh` (ip_vs_mh.c): Maglev hashing with the kernel's keys, turns and fill order.
 
+use crate::ipvs::fastmod::FastMod;
 use crate::ipvs::hash::{MH_KEY1, MH_KEY2, mh_hash};
 use crate::ipvs::sh::hash_port;
 use crate::packet::PacketInfo;
@@ -12,6 +13,9 @@ pub(crate) struct Mh {
     lookup: Vec<Option<u32>>,
     /// `IP_VS_MH_TAB_BITS` = `CONFIG_IP_VS_MH_TAB_INDEX / 2`.
     tab_bits: u32,
+    /// The table size, with its constant for a division-free `% size`
+    /// (computed once here instead of a division on every pick).
+    modulus: FastMod,
 }
 
 /// `struct ip_vs_mh_dest_setup`.
@@ -41,13 +45,14 @@ impl Mh {
         let mut s = Self {
             lookup: vec![None; size as usize],
             tab_bits: (index + 8) / 2,
+            modulus: FastMod::new(size),
         };
         s.dest_changed(list);
         s
     }
 
     fn size(&self) -> u32 {
-        self.lookup.len() as u32
+        self.modulus.divisor()
     }
 
     /// `ip_vs_mh_dest_changed`: gcd and shift of the `last_weight`s, then
@@ -135,6 +140,7 @@ impl Mh {
     }
 
     /// `ip_vs_mh_schedule` with `ip_vs_mh_get` / `ip_vs_mh_get_fallback`.
+    #[inline]
     pub(crate) fn pick(&self, list: &DestList<'_>, pkt: &PacketInfo) -> Option<u32> {
         let addr = if pkt.inverse { pkt.dst } else { pkt.src };
         let port = if list.flags.contains(ServiceFlags::MH_PORT) {
@@ -142,8 +148,9 @@ impl Mh {
         } else {
             0
         };
-        let m = self.size();
-        let ihash = mh_hash(list.family, addr, port, MH_KEY1, 0) % m;
+        let ihash = self
+            .modulus
+            .rem(mh_hash(list.family, addr, port, MH_KEY1, 0));
         let slot = self.lookup[ihash as usize]?;
         if !Self::unavailable(list, slot) {
             return Some(slot);
@@ -151,9 +158,11 @@ impl Mh {
         if !list.flags.contains(ServiceFlags::MH_FALLBACK) {
             return None;
         }
-        for offset in 0..m {
-            let roffset = (offset + ihash) % m;
-            let hash = mh_hash(list.family, addr, port, MH_KEY1, roffset) % m;
+        for offset in 0..self.size() {
+            let roffset = self.modulus.rem(offset + ihash);
+            let hash = self
+                .modulus
+                .rem(mh_hash(list.family, addr, port, MH_KEY1, roffset));
             let slot = self.lookup[hash as usize]?;
             if !Self::unavailable(list, slot) {
                 return Some(slot);

@@ -22,6 +22,7 @@ use crate::scheduler::{SchedulerConfig, SchedulerKind};
 use crate::service::DestList;
 
 mod dh;
+mod fastmod;
 pub mod hash;
 mod lblc;
 mod least;

@@ -22,6 +22,7 @@ impl Rr {
     /// Walks on from the cursor (positions after it, then from the head up to
     /// and including it) and takes the first destination with weight > 0
     /// and no OVERLOAD. The cursor only moves on a hit.
+    #[inline]
     pub(crate) fn pick(&mut self, list: &DestList<'_>) -> Option<u32> {
         // List order is descending `order` index.
         let hit = match self.cursor {

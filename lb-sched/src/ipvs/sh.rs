@@ -13,6 +13,7 @@ pub(crate) struct Sh {
 
 /// The port `sh`/`mh` hash with `*-port`: the source port, or the destination
 /// port of an inverse (ICMP-quoted) packet; 0 for portless protocols.
+#[inline]
 pub(crate) fn hash_port(pkt: &PacketInfo) -> u16 {
     if !pkt.protocol.has_ports() {
         0
@@ -63,6 +64,7 @@ impl Sh {
     }
 
     /// `ip_vs_sh_schedule` with `ip_vs_sh_get` / `ip_vs_sh_get_fallback`.
+    #[inline]
     pub(crate) fn pick(&self, list: &DestList<'_>, pkt: &PacketInfo) -> Option<u32> {
         let addr = if pkt.inverse { pkt.dst } else { pkt.src };
         let port = if list.flags.contains(ServiceFlags::SH_PORT) {

@@ -8,8 +8,11 @@ use crate::service::DestList;
 #[derive(Debug, Clone)]
 pub(crate) struct Wrr {
     pub(crate) tree: MaxTree,
-    /// Current destination, `None` = the list head.
-    cl: Option<u32>,
+    /// Current destination as its `order` index, `None` = the list head.
+    /// `order` only changes on add/remove, and both reset this through
+    /// `dest_changed`, so the index stays valid; keeping it (rather than the
+    /// slot) saves a lookup in the slot table on every pick.
+    cl: Option<usize>,
     /// Current weight.
     cw: i64,
     /// Maximum weight, minus `di - 1`.
@@ -66,12 +69,13 @@ impl Wrr {
 
     /// `ip_vs_wrr_schedule`, transcribed; `pos`/`last`/`stop` are `order`
     /// indices (`None` = the list head).
+    #[inline]
     pub(crate) fn pick(&mut self, list: &DestList<'_>) -> Option<u32> {
         if self.mw == 0 {
             return None;
         }
         let n = list.len();
-        let last = self.cl.map(|s| list.index_of(s));
+        let last = self.cl;
         let mut pos = last;
         let mut stop: Option<usize> = None;
         let mut last_pass = false;
@@ -87,12 +91,12 @@ impl Wrr {
             let hit = self.tree.prev_at_least(end, cw);
             match (hit, stop) {
                 (_, Some(s)) if s < end && hit.is_none_or(|h| h < s) => {
-                    self.cl = Some(list.order[s]);
+                    self.cl = Some(s);
                     return None;
                 }
                 (Some(h), _) => {
-                    self.cl = Some(list.order[h]);
-                    return self.cl;
+                    self.cl = Some(h);
+                    return Some(list.order[h]);
                 }
                 (None, _) => {}
             }

@@ -89,9 +89,10 @@ fn fold(v6: bool, a: IpAddr) -> u32 {
     }
 }
 
-fn golden(v6: bool, a: IpAddr) -> u64 {
-    // ntohl(addr_fold) * 2654435761UL in 64-bit unsigned long.
-    u64::from(fold(v6, a)).wrapping_mul(2_654_435_761)
+/// hash_32(val, bits) of include/linux/hash.h: the top `bits` bits of
+/// `val * 0x61C88647` in 32 bits.
+fn hash_32(val: u32, bits: u32) -> u64 {
+    u64::from(val.wrapping_mul(0x61C8_8647) >> (32 - bits))
 }
 
 fn hsiphash(key: u64, v: u32) -> u32 {
@@ -210,11 +211,28 @@ impl Model {
         }
         d.weight = weight;
         d.available = true;
-        if u == 0 || u > d.u {
+        if u != d.u || l != d.l {
+            d.u = u;
+            d.l = l;
+            Self::update_overload(d);
+        }
+    }
+
+    /// ip_vs_dest_update_overload (ip_vs_conn.c).
+    fn update_overload(d: &mut RDest) {
+        if d.u == 0 {
+            d.overload = false;
+            return;
+        }
+        let conns = d.active + d.inactive;
+        if conns >= d.u {
+            d.overload = true;
+            return;
+        }
+        let l = if d.l != 0 { d.l } else { d.u - (d.u >> 2) };
+        if conns < l {
             d.overload = false;
         }
-        d.u = u;
-        d.l = l;
     }
 
     /// ip_vs_edit_dest.
@@ -280,9 +298,7 @@ impl Model {
             ConnKind::Inactive => d.inactive += 1,
             ConnKind::Template => d.persist += 1,
         }
-        if d.u != 0 && d.active + d.inactive >= d.u {
-            d.overload = true;
-        }
+        Self::update_overload(d);
         true
     }
 
@@ -299,17 +315,8 @@ impl Model {
             return false;
         }
         *c -= 1;
-        let total = d.active + d.inactive;
-        if d.l != 0 {
-            if total < d.l {
-                d.overload = false;
-            }
-        } else if d.u != 0 {
-            if total * 4 < d.u * 3 {
-                d.overload = false;
-            }
-        } else {
-            d.overload = false;
+        if d.overload {
+            Self::update_overload(d);
         }
         true
     }
@@ -530,7 +537,7 @@ impl Model {
     }
 
     fn lblc_bucket(&self, a: IpAddr) -> usize {
-        (golden(self.v6, a) & 1023) as usize
+        hash_32(fold(self.v6, a), 10) as usize
     }
 
     fn lblc(&mut self, now: u64, daddr: IpAddr) -> Option<SocketAddr> {
@@ -711,7 +718,7 @@ impl Model {
     }
 
     fn dh(&self, pkt: &PacketInfo) -> Option<SocketAddr> {
-        let h = (golden(self.v6, pkt.dst) & 255) as usize;
+        let h = hash_32(fold(self.v6, pkt.dst), 8) as usize;
         let a = self.table[h]?;
         let d = self.find(a)?;
         (d.available && d.weight > 0 && !d.overload).then_some(a)
@@ -755,8 +762,8 @@ impl Model {
         let port = self.port(pkt);
         let size = 1u64 << self.sh_bits;
         let key = |offset: u64| -> usize {
-            let base = u64::from(u32::from(port).wrapping_add(fold(self.v6, addr)));
-            ((offset + base.wrapping_mul(2_654_435_761)) & (size - 1)) as usize
+            let base = u32::from(port).wrapping_add(fold(self.v6, addr));
+            ((offset + hash_32(base, self.sh_bits)) & (size - 1)) as usize
         };
         let ihash = key(0);
         let a = self.table[ihash]?;

@@ -16,9 +16,14 @@
 //! polled from sysfs (`operstate`, every 500 ms by default) and fed to
 //! [`VirtualRouter::handle_link`]: a down link is FAULT, as in keepalived.
 //! Tracked objects are not watched: feed them through [`Driver::router_mut`]
-//! (`handle_track`).
+//! (`handle_track`), or, while a [`MultiDriver`] runs, through its
+//! [`MultiDriver::commands`] channel. [`MultiDriver::add_sync_group`] makes
+//! its routers change state together.
 
+mod multi;
 mod sys;
+
+pub use multi::{MultiCommand, MultiDriver, MultiEventHook};
 
 use std::future::Future;
 use std::io;

@@ -45,6 +45,13 @@ fn setsockopt<T>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: &T)
     .map(drop)
 }
 
+/// Sets the receive buffer to `bytes`: `SO_RCVBUFFORCE` (beyond
+/// `net.core.rmem_max`, needs `CAP_NET_ADMIN`), else `SO_RCVBUF`.
+pub(crate) fn set_recv_buffer(fd: &OwnedFd, bytes: libc::c_int) -> io::Result<()> {
+    setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &bytes)
+        .or_else(|_| setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &bytes))
+}
+
 fn bind_to_device(fd: &OwnedFd, ifname: &str) -> io::Result<()> {
     let name = ifname.as_bytes();
     // SAFETY: `name` is a live byte slice of the length passed.

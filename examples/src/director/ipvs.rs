@@ -1,0 +1,174 @@
+//! The kernel dataplane: the plan as an IPVS table, applied with
+//! `lb-ipvs`'s reconcile (one netlink operation per difference, edits in
+//! place so connections and counters survive).
+//!
+//! Only services this director manages are touched: the kernel table is
+//! filtered to the keys of the configuration before it is diffed, so other
+//! services (another tool's) are left alone.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use lb_ipvs::{
+    Client, Dest, ForwardMethod, Service, ServiceFlags, ServiceKey, Table, TunnelFlags, TunnelType,
+    VirtualService,
+};
+
+use super::plan::{PlannedService, SvcKey};
+use super::userspace::{DestStats, Shared};
+use crate::config::{LvsMethod, Protocol, TunCsum, TunType};
+
+fn key(k: SvcKey) -> Option<ServiceKey> {
+    Some(match k {
+        SvcKey::Addr(Protocol::Tcp, ip, port) => ServiceKey::tcp(ip, port),
+        SvcKey::Addr(Protocol::Udp, ip, port) => ServiceKey::udp(ip, port),
+        SvcKey::Addr(Protocol::Sctp, ..) => return None,
+        SvcKey::Fwmark(m) => ServiceKey::fwmark(m),
+    })
+}
+
+/// The plan as an IPVS table.
+///
+/// ```
+/// use lb_examples::director::{ipvs::table, plan::{plan, QuorumState}};
+/// let cfg = lb_examples::config::parse_str("x.conf", "virtual_server 192.0.2.1 80 {
+///   lb_algo rr
+///   lb_kind DR
+///   persistence_timeout 60
+///   real_server 10.0.0.1 80 {
+///     weight 3
+///   }
+/// }").unwrap().config;
+/// let t = table(&plan(&cfg, &Default::default(), true, &mut QuorumState::new()));
+/// assert_eq!(t.services[0].service.scheduler, "rr");
+/// assert_eq!(t.services[0].service.timeout, 60);
+/// assert_eq!(t.services[0].dests[0].weight, 3);
+/// ```
+pub fn table(plan: &[PlannedService]) -> Table {
+    let mut services = Vec::new();
+    for p in plan {
+        let Some(k) = key(p.key) else { continue };
+        let mut s = Service::new(k);
+        s.scheduler.clone_from(&p.scheduler);
+        if let Some((t, prefix)) = p.persistence {
+            s.flags.0 |= ServiceFlags::PERSISTENT;
+            s.timeout = t;
+            s.netmask = match p.key {
+                SvcKey::Addr(_, std::net::IpAddr::V6(_), _) => u32::from(prefix),
+                _ if prefix == 0 => 0,
+                _ => u32::MAX << (32 - u32::from(prefix.min(32))),
+            };
+        }
+        if p.ops {
+            s.flags.0 |= ServiceFlags::ONEPACKET;
+        }
+        let dests = p
+            .dests
+            .iter()
+            .map(|d| {
+                let mut x = Dest::new(d.addr, d.port);
+                x.weight = i32::try_from(d.weight).unwrap_or(i32::MAX);
+                x.fwd = match d.method {
+                    LvsMethod::Nat => ForwardMethod::Masq,
+                    LvsMethod::Dr => ForwardMethod::Route,
+                    LvsMethod::Tun(_) => ForwardMethod::Tunnel,
+                };
+                if let LvsMethod::Tun(t) = d.method {
+                    let (ty, port, csum) = match t {
+                        TunType::Ipip => (TunnelType::Ipip, 0, TunCsum::None),
+                        TunType::Gue { port, csum } => (TunnelType::Gue, port, csum),
+                        TunType::Gre { csum } => (TunnelType::Gre, 0, csum),
+                    };
+                    x.tun_type = ty;
+                    x.tun_port = port;
+                    // IP_VS_TUNNEL_ENCAP_FLAG_{NOCSUM,CSUM,REMCSUM}.
+                    x.tun_flags = TunnelFlags(match csum {
+                        TunCsum::None => 0,
+                        TunCsum::Csum => 1,
+                        TunCsum::RemCsum => 2,
+                    });
+                }
+                x
+            })
+            .collect();
+        services.push(VirtualService { service: s, dests });
+    }
+    Table { services }
+}
+
+/// Runs the kernel dataplane until `shared.stop`: applies each new plan
+/// (services this run ever installed and no longer wanted are deleted),
+/// publishes counters, and finally applies the empty plan.
+pub fn run(shared: Arc<Shared>) -> Result<(), String> {
+    let mut client = Client::new().map_err(|e| format!("IPVS netlink: {e}"))?;
+    let mut applied = u64::MAX;
+    let mut ours: BTreeSet<ServiceKey> = BTreeSet::new();
+    let mut last_stats = Instant::now() - Duration::from_secs(10);
+    let apply = |client: &mut Client, plan: &[PlannedService], ours: &mut BTreeSet<ServiceKey>| {
+        let want = table(plan);
+        ours.extend(want.services.iter().map(|s| s.service.key));
+        let current = match client.table() {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "IPVS: cannot read the table");
+                return;
+            }
+        };
+        let current = Table {
+            services: current
+                .services
+                .into_iter()
+                .filter(|s| ours.contains(&s.service.key))
+                .collect(),
+        };
+        let ops = lb_ipvs::reconcile::diff(&current, &want);
+        for op in &ops {
+            tracing::info!(?op, "IPVS");
+        }
+        if let Err(e) = client.apply(&ops) {
+            tracing::warn!(error = %e, "IPVS: applying the table failed");
+        }
+    };
+    while !shared.stop.load(Ordering::Relaxed) {
+        let plan = {
+            let p = shared.plan.lock().unwrap_or_else(|e| e.into_inner());
+            (p.0 != applied).then(|| p.clone())
+        };
+        if let Some((generation, services)) = plan {
+            apply(&mut client, &services, &mut ours);
+            applied = generation;
+        }
+        if last_stats.elapsed() >= Duration::from_millis(500) {
+            last_stats = Instant::now();
+            let services = shared
+                .plan
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .1
+                .clone();
+            let mut out = Vec::new();
+            for p in &services {
+                let Some(k) = key(p.key) else { continue };
+                for d in client.dests(&k).unwrap_or_default() {
+                    out.push(DestStats {
+                        svc: p.key,
+                        addr: d.dest.addr,
+                        port: d.dest.port,
+                        weight: u32::try_from(d.dest.weight).unwrap_or(0),
+                        active: d.active_conns,
+                        inactive: d.inact_conns,
+                        persist: d.persist_conns,
+                    });
+                }
+            }
+            shared.stats.lock().unwrap_or_else(|e| e.into_inner()).0 = out;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The daemon published an empty plan before stopping us; make sure it
+    // is applied.
+    apply(&mut client, &[], &mut ours);
+    Ok(())
+}

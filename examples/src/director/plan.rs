@@ -1,0 +1,363 @@
+//! The composition core, pure: from the configuration, the health of each
+//! real server and whether this director is master, the dataplane table it
+//! must hold. Both dataplanes (and the status output) are driven by it, and
+//! a reload is "compute the new plan, apply the difference".
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+
+use crate::config::{Config, LvsMethod, Protocol, RealServer, VirtualServer, VsKey};
+
+/// What identifies a service in the dataplane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SvcKey {
+    /// Protocol, address, port.
+    Addr(Protocol, IpAddr, u16),
+    /// Firewall mark.
+    Fwmark(u32),
+}
+
+impl fmt::Display for SvcKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Addr(p, ip, port) => {
+                let p = match p {
+                    Protocol::Tcp => "TCP",
+                    Protocol::Udp => "UDP",
+                    Protocol::Sctp => "SCTP",
+                };
+                match ip {
+                    IpAddr::V4(a) => write!(f, "{p}  {a}:{port}"),
+                    IpAddr::V6(a) => write!(f, "{p}  [{a}]:{port}"),
+                }
+            }
+            Self::Fwmark(m) => write!(f, "FWM  {m}"),
+        }
+    }
+}
+
+/// A real server's identity across reloads: its service and address.
+pub type RsId = (SvcKey, IpAddr, u16);
+
+/// One service as the dataplane must hold it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedService {
+    /// Its key.
+    pub key: SvcKey,
+    /// Scheduler name (`wlc`, …).
+    pub scheduler: String,
+    /// Persistence timeout in seconds and client prefix length.
+    pub persistence: Option<(u32, u8)>,
+    /// One-packet scheduling.
+    pub ops: bool,
+    /// Its destinations, in configuration order.
+    pub dests: Vec<PlannedDest>,
+    /// Quorum is lost (the sorry server, if any, is in `dests`).
+    pub quorum_lost: bool,
+}
+
+/// One destination as the dataplane must hold it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlannedDest {
+    /// Address.
+    pub addr: IpAddr,
+    /// Port.
+    pub port: u16,
+    /// Forwarding method.
+    pub method: LvsMethod,
+    /// Weight (0: inhibited, no new flows).
+    pub weight: u32,
+    /// The sorry server.
+    pub sorry: bool,
+}
+
+/// A real server's health as the checkers last reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// Passing its checks.
+    pub up: bool,
+    /// Dynamic weight reported by the checker (`None`: the configured one).
+    pub weight: Option<u32>,
+    /// Why it last failed, if it did.
+    pub last_failure: Option<String>,
+}
+
+/// The service key of a virtual server (`None` for groups, which the
+/// caller expands).
+pub fn svc_key(vs: &VirtualServer) -> Option<SvcKey> {
+    match &vs.key {
+        VsKey::Addr { ip, port } => Some(SvcKey::Addr(vs.protocol, *ip, *port)),
+        VsKey::Fwmark(m) => Some(SvcKey::Fwmark(*m)),
+        VsKey::Group(_) => None,
+    }
+}
+
+/// The health a real server starts with: up, unless it has checkers and
+/// `alpha` is set (on the virtual server or a checker).
+pub fn initial_health(vs: &VirtualServer, rs: &RealServer) -> Health {
+    let alpha = !rs.checkers.is_empty() && (vs.alpha || rs.checkers.iter().any(|c| c.common.alpha));
+    Health {
+        up: !alpha,
+        weight: None,
+        last_failure: None,
+    }
+}
+
+/// Quorum state per service, kept between plans (hysteresis needs memory).
+pub type QuorumState = HashMap<SvcKey, bool>;
+
+/// Computes the dataplane table. `master`: this director owns the VIPs
+/// (true when there are no VRRP instances). `health` misses servers that
+/// have not reported yet: they get [`initial_health`]. `quorum` is updated:
+/// a service's quorum goes down when the sum of live weights falls below
+/// `quorum - hysteresis` and comes back at `quorum + hysteresis`, as in
+/// keepalived.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use lb_examples::director::plan::{plan, QuorumState};
+/// let cfg = lb_examples::config::parse_str("x.conf", "virtual_server 192.0.2.1 80 {
+///   lb_kind DR
+///   real_server 10.0.0.1 80 { weight 3 }
+/// }").unwrap().config;
+/// let mut q = QuorumState::new();
+/// let p = plan(&cfg, &HashMap::new(), true, &mut q);
+/// assert_eq!(p[0].dests[0].weight, 3);
+/// assert!(plan(&cfg, &HashMap::new(), false, &mut q).is_empty());
+/// ```
+pub fn plan(
+    cfg: &Config,
+    health: &HashMap<RsId, Health>,
+    master: bool,
+    quorum: &mut QuorumState,
+) -> Vec<PlannedService> {
+    if !master {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for vs in &cfg.virtual_servers {
+        for key in expand(cfg, vs) {
+            out.push(plan_one(vs, key, health, quorum));
+        }
+    }
+    out
+}
+
+/// The service keys a virtual server stands for (a group has several).
+pub fn expand(cfg: &Config, vs: &VirtualServer) -> Vec<SvcKey> {
+    match &vs.key {
+        VsKey::Group(name) => {
+            let Some(g) = cfg.virtual_server_groups.iter().find(|g| &g.name == name) else {
+                return Vec::new();
+            };
+            let mut keys = Vec::new();
+            for &(first, count, port) in &g.ranges {
+                for i in 0..count.min(256) {
+                    if let Some(ip) = add_to(first, i) {
+                        keys.push(SvcKey::Addr(vs.protocol, ip, port));
+                    }
+                }
+            }
+            keys.extend(g.fwmarks.iter().map(|&m| SvcKey::Fwmark(m)));
+            keys
+        }
+        _ => svc_key(vs).into_iter().collect(),
+    }
+}
+
+fn add_to(ip: IpAddr, i: u32) -> Option<IpAddr> {
+    match ip {
+        IpAddr::V4(a) => u32::from(a).checked_add(i).map(|v| IpAddr::V4(v.into())),
+        IpAddr::V6(a) => u128::from(a)
+            .checked_add(i.into())
+            .map(|v| IpAddr::V6(v.into())),
+    }
+}
+
+fn plan_one(
+    vs: &VirtualServer,
+    key: SvcKey,
+    health: &HashMap<RsId, Health>,
+    quorum: &mut QuorumState,
+) -> PlannedService {
+    let mut dests = Vec::new();
+    let mut live_weight: u64 = 0;
+    for rs in &vs.real_servers {
+        let id = (key, rs.ip, rs.port);
+        let h = health
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| initial_health(vs, rs));
+        let method = rs.method.unwrap_or(vs.method);
+        if h.up {
+            let weight = h.weight.unwrap_or(rs.weight);
+            live_weight += u64::from(weight);
+            dests.push(PlannedDest {
+                addr: rs.ip,
+                port: rs.port,
+                method,
+                weight,
+                sorry: false,
+            });
+        } else if rs.inhibit_on_failure {
+            dests.push(PlannedDest {
+                addr: rs.ip,
+                port: rs.port,
+                method,
+                weight: 0,
+                sorry: false,
+            });
+        }
+    }
+    let q = u64::from(vs.quorum);
+    let hy = u64::from(vs.hysteresis);
+    let was_up = *quorum.get(&key).unwrap_or(&true);
+    let up = if was_up {
+        live_weight >= q.saturating_sub(hy)
+    } else {
+        live_weight >= q + hy
+    };
+    quorum.insert(key, up);
+    if !up && let Some((ip, port)) = vs.sorry_server {
+        dests.push(PlannedDest {
+            addr: ip,
+            port,
+            method: vs.method,
+            weight: 1,
+            sorry: true,
+        });
+    }
+    PlannedService {
+        key,
+        scheduler: vs.scheduler.clone(),
+        persistence: vs.persistence_timeout.map(|t| {
+            let max = if matches!(key, SvcKey::Addr(_, IpAddr::V6(_), _)) {
+                128
+            } else {
+                32
+            };
+            (t, vs.persistence_granularity.unwrap_or(max))
+        }),
+        ops: vs.ops,
+        dests,
+        quorum_lost: !up,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn cfg(extra: &str) -> Config {
+        crate::config::parse_str(
+            "t.conf",
+            &format!(
+                "virtual_server 192.0.2.1 80 {{
+                   lb_kind DR
+                   {extra}
+                   sorry_server 10.0.0.99 80
+                   real_server 10.0.0.1 80 {{
+                     weight 2
+                     TCP_CHECK {{ }}
+                   }}
+                   real_server 10.0.0.2 80 {{
+                     weight 3
+                     inhibit_on_failure
+                     TCP_CHECK {{ }}
+                   }}
+                 }}"
+            ),
+        )
+        .unwrap()
+        .config
+    }
+
+    fn key() -> SvcKey {
+        SvcKey::Addr(Protocol::Tcp, "192.0.2.1".parse().unwrap(), 80)
+    }
+
+    fn down(ip: &str) -> (RsId, Health) {
+        (
+            (key(), ip.parse().unwrap(), 80),
+            Health {
+                up: false,
+                weight: None,
+                last_failure: Some("L4Refused".into()),
+            },
+        )
+    }
+
+    fn weights(p: &PlannedService) -> Vec<(String, u32, bool)> {
+        p.dests
+            .iter()
+            .map(|d| (d.addr.to_string(), d.weight, d.sorry))
+            .collect()
+    }
+
+    #[test]
+    fn down_removes_or_inhibits() {
+        let c = cfg("");
+        let mut q = QuorumState::new();
+        let h: HashMap<_, _> = [down("10.0.0.1"), down("10.0.0.2")].into();
+        let p = plan(&c, &h, true, &mut q);
+        assert_eq!(
+            weights(&p[0]),
+            [("10.0.0.2".into(), 0, false), ("10.0.0.99".into(), 1, true)]
+        );
+        assert!(p[0].quorum_lost);
+        let h: HashMap<_, _> = [down("10.0.0.1")].into();
+        let p = plan(&c, &h, true, &mut q);
+        assert_eq!(weights(&p[0]), [("10.0.0.2".into(), 3, false)]);
+    }
+
+    #[test]
+    fn alpha_starts_down() {
+        let c = cfg("alpha");
+        let p = plan(&c, &HashMap::new(), true, &mut QuorumState::new());
+        assert_eq!(
+            weights(&p[0]),
+            [("10.0.0.2".into(), 0, false), ("10.0.0.99".into(), 1, true)]
+        );
+    }
+
+    #[test]
+    fn quorum_hysteresis() {
+        // Weights 2 and 3; quorum 4, hysteresis 1: down below 3, up at 5.
+        let c = cfg("quorum 4\nhysteresis 1");
+        let mut q = QuorumState::new();
+        let only2: HashMap<_, _> = [down("10.0.0.1")].into();
+        let only1: HashMap<_, _> = [down("10.0.0.2")].into();
+        // 3 live: still up (>= 4 - 1).
+        assert!(!plan(&c, &only2, true, &mut q)[0].quorum_lost);
+        // 2 live: lost.
+        assert!(plan(&c, &only1, true, &mut q)[0].quorum_lost);
+        // 3 live again: not yet back (needs 4 + 1).
+        assert!(plan(&c, &only2, true, &mut q)[0].quorum_lost);
+        // 5 live: back.
+        assert!(!plan(&c, &HashMap::new(), true, &mut q)[0].quorum_lost);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// Against a direct model: live servers carry their weight,
+        /// inhibited dead ones weight 0, other dead ones are absent, and the
+        /// sorry server is there exactly when the live weight is below quorum
+        /// (no hysteresis).
+        #[test]
+        fn matches_model(ups in proptest::collection::vec(any::<bool>(), 2), quorum in 1u32..7) {
+            let c = cfg(&format!("quorum {quorum}"));
+            let ips = ["10.0.0.1", "10.0.0.2"];
+            let h: HashMap<_, _> = ips.iter().zip(&ups).filter(|(_, u)| !**u).map(|(ip, _)| down(ip)).collect();
+            let p = plan(&c, &h, true, &mut QuorumState::new());
+            let mut want = Vec::new();
+            let mut live = 0;
+            if ups[0] { want.push(("10.0.0.1".to_string(), 2, false)); live += 2; }
+            want.push(("10.0.0.2".to_string(), if ups[1] { 3 } else { 0 }, false));
+            if ups[1] { live += 3; }
+            if live < quorum { want.push(("10.0.0.99".to_string(), 1, true)); }
+            prop_assert_eq!(weights(&p[0]), want);
+        }
+    }
+}

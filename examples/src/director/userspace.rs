@@ -1,0 +1,367 @@
+//! The userspace dataplane: `lb-forward` on AF_PACKET, scheduling with
+//! `lb-sched`, driven by the [`plan`](super::plan).
+//!
+//! One thread runs [`lb_forward::driver::run`]; its `control` hook (called
+//! at least every 50 ms) applies a new plan when its generation changed —
+//! only the difference, so flows to unchanged destinations stay — learns
+//! next hops from the kernel's ARP table, and publishes counters.
+//!
+//! The kernel must not answer the VIP traffic the forwarder handles (it
+//! would reset TCP connections to ports it does not listen on), so the
+//! dataplane installs an nftables table `inet lb_director` dropping, on
+//! input, packets to each service's VIP and port.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lb_forward::afpacket::{PacketSocket, RingConfig};
+use lb_forward::classify::ServiceKey;
+use lb_forward::forwarder::{
+    Config as FwdConfig, DestConfig, Forwarder, Method, Persistence, Port, ServiceConfig,
+};
+use lb_forward::lbsched::LbSched;
+use lb_forward::sched::DestIndex;
+use lb_forward::tunnel::{GueCsum, TunnelKind};
+use lb_sched::{SchedulerKind, ServiceFlags, SplitMix64};
+
+use super::plan::{PlannedDest, PlannedService, SvcKey};
+use super::sys;
+use crate::config::{LvsMethod, Protocol, TunCsum, TunType};
+
+/// A destination's live counters, for `status` and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DestStats {
+    /// The service.
+    pub svc: SvcKey,
+    /// Address.
+    pub addr: IpAddr,
+    /// Port.
+    pub port: u16,
+    /// Current weight.
+    pub weight: u32,
+    /// Active connections.
+    pub active: u32,
+    /// Inactive connections.
+    pub inactive: u32,
+    /// Persistence templates.
+    pub persist: u32,
+}
+
+/// What the daemon and the dataplane thread share.
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// The plan to apply, with a generation number.
+    pub plan: Mutex<(u64, Vec<PlannedService>)>,
+    /// Counters, refreshed about twice a second.
+    pub stats: Mutex<(Vec<DestStats>, lb_forward::forwarder::Stats)>,
+    /// Set to stop the thread.
+    pub stop: AtomicBool,
+}
+
+fn method(m: LvsMethod) -> Method {
+    match m {
+        LvsMethod::Dr => Method::Dr,
+        LvsMethod::Nat => Method::Nat,
+        LvsMethod::Tun(TunType::Ipip) => Method::Tunnel(TunnelKind::Ipip),
+        LvsMethod::Tun(TunType::Gue { port, csum }) => Method::Tunnel(TunnelKind::Gue {
+            port,
+            csum: match csum {
+                TunCsum::None => GueCsum::None,
+                TunCsum::Csum => GueCsum::Csum,
+                TunCsum::RemCsum => GueCsum::RemCsum,
+            },
+        }),
+        LvsMethod::Tun(TunType::Gre { csum }) => Method::Tunnel(TunnelKind::Gre {
+            csum: csum != TunCsum::None,
+        }),
+    }
+}
+
+fn service_key(k: SvcKey) -> Option<ServiceKey> {
+    Some(match k {
+        SvcKey::Addr(p, addr, port) => ServiceKey::Addr {
+            proto: match p {
+                Protocol::Tcp => 6,
+                Protocol::Udp => 17,
+                Protocol::Sctp => return None,
+            },
+            addr: addr.into(),
+            port,
+        },
+        SvcKey::Fwmark(m) => ServiceKey::Fwmark(m),
+    })
+}
+
+/// One service as installed: its forwarder id, its plan and its destinations.
+#[derive(Debug)]
+struct Installed {
+    id: u16,
+    plan: PlannedService,
+    dests: HashMap<(IpAddr, u16), (DestIndex, PlannedDest)>,
+}
+
+/// Applies `want` to the forwarder, changing only what differs.
+fn reconcile(
+    fwd: &mut Forwarder<LbSched>,
+    have: &mut HashMap<SvcKey, Installed>,
+    want: &[PlannedService],
+    now: Instant,
+) {
+    // Services gone, or whose service-level settings changed.
+    let keep = |s: &Installed| {
+        want.iter().any(|w| {
+            w.key == s.plan.key
+                && w.scheduler == s.plan.scheduler
+                && w.persistence == s.plan.persistence
+                && w.ops == s.plan.ops
+        })
+    };
+    let gone: Vec<SvcKey> = have
+        .iter()
+        .filter(|(_, s)| !keep(s))
+        .map(|(k, _)| *k)
+        .collect();
+    for k in gone {
+        if let Some(s) = have.remove(&k) {
+            tracing::info!(service = %k, "removing service");
+            let _ = fwd.remove_service(s.id);
+        }
+    }
+    for w in want {
+        if let Entry::Vacant(slot) = have.entry(w.key) {
+            let Some(key) = service_key(w.key) else {
+                tracing::warn!(service = %w.key, "SCTP services are not supported by the userspace dataplane");
+                continue;
+            };
+            let kind = w
+                .scheduler
+                .parse::<SchedulerKind>()
+                .unwrap_or(SchedulerKind::Wlc);
+            let lkey = match w.key {
+                SvcKey::Addr(p, addr, port) => lb_sched::ServiceKey::Addr {
+                    protocol: match p {
+                        Protocol::Udp => lb_sched::Protocol::Udp,
+                        _ => lb_sched::Protocol::Tcp,
+                    },
+                    addr: SocketAddr::new(addr, port),
+                },
+                SvcKey::Fwmark(mark) => lb_sched::ServiceKey::Fwmark {
+                    mark,
+                    family: lb_sched::AddressFamily::Inet,
+                },
+            };
+            let Ok(svc) = lb_sched::Service::new(lkey, ServiceFlags::NONE, kind, now) else {
+                continue;
+            };
+            let sched = LbSched::new(svc, SplitMix64::new(sys::random_u64()));
+            let cfg = ServiceConfig {
+                key,
+                persistence: w.persistence.map(|(t, prefix)| Persistence {
+                    timeout: Duration::from_secs(t.into()),
+                    netmask: if prefix == 0 {
+                        0
+                    } else {
+                        u32::MAX << (32 - u32::from(prefix.min(32)))
+                    },
+                    prefix6: prefix.min(128),
+                }),
+                one_packet: w.ops,
+            };
+            match fwd.add_service(cfg, sched) {
+                Ok(id) => {
+                    tracing::info!(service = %w.key, scheduler = %w.scheduler, "adding service");
+                    slot.insert(Installed {
+                        id,
+                        plan: w.clone(),
+                        dests: HashMap::new(),
+                    });
+                }
+                Err(e) => tracing::warn!(service = %w.key, error = %e, "cannot add service"),
+            }
+        }
+        let Some(s) = have.get_mut(&w.key) else {
+            continue;
+        };
+        s.plan = w.clone();
+        // Destinations gone or whose method changed.
+        let gone: Vec<(IpAddr, u16)> = s
+            .dests
+            .iter()
+            .filter(|(k, (_, d))| {
+                !w.dests
+                    .iter()
+                    .any(|x| (x.addr, x.port) == **k && x.method == d.method)
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for k in gone {
+            if let Some((idx, _)) = s.dests.remove(&k) {
+                tracing::info!(service = %w.key, dest = %SocketAddr::from(k), "removing real server");
+                let _ = fwd.remove_dest(idx);
+            }
+        }
+        for d in &w.dests {
+            match s.dests.get_mut(&(d.addr, d.port)) {
+                Some((idx, have_d)) => {
+                    if have_d.weight != d.weight {
+                        tracing::info!(service = %w.key, dest = %SocketAddr::new(d.addr, d.port), weight = d.weight, "weight");
+                        let _ = fwd.set_weight(*idx, d.weight);
+                    }
+                    *have_d = *d;
+                }
+                None => {
+                    let r = fwd.add_dest(
+                        s.id,
+                        DestConfig {
+                            addr: d.addr,
+                            port: d.port,
+                            method: method(d.method),
+                            weight: d.weight,
+                        },
+                    );
+                    match r {
+                        Ok(idx) => {
+                            tracing::info!(service = %w.key, dest = %SocketAddr::new(d.addr, d.port), weight = d.weight, "adding real server");
+                            s.dests.insert((d.addr, d.port), (idx, *d));
+                        }
+                        Err(e) => tracing::warn!(error = %e, "cannot add real server"),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Prompts the kernel to resolve `ip`'s link-layer address (a datagram to
+/// the discard port; the reply, if any, is ignored).
+fn poke(ip: IpAddr) {
+    let bind: SocketAddr = if ip.is_ipv4() {
+        "0.0.0.0:0".parse().expect("literal")
+    } else {
+        "[::]:0".parse().expect("literal")
+    };
+    if let Ok(s) = UdpSocket::bind(bind) {
+        let _ = s.send_to(&[], SocketAddr::new(ip, 9));
+    }
+}
+
+/// Installs the nftables rules that keep the kernel off the VIP traffic.
+pub fn install_nft(services: &[(IpAddr, u16, Protocol)]) -> Result<(), String> {
+    let mut script = String::from(
+        "table inet lb_director\ndelete table inet lb_director\ntable inet lb_director {\n chain input {\n  type filter hook input priority -150; policy accept;\n",
+    );
+    for (ip, port, proto) in services {
+        let fam = if ip.is_ipv4() { "ip" } else { "ip6" };
+        let p = match proto {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Sctp => "sctp",
+        };
+        if *port == 0 {
+            script.push_str(&format!("  {fam} daddr {ip} meta l4proto {p} drop\n"));
+        } else {
+            script.push_str(&format!("  {fam} daddr {ip} {p} dport {port} drop\n"));
+        }
+    }
+    script.push_str(" }\n}\n");
+    sys::nft(&script)
+}
+
+/// Removes the nftables table.
+pub fn remove_nft() {
+    let _ = sys::nft("delete table inet lb_director\n");
+}
+
+/// Runs the dataplane on `ifaces` until `shared.stop` is set.
+pub fn run(ifaces: &[String], shared: Arc<Shared>) -> Result<(), String> {
+    let mut socks = Vec::new();
+    let now = Instant::now();
+    let mut fcfg = FwdConfig::default();
+    // A failed server's flows and persistence templates move on at once:
+    // removal expires its connections, and a template pointing at a
+    // quiesced (`inhibit_on_failure`, weight 0) server is dropped when next
+    // used (the sysctls keepalived users set for the kernel).
+    fcfg.expire_nodest_conn = true;
+    fcfg.expire_quiescent_template = true;
+    fcfg.hash_seed = sys::random_u64();
+    let mut fwd: Forwarder<LbSched> = Forwarder::new(fcfg, now);
+    let mut port_of = HashMap::new();
+    for name in ifaces {
+        let s = PacketSocket::open(name, RingConfig::default())
+            .map_err(|e| format!("packet socket on {name}: {e}"))?;
+        let mtu = s.mtu().unwrap_or(1500);
+        let v4 = sys::iface_addrs(name)
+            .into_iter()
+            .find(IpAddr::is_ipv4)
+            .map(Into::into);
+        let id = fwd.add_port(Port {
+            mac: s.mac(),
+            mtu,
+            v4,
+            v6: None,
+        });
+        port_of.insert(name.clone(), id);
+        socks.push(s);
+    }
+    let mut have: HashMap<SvcKey, Installed> = HashMap::new();
+    let mut gen_applied = u64::MAX;
+    let mut last_neigh = Instant::now() - Duration::from_secs(10);
+    let mut neigh: HashMap<IpAddr, [u8; 6]> = HashMap::new();
+    let mut gateway_set = false;
+    let stats = lb_forward::driver::run(&mut fwd, &socks, &shared.stop, |fwd| {
+        let now = Instant::now();
+        let plan = {
+            let p = shared.plan.lock().unwrap_or_else(|e| e.into_inner());
+            (p.0 != gen_applied).then(|| p.clone())
+        };
+        if let Some((generation, services)) = plan {
+            reconcile(fwd, &mut have, &services, now);
+            gen_applied = generation;
+        }
+        if now.duration_since(last_neigh) >= Duration::from_millis(200) {
+            last_neigh = now;
+            for (ip, mac, dev) in sys::arp_table() {
+                if let Some(&p) = port_of.get(&dev)
+                    && neigh.get(&ip) != Some(&mac)
+                {
+                    neigh.insert(ip, mac);
+                    fwd.set_neighbour(ip, mac, p);
+                }
+            }
+            if !gateway_set && let Some((gw, dev)) = sys::default_gateway() {
+                if let (Some(mac), Some(&p)) = (neigh.get(&gw), port_of.get(&dev)) {
+                    fwd.set_gateway(false, *mac, p);
+                    gateway_set = true;
+                } else {
+                    poke(gw);
+                }
+            }
+            let mut out = Vec::new();
+            for s in have.values() {
+                for ((addr, port), (idx, d)) in &s.dests {
+                    if !neigh.contains_key(addr) {
+                        poke(*addr);
+                    }
+                    let c = fwd.dest_counts(*idx).unwrap_or_default();
+                    out.push(DestStats {
+                        svc: s.plan.key,
+                        addr: *addr,
+                        port: *port,
+                        weight: d.weight,
+                        active: c.active,
+                        inactive: c.inactive,
+                        persist: c.persist,
+                    });
+                }
+            }
+            *shared.stats.lock().unwrap_or_else(|e| e.into_inner()) = (out, fwd.stats());
+        }
+    });
+    // Leave nothing behind in the forwarder's view either.
+    shared.stop.store(true, Ordering::Relaxed);
+    stats.map(|_| ()).map_err(|e| e.to_string())
+}

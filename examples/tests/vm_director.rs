@@ -1,0 +1,126 @@
+//! The director with the kernel IPVS dataplane, inside the kernel VM: the
+//! configuration becomes the IPVS table (persistence, weights, methods),
+//! SIGHUP applies a changed weight in place, SIGTERM removes exactly the
+//! director's services (another tool's service stays).
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_director");
+
+fn sh(script: &str) -> String {
+    let out = Command::new("sh").args(["-c", script]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{script}\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn conf(weight: u32) -> String {
+    format!(
+        "virtual_server 10.0.0.100 80 {{
+    lb_algo rr
+    lb_kind NAT
+    persistence_timeout 60
+    real_server 10.1.0.1 80 {{
+        weight {weight}
+    }}
+    real_server 10.1.0.2 8080 {{
+        weight 3
+    }}
+}}
+virtual_server 10.0.0.101 53 {{
+    protocol UDP
+    lb_algo wlc
+    lb_kind DR
+    real_server 10.1.0.3 53 {{
+        weight 1
+    }}
+}}
+"
+    )
+}
+
+/// The weight `ipvsadm -Ln` lists for `dest`.
+fn weight_of(listing: &str, dest: &str) -> Option<u32> {
+    listing.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() >= 4 && f[0] == "->" && f[1] == dest).then(|| f[3].parse().ok())?
+    })
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}\n{}", sh("ipvsadm -Ln"));
+}
+
+#[test]
+fn vm_director_ipvs_dataplane() {
+    lb_testing_vm::in_vm!(|vm| vm.timeout(Duration::from_secs(300)), {
+        sh("modprobe ip_vs && ipvsadm -A -t 10.9.9.9:80 -s rr");
+        let dir = std::env::temp_dir().join("director-vm");
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = dir.join("d.conf");
+        std::fs::write(&cfg, conf(2)).unwrap();
+        let run_dir = dir.join("run");
+        let mut child = Command::new(BIN)
+            .arg("run")
+            .arg("-f")
+            .arg(&cfg)
+            .args(["--dataplane", "ipvs", "--runtime-dir"])
+            .arg(&run_dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for("the director's services", || {
+            weight_of(&sh("ipvsadm -Ln"), "10.1.0.1:80") == Some(2)
+        });
+        let l = sh("ipvsadm -Ln");
+        assert!(l.contains("TCP  10.0.0.100:80 rr persistent 60"), "{l}");
+        assert!(l.contains("UDP  10.0.0.101:53 wlc"), "{l}");
+        assert_eq!(weight_of(&l, "10.1.0.2:8080"), Some(3), "{l}");
+        assert!(
+            l.lines()
+                .any(|x| x.contains("10.1.0.2:8080") && x.contains("Masq")),
+            "{l}"
+        );
+        assert!(
+            l.lines()
+                .any(|x| x.contains("10.1.0.3:53") && x.contains("Route")),
+            "{l}"
+        );
+        // The table can be programmed before the status socket is bound.
+        wait_for("the status socket", || {
+            lb_examples::director::daemon::status(&run_dir, false).is_ok()
+        });
+        let status = lb_examples::director::daemon::status(&run_dir, false).unwrap();
+        assert!(status.contains("kernel IPVS"), "{status}");
+
+        std::fs::write(&cfg, conf(9)).unwrap();
+        sh(&format!("kill -HUP {}", child.id()));
+        wait_for("weight 9 after SIGHUP", || {
+            weight_of(&sh("ipvsadm -Ln"), "10.1.0.1:80") == Some(9)
+        });
+
+        sh(&format!("kill -TERM {}", child.id()));
+        assert!(child.wait().unwrap().success());
+        let l = sh("ipvsadm -Ln");
+        assert!(
+            !l.contains("10.0.0.100") && !l.contains("10.0.0.101"),
+            "{l}"
+        );
+        assert!(
+            l.contains("TCP  10.9.9.9:80 rr"),
+            "another tool's service was removed: {l}"
+        );
+    });
+}

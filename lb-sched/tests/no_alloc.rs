@@ -1,0 +1,231 @@
+//! Picks do not allocate: a counting global allocator (wrapping `System`)
+//! counts this thread's allocations across many picks of every scheduler,
+//! and across the connection bookkeeping around them (`conn_bind`,
+//! `conn_set_active`, `conn_unbind`), which update the pick indexes.
+//!
+//! The one exception is the kernel's own: `lblc`/`lblcr` insert a cache
+//! entry for a destination address they have not seen (the kernel
+//! `kmalloc`s one there too), and `lblcr` may grow an entry's set when its
+//! members get busy. So those two are warmed on every address first and
+//! then picked with unchanging counters, which must not allocate.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use lb_sched::{
+    ConnKind, DestConfig, DestId, PacketInfo, Protocol, RandomSource, SchedulerConfig,
+    SchedulerKind, Service, ServiceFlags, ServiceKey, SplitMix64,
+};
+
+thread_local! {
+    /// Allocations made by this thread (tests run on several threads).
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// `System`, counting `alloc`/`alloc_zeroed`/`realloc` calls per thread.
+struct Counting;
+
+fn count() {
+    // `try_with`: the slot may be gone while the thread is torn down.
+    let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+}
+
+// A global allocator can only be written with `unsafe impl GlobalAlloc`;
+// this one only forwards to `System` with the caller's own arguments.
+#[allow(unsafe_code)]
+// SAFETY: every method forwards to `System` with the arguments it was given,
+// so `System`'s guarantees are ours; counting touches no allocator state.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count();
+        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count();
+        // SAFETY: as `alloc`.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count();
+        // SAFETY: `ptr`/`layout` came from this allocator, i.e. from `System`.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr`/`layout` came from this allocator, i.e. from `System`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocs() -> u64 {
+    ALLOCS.with(Cell::get)
+}
+
+/// A service of `n` destinations with weights 0..8 (0 = quiesced), some
+/// load, and every fourth destination past its upper threshold (OVERLOAD),
+/// so the fallback and skip paths run too.
+fn service(cfg: SchedulerConfig, flags: ServiceFlags, v6: bool, n: u32) -> (Service, Vec<DestId>) {
+    let vip: SocketAddr = if v6 {
+        "[2001:db8::1]:80".parse().unwrap()
+    } else {
+        "192.0.2.1:80".parse().unwrap()
+    };
+    let key = ServiceKey::Addr {
+        protocol: Protocol::Tcp,
+        addr: vip,
+    };
+    let mut svc = Service::new(key, flags, cfg, Instant::now()).unwrap();
+    let mut rng = SplitMix64::new(u64::from(n));
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let ip = if v6 {
+            IpAddr::V6(Ipv6Addr::from(
+                0x2001_0db8_0000_0000_0000_0000_0000_1000 + u128::from(i),
+            ))
+        } else {
+            IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i))
+        };
+        let weight = (rng.next_u64() % 9) as u32;
+        let cfg = if i % 4 == 3 {
+            DestConfig::new(SocketAddr::new(ip, 80), weight).thresholds(2, 1)
+        } else {
+            DestConfig::new(SocketAddr::new(ip, 80), weight)
+        };
+        let id = svc.add_dest(cfg).unwrap();
+        for _ in 0..rng.next_u64() % 4 {
+            svc.conn_bind(id, ConnKind::Active).unwrap();
+        }
+        ids.push(id);
+    }
+    (svc, ids)
+}
+
+/// Packets from many clients to a few virtual addresses (`dh`, `lblc` and
+/// `lblcr` key on the destination), some of them ICMP-inverse.
+fn packets(v6: bool) -> Vec<PacketInfo> {
+    let mut rng = SplitMix64::new(7);
+    (0..64u32)
+        .map(|i| {
+            let (src, dst) = if v6 {
+                (
+                    IpAddr::V6(Ipv6Addr::from(u128::from(rng.next_u64()) << 64 | 1)),
+                    IpAddr::V6(Ipv6Addr::from(0x2001_0db8_u128 << 96 | u128::from(i % 5))),
+                )
+            } else {
+                (
+                    IpAddr::V4(Ipv4Addr::from(rng.next_u32())),
+                    IpAddr::V4(Ipv4Addr::from(0xc000_0200 + i % 5)),
+                )
+            };
+            PacketInfo {
+                protocol: if i % 7 == 0 {
+                    Protocol::Udp
+                } else {
+                    Protocol::Tcp
+                },
+                src,
+                dst,
+                src_port: rng.next_u32() as u16,
+                dst_port: 80,
+                inverse: i % 11 == 0,
+            }
+        })
+        .collect()
+}
+
+/// No flags, `*-fallback`, `*-port`, both (`sh`/`mh` read them).
+fn flag_sets() -> [ServiceFlags; 4] {
+    let (f, p) = (ServiceFlags::SCHED1, ServiceFlags::SCHED2);
+    [ServiceFlags::NONE, f, p, f | p]
+}
+
+#[test]
+fn picks_and_connection_bookkeeping_do_not_allocate() {
+    let now = Instant::now();
+    for kind in SchedulerKind::ALL {
+        if matches!(kind, SchedulerKind::Lblc | SchedulerKind::Lblcr) {
+            continue;
+        }
+        for v6 in [false, true] {
+            for n in [0u32, 1, 7, 300] {
+                for flags in flag_sets() {
+                    let (mut svc, ids) = service(kind.into(), flags, v6, n);
+                    let pkts = packets(v6);
+                    let mut rng = SplitMix64::new(3);
+                    let before = allocs();
+                    let mut picked = 0u32;
+                    for round in 0..10 {
+                        for p in &pkts {
+                            let Some(id) = svc.pick(now, p, &mut rng) else {
+                                continue;
+                            };
+                            picked += 1;
+                            // Open, establish, close: every index update a
+                            // connection causes. Every other round keeps the
+                            // connection, so counters (and OVERLOAD) move.
+                            svc.conn_bind(id, ConnKind::Inactive).unwrap();
+                            svc.conn_set_active(id, true).unwrap();
+                            if round % 2 == 0 {
+                                svc.conn_unbind(id, ConnKind::Active).unwrap();
+                            }
+                        }
+                    }
+                    let got = allocs() - before;
+                    assert_eq!(got, 0, "{kind} v6={v6} n={n} {flags:?}: {got} allocations");
+                    // The loop did pick, where anything was eligible.
+                    if n >= 7 {
+                        assert!(picked > 0, "{kind} n={n} {flags:?} never picked");
+                    }
+                    drop(ids);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn lblc_and_lblcr_picks_on_known_addresses_do_not_allocate() {
+    let now = Instant::now();
+    for kind in [SchedulerKind::Lblc, SchedulerKind::Lblcr] {
+        for v6 in [false, true] {
+            for n in [1u32, 7, 100, 1000] {
+                let (mut svc, _) = service(kind.into(), ServiceFlags::NONE, v6, n);
+                let pkts = packets(v6);
+                let mut rng = SplitMix64::new(3);
+                // First sight of each destination address: the cache
+                // entries are allocated here, as in the kernel.
+                for p in &pkts {
+                    svc.pick(now, p, &mut rng);
+                }
+                let before = allocs();
+                let mut picked = 0u32;
+                for i in 0..20u64 {
+                    // Time passes (within the expiry): entries are refreshed.
+                    let t = now + Duration::from_secs(i);
+                    for p in &pkts {
+                        picked += u32::from(svc.pick(t, p, &mut rng).is_some());
+                    }
+                }
+                let got = allocs() - before;
+                assert_eq!(got, 0, "{kind} v6={v6} n={n}: {got} allocations");
+                if n >= 7 {
+                    assert!(picked > 0, "{kind} n={n} never picked");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_counter_sees_allocations() {
+    // The harness itself: a Vec allocation is counted on this thread.
+    let before = allocs();
+    let v = std::hint::black_box(vec![1u8; 16]);
+    assert!(allocs() > before);
+    drop(v);
+}

@@ -1,0 +1,528 @@
+//! Many virtual routers in one task: one raw VRRP socket per (interface,
+//! address family) shared by every VRID on it, one timer heap, one rtnetlink
+//! socket.
+//!
+//! A [`Driver`](super::Driver) per instance costs a socket, a tokio task and
+//! a timer each, and every one of N sockets on a link receives (and copies)
+//! every advertisement on it: N² work for N instances. [`MultiDriver`]
+//! receives each packet once and hands it to the routers of its VRID through
+//! a 256-entry table.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::future::Future;
+use std::io;
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
+use std::task::Poll;
+
+use tokio::io::unix::AsyncFd;
+
+use super::sys;
+use crate::event::Event;
+use crate::router::VirtualRouter;
+use crate::sync::SyncGroup;
+use crate::time::Instant;
+use crate::transmit::{MAX_TRANSMIT_LEN, Transmit};
+use crate::wire::AddressFamily;
+
+/// A callback for router events: the router's index (from
+/// [`MultiDriver::add`]), the router and the event.
+pub type MultiEventHook = Box<dyn FnMut(usize, &VirtualRouter, &Event) + Send>;
+
+/// Work run inside [`MultiDriver::run`]'s loop, sent through
+/// [`MultiDriver::commands`]: how another task feeds tracking changes
+/// (`router_mut(i).handle_track(..)` then `flush(i)`) while the driver runs.
+pub type MultiCommand = Box<dyn FnOnce(&mut MultiDriver) + Send>;
+
+/// Packets read from one socket per wake-up before the timers get a turn.
+const RECV_BATCH: usize = 64;
+/// The shared VRRP socket's receive buffer, in bytes.
+const RECV_BUFFER: libc::c_int = 4 << 20;
+
+struct Link {
+    ifname: String,
+    ifindex: u32,
+    family: AddressFamily,
+    vrrp: Arc<AsyncFd<OwnedFd>>,
+    arp: Option<OwnedFd>,
+    icmp6: Option<OwnedFd>,
+    /// Router indices per VRID.
+    by_vrid: Vec<Vec<usize>>,
+    up: bool,
+}
+
+struct Slot {
+    router: VirtualRouter,
+    link: usize,
+    /// The deadline last pushed on the heap; heap entries that differ are stale.
+    scheduled: Option<Instant>,
+}
+
+/// Runs many [`VirtualRouter`]s on one or more Linux interfaces in one
+/// task.
+///
+/// Same sockets, clock and address handling as [`Driver`](super::Driver);
+/// instances are added before [`MultiDriver::run`].
+///
+/// ```no_run
+/// # async fn f() -> std::io::Result<()> {
+/// use std::net::{IpAddr, Ipv4Addr};
+/// use lb_vrrp::{Config, VirtualRouter, linux::MultiDriver, wire::Version};
+///
+/// let mut d = MultiDriver::new()?;
+/// for vrid in 1..=200u8 {
+///     let mut cfg = Config::new(Version::V3, vrid, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)));
+///     cfg.virtual_addresses = vec![IpAddr::V4(Ipv4Addr::new(198, 51, 100, vrid))];
+///     d.add(VirtualRouter::new(cfg).unwrap(), "eth0")?;
+/// }
+/// d.on_event(|i, r, ev| println!("{i} {:?} {ev:?}", r.state()));
+/// // Another task reports that router 0's first tracked object failed.
+/// let tx = d.commands();
+/// tokio::spawn(async move {
+///     let _ = tx.send(Box::new(|d: &mut MultiDriver| {
+///         let now = d.now();
+///         d.router_mut(0).handle_track(now, 0, lb_vrrp::TrackStatus::Down);
+///         d.flush(0);
+///     }));
+/// });
+/// d.run(tokio::signal::ctrl_c()).await
+/// # }
+/// ```
+pub struct MultiDriver {
+    links: Vec<Link>,
+    slots: Vec<Slot>,
+    heap: BinaryHeap<Reverse<(Instant, usize)>>,
+    netlink: OwnedFd,
+    seq: u32,
+    epoch: tokio::time::Instant,
+    prefix_v4: u8,
+    prefix_v6: u8,
+    on_event: Option<MultiEventHook>,
+    on_error: Option<super::ErrorHook>,
+    buf: Vec<u8>,
+    link_poll: Option<std::time::Duration>,
+    groups: Vec<SyncGroup>,
+    commands: Option<tokio::sync::mpsc::UnboundedReceiver<MultiCommand>>,
+}
+
+impl std::fmt::Debug for MultiDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MultiDriver")
+            .field("routers", &self.slots.len())
+            .field("links", &self.links.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MultiDriver {
+    /// An empty driver (opens the rtnetlink socket). Call inside a tokio
+    /// runtime.
+    pub fn new() -> io::Result<Self> {
+        Ok(Self {
+            links: Vec::new(),
+            slots: Vec::new(),
+            heap: BinaryHeap::new(),
+            netlink: sys::netlink_socket()?,
+            seq: 1,
+            epoch: tokio::time::Instant::now(),
+            prefix_v4: 32,
+            prefix_v6: 128,
+            on_event: None,
+            on_error: None,
+            buf: vec![0; MAX_TRANSMIT_LEN.max(65536)],
+            link_poll: Some(std::time::Duration::from_millis(500)),
+            groups: Vec::new(),
+            commands: None,
+        })
+    }
+
+    /// Adds a router on `ifname` and returns its index. The interface's
+    /// sockets are opened by the first router on it (per address family)
+    /// and shared by the rest. If the router's [`Config::mac`](crate::Config::mac)
+    /// is all zero it is set to the interface's MAC.
+    pub fn add(&mut self, mut router: VirtualRouter, ifname: &str) -> io::Result<usize> {
+        let family = router.config().family();
+        let li = match self
+            .links
+            .iter()
+            .position(|l| l.ifname == ifname && l.family == family)
+        {
+            Some(i) => i,
+            None => {
+                let ifindex = sys::ifindex(ifname)?;
+                let fd = sys::vrrp_socket(router.config().primary_address, ifname, ifindex)?;
+                // Up to 255 VRIDs per link whose Masters often send in the
+                // same millisecond: room for bursts of a few thousand packets.
+                sys::set_recv_buffer(&fd, RECV_BUFFER)?;
+                let vrrp = Arc::new(sys::async_fd(fd)?);
+                self.links.push(Link {
+                    ifname: ifname.to_string(),
+                    ifindex,
+                    family,
+                    vrrp,
+                    arp: None,
+                    icmp6: None,
+                    by_vrid: vec![Vec::new(); 256],
+                    up: true,
+                });
+                self.links.len() - 1
+            }
+        };
+        let link = &mut self.links[li];
+        if router.config().mac == [0; 6]
+            && let Some(mac) = super::interface_mac(ifname)
+        {
+            router.set_mac(mac);
+        }
+        if link.arp.is_none() && router.addresses().any(|a| a.is_ipv4()) {
+            link.arp = Some(sys::arp_socket(link.ifindex)?);
+        }
+        if link.icmp6.is_none() && router.addresses().any(|a| a.is_ipv6()) {
+            link.icmp6 = Some(sys::icmp6_socket(ifname, link.ifindex)?);
+        }
+        let idx = self.slots.len();
+        link.by_vrid[usize::from(router.config().vrid)].push(idx);
+        self.slots.push(Slot {
+            router,
+            link: li,
+            scheduled: None,
+        });
+        Ok(idx)
+    }
+
+    /// Makes the routers at `group`'s indices change state together: each
+    /// state change one of them emits is passed to
+    /// [`SyncGroup::command`] and the result applied to the others.
+    pub fn add_sync_group(&mut self, group: SyncGroup) {
+        self.groups.push(group);
+    }
+
+    /// A sender whose [`MultiCommand`]s [`MultiDriver::run`] executes in its
+    /// loop, in order. Calling it again replaces the previous channel.
+    pub fn commands(&mut self) -> tokio::sync::mpsc::UnboundedSender<MultiCommand> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.commands = Some(rx);
+        tx
+    }
+
+    /// How many routers were added.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether no router was added.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Router `index`. Panics if out of range.
+    pub fn router(&self, index: usize) -> &VirtualRouter {
+        &self.slots[index].router
+    }
+
+    /// Router `index`, to feed it tracking changes (call
+    /// [`MultiDriver::flush`] afterwards). Panics if out of range.
+    pub fn router_mut(&mut self, index: usize) -> &mut VirtualRouter {
+        &mut self.slots[index].router
+    }
+
+    /// Sets the prefix lengths the virtual addresses are added with
+    /// (default /32 and /128).
+    pub fn set_prefix_lengths(&mut self, v4: u8, v6: u8) {
+        self.prefix_v4 = v4;
+        self.prefix_v6 = v6;
+    }
+
+    /// How often the links' state is polled; `None` stops polling (default 500 ms).
+    pub fn set_link_poll(&mut self, every: Option<std::time::Duration>) {
+        self.link_poll = every;
+    }
+
+    /// Calls `f` for every router event.
+    pub fn on_event(&mut self, f: impl FnMut(usize, &VirtualRouter, &Event) + Send + 'static) {
+        self.on_event = Some(Box::new(f));
+    }
+
+    /// Calls `f` for every I/O error that does not stop the driver.
+    pub fn on_error(&mut self, f: impl FnMut(&io::Error) + Send + 'static) {
+        self.on_error = Some(Box::new(f));
+    }
+
+    /// The current time on the routers' clock.
+    pub fn now(&self) -> Instant {
+        Instant::from_micros(u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX))
+    }
+
+    /// Starts every router and runs them until `stop` completes; then shuts
+    /// them down (Masters send priority 0 and remove their addresses).
+    pub async fn run(&mut self, stop: impl Future) -> io::Result<()> {
+        for li in 0..self.links.len() {
+            self.check_link(li);
+        }
+        let now = self.now();
+        for i in 0..self.slots.len() {
+            self.slots[i].router.handle_startup(now);
+            self.flush(i);
+        }
+        tokio::pin!(stop);
+        let mut link_timer = self.link_poll.map(tokio::time::interval);
+        let mut commands = self.commands.take();
+        loop {
+            let command = async {
+                match commands.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let link_tick = async {
+                match link_timer.as_mut() {
+                    Some(t) => {
+                        t.tick().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            let deadline = self.next_deadline();
+            let epoch = self.epoch;
+            let sleep = async {
+                match deadline {
+                    Some(d) => {
+                        tokio::time::sleep_until(
+                            epoch + std::time::Duration::from_micros(d.as_micros()),
+                        )
+                        .await
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            let links = &self.links;
+            let readable = std::future::poll_fn(|cx| {
+                for (i, l) in links.iter().enumerate() {
+                    match l.vrrp.poll_read_ready(cx) {
+                        // The guard is dropped without clearing: `drain` clears
+                        // the readiness when a read would block.
+                        Poll::Ready(Ok(_)) => return Poll::Ready(Ok(i)),
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Pending => {}
+                    }
+                }
+                Poll::Pending
+            });
+            tokio::select! {
+                _ = &mut stop => break,
+                r = readable => match r {
+                    Ok(li) => self.drain(li),
+                    Err(e) => self.error(&e),
+                },
+                () = sleep => self.expire(),
+                c = command => match c {
+                    Some(c) => c(self),
+                    // Every sender is gone: nothing more will come.
+                    None => commands = None,
+                },
+                () = link_tick => {
+                    for li in 0..self.links.len() {
+                        self.check_link(li);
+                    }
+                }
+            }
+        }
+        let now = self.now();
+        for i in 0..self.slots.len() {
+            self.slots[i].router.handle_shutdown(now);
+            self.flush(i);
+        }
+        Ok(())
+    }
+
+    /// The earliest live deadline, dropping stale heap entries.
+    fn next_deadline(&mut self) -> Option<Instant> {
+        while let Some(&Reverse((t, i))) = self.heap.peek() {
+            if self.slots[i].scheduled == Some(t) {
+                return Some(t);
+            }
+            self.heap.pop();
+        }
+        None
+    }
+
+    /// Runs every router whose deadline has passed.
+    fn expire(&mut self) {
+        let now = self.now();
+        while let Some(&Reverse((t, i))) = self.heap.peek() {
+            if t > now {
+                break;
+            }
+            self.heap.pop();
+            if self.slots[i].scheduled != Some(t) {
+                continue;
+            }
+            self.slots[i].scheduled = None;
+            self.slots[i].router.handle_timeout(now);
+            self.flush(i);
+        }
+    }
+
+    /// Reads up to [`RECV_BATCH`] packets from link `li`; the readiness is
+    /// cleared only when a read would block, so a full batch is picked up
+    /// again on the next turn of the loop.
+    fn drain(&mut self, li: usize) {
+        let fd = Arc::clone(&self.links[li].vrrp);
+        let family = self.links[li].family;
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let Poll::Ready(Ok(mut guard)) = fd.poll_read_ready(&mut cx) else {
+            return;
+        };
+        for _ in 0..RECV_BATCH {
+            match sys::recv_vrrp(fd.get_ref().as_raw_fd(), family, &mut self.buf) {
+                Ok(Some((meta, range))) => {
+                    // The VRID is the second byte in both versions.
+                    let Some(&vrid) = self.buf.get(range.start + 1) else {
+                        continue;
+                    };
+                    let now = self.now();
+                    for k in 0..self.links[li].by_vrid[usize::from(vrid)].len() {
+                        let i = self.links[li].by_vrid[usize::from(vrid)][k];
+                        self.slots[i]
+                            .router
+                            .handle_packet(now, meta, &self.buf[range.clone()]);
+                        self.flush(i);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    guard.clear_ready();
+                    return;
+                }
+                Err(e) => {
+                    self.error(&e);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Reads link `li`'s state and tells its routers when it changed.
+    fn check_link(&mut self, li: usize) {
+        let state = std::fs::read_to_string(format!(
+            "/sys/class/net/{}/operstate",
+            self.links[li].ifname
+        ))
+        .unwrap_or_default();
+        let up = !matches!(state.trim(), "down" | "lowerlayerdown" | "notpresent");
+        if up == self.links[li].up {
+            return;
+        }
+        self.links[li].up = up;
+        let now = self.now();
+        for i in 0..self.slots.len() {
+            if self.slots[i].link == li {
+                self.slots[i].router.handle_link(now, up);
+                self.flush(i);
+            }
+        }
+    }
+
+    /// Applies router `index`'s pending events and packets (as
+    /// [`Driver::flush`](super::Driver::flush)) and reschedules its timer.
+    pub fn flush(&mut self, index: usize) {
+        let mut sync = Vec::new();
+        while let Some(ev) = self.slots[index].router.poll_event() {
+            match ev {
+                Event::AddAddresses => self.change_addresses(index, true),
+                Event::RemoveAddresses => self.change_addresses(index, false),
+                Event::StateChanged { .. } => {
+                    for g in &self.groups {
+                        if let Some(cmd) = g.command(index, &ev) {
+                            sync.extend(
+                                g.members()
+                                    .iter()
+                                    .filter(|&&m| m != index && m < self.slots.len())
+                                    .map(|&m| (m, cmd)),
+                            );
+                        }
+                    }
+                }
+                _ => {}
+            }
+            if let Some(f) = self.on_event.as_mut() {
+                f(index, &self.slots[index].router, &ev);
+            }
+        }
+        self.send(index);
+        // Changes caused by the group carry `Reason::Sync` and cause no
+        // further commands, so this recursion is one level deep.
+        for (m, cmd) in sync {
+            let now = self.now();
+            self.slots[m].router.handle_sync(now, cmd);
+            self.flush(m);
+        }
+    }
+
+    /// Sends router `index`'s pending packets and reschedules its timer.
+    fn send(&mut self, index: usize) {
+        let mut buf = [0u8; MAX_TRANSMIT_LEN];
+        let link = &self.links[self.slots[index].link];
+        while let Some(t) = self.slots[index].router.poll_transmit(&mut buf) {
+            let bytes = &buf[..t.len()];
+            let r = match t {
+                Transmit::Advertisement { src, dst, .. } => sys::send_vrrp(
+                    link.vrrp.get_ref().as_raw_fd(),
+                    src,
+                    dst,
+                    link.ifindex,
+                    bytes,
+                ),
+                Transmit::GratuitousArp { .. } => match &link.arp {
+                    Some(fd) => sys::send_frame(fd.as_raw_fd(), bytes),
+                    None => Ok(()),
+                },
+                Transmit::NeighborAdvertisement { dst, .. } => match &link.icmp6 {
+                    Some(fd) => sys::send_to(fd.as_raw_fd(), IpAddr::V6(dst), link.ifindex, bytes),
+                    None => Ok(()),
+                },
+            };
+            if let Err(e) = r
+                && let Some(f) = self.on_error.as_mut()
+            {
+                f(&e);
+            }
+        }
+        let next = self.slots[index].router.poll_timeout();
+        if next != self.slots[index].scheduled {
+            self.slots[index].scheduled = next;
+            if let Some(t) = next {
+                self.heap.push(Reverse((t, index)));
+            }
+        }
+    }
+
+    fn change_addresses(&mut self, index: usize, add: bool) {
+        let ifindex = self.links[self.slots[index].link].ifindex;
+        let addrs: Vec<IpAddr> = self.slots[index].router.addresses().collect();
+        for a in addrs {
+            let prefix = if a.is_ipv4() {
+                self.prefix_v4
+            } else {
+                self.prefix_v6
+            };
+            self.seq = self.seq.wrapping_add(1);
+            let req = sys::addr_request(add, a, prefix, ifindex, self.seq);
+            match sys::netlink_call(&self.netlink, &req, self.seq) {
+                Ok(0) => {}
+                Ok(e) if add && e == libc::EEXIST => {}
+                Ok(e) if !add && e == libc::EADDRNOTAVAIL => {}
+                Ok(e) => self.error(&io::Error::from_raw_os_error(e)),
+                Err(e) => self.error(&e),
+            }
+        }
+    }
+
+    fn error(&mut self, e: &io::Error) {
+        if let Some(f) = self.on_error.as_mut() {
+            f(e);
+        }
+    }
+}
