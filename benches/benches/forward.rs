@@ -1,15 +1,20 @@
 //! lb-forward: per-packet user work (parse + conn lookup + rewrite) on a
 //! 64-byte UDP frame of a tracked flow, per forwarding method; and the
 //! connection table at 1 Mi entries against `std::collections::HashMap`
-//! keyed by the same five-tuple (the baseline, same run).
+//! keyed by the same five-tuple (the baseline, same run); and the new-flow
+//! path (classification, scheduling, persistence templates) through
+//! one-packet scheduling, with and without persistence.
 //!
 //! `cargo bench -p lb-benches --bench forward -- --warm-up-time 1 --measurement-time 3`
 
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, criterion_group, criterion_main};
 use lb_forward::addr::Addr;
 use lb_forward::classify::ServiceKey;
-use lb_forward::conntab::{ConnTable, NewConn};
-use lb_forward::forwarder::{Config, DestConfig, Forwarder, Method, Port, ServiceConfig, Verdict};
+use lb_forward::conntab::{ConnTable, NO_TEMPLATE, NewConn};
+use lb_forward::forwarder::{
+    Config, DestConfig, Forwarder, Method, Persistence, Port, PortId, ServiceConfig, Verdict,
+};
 use lb_forward::parse::FlowKey;
 use lb_forward::sched::RoundRobin;
 use lb_forward::testutil::udp4_frame;
@@ -34,6 +39,20 @@ fn best_of(name: &str, mut f: impl FnMut()) {
     eprintln!("best-of-batches {name}: {best:.1} ns/iter");
 }
 
+/// A forwarder for 64 Ki conns with one IPv4 port.
+fn director(now: Instant) -> (Forwarder<RoundRobin>, PortId) {
+    let mut cfg = Config::default();
+    cfg.capacity = 1 << 16;
+    let mut fwd = Forwarder::new(cfg, now);
+    let port = fwd.add_port(Port {
+        mac: [2, 0, 0, 0, 0, 1],
+        mtu: 1500,
+        v4: Some(Addr::v4([172, 16, 0, 1])),
+        v6: None,
+    });
+    (fwd, port)
+}
+
 fn per_packet(c: &mut Criterion) {
     let mut g = c.benchmark_group("forward/per_packet_64B_udp");
     for (name, method) in [
@@ -49,15 +68,7 @@ fn per_packet(c: &mut Criterion) {
         ),
     ] {
         let now = Instant::now();
-        let mut cfg = Config::default();
-        cfg.capacity = 1 << 16;
-        let mut fwd = Forwarder::new(cfg, now);
-        let port = fwd.add_port(Port {
-            mac: [2, 0, 0, 0, 0, 1],
-            mtu: 1500,
-            v4: Some(Addr::v4([172, 16, 0, 1])),
-            v6: None,
-        });
+        let (mut fwd, port) = director(now);
         fwd.set_neighbour("172.16.0.2".parse().unwrap(), [2, 0, 0, 0, 0, 2], port);
         let key = ServiceKey::Addr {
             proto: 17,
@@ -84,26 +95,38 @@ fn per_packet(c: &mut Criterion) {
             },
         )
         .unwrap();
-        // 64-byte frame: 14 + 20 + 8 + 18 payload + (4 FCS not on the wire here).
-        let orig = udp4_frame([10, 0, 0, 2], 4000, [10, 0, 0, 100], 53, &[0xab; 18]);
-        assert_eq!(orig.len(), 60);
-        let mut frame = orig.clone();
-        let mut out = vec![0u8; 2048];
-        // Create the conn first, so the loop measures the tracked path.
-        let first = fwd.process(now, &mut frame, &mut out);
-        assert!(matches!(first, Verdict::Transmit { .. }));
-        best_of(&format!("process/{name}"), || {
-            frame.copy_from_slice(&orig);
-            let _ = black_box(fwd.process(now, black_box(&mut frame), &mut out));
-        });
-        g.bench_function(BenchmarkId::new("process", name), |b| {
-            b.iter(|| {
-                frame.copy_from_slice(&orig);
-                black_box(fwd.process(now, black_box(&mut frame), &mut out))
-            })
-        });
+        // The first packet creates the conn, so the loop measures the tracked path.
+        measure(&mut g, &format!("process/{name}"), name, &mut fwd, now);
     }
     g.finish();
+}
+
+/// Sends one 64-byte UDP frame (14 + 20 + 8 + 18 payload + 4 FCS not on the
+/// wire here) client → VIP:53, then measures `process` on copies of it
+/// (best of batches, printed as `label`, and criterion as `process/name`).
+fn measure(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    label: &str,
+    name: &str,
+    fwd: &mut Forwarder<RoundRobin>,
+    now: Instant,
+) {
+    let orig = udp4_frame([10, 0, 0, 2], 4000, [10, 0, 0, 100], 53, &[0xab; 18]);
+    assert_eq!(orig.len(), 60);
+    let mut frame = orig.clone();
+    let mut out = vec![0u8; 2048];
+    let first = fwd.process(now, &mut frame, &mut out);
+    assert!(matches!(first, Verdict::Transmit { .. }));
+    best_of(label, || {
+        frame.copy_from_slice(&orig);
+        let _ = black_box(fwd.process(now, black_box(&mut frame), &mut out));
+    });
+    g.bench_function(BenchmarkId::new("process", name), |b| {
+        b.iter(|| {
+            frame.copy_from_slice(&orig);
+            black_box(fwd.process(now, black_box(&mut frame), &mut out))
+        })
+    });
 }
 
 fn key(i: u32) -> (Addr, u16) {
@@ -129,9 +152,9 @@ fn conn_table(c: &mut Criterion) {
                 vaddr: vip,
                 vport: 53,
                 dest: 0,
-                svc: 0,
                 state: 11,
                 flags: 0,
+                template: NO_TEMPLATE,
                 index_out: false,
                 expires: 300_000,
             })
@@ -220,9 +243,9 @@ fn conn_expiry(_c: &mut Criterion) {
                 vaddr: vip,
                 vport: 53,
                 dest: 0,
-                svc: 0,
                 state: 11,
                 flags: 0,
+                template: NO_TEMPLATE,
                 index_out: false,
                 expires: exp,
             })
@@ -249,5 +272,47 @@ fn conn_expiry(_c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, per_packet, conn_table, conn_expiry);
+/// A new flow on every packet: one-packet scheduling (`--ops`) keeps no
+/// connection, so each datagram goes through classification (fwmark rules,
+/// service lookup), the scheduler and, with persistence, the template
+/// table (found, refreshed, released), then the DR rewrite.
+fn new_flow(c: &mut Criterion) {
+    let mut g = c.benchmark_group("forward/new_flow_64B_udp_ops");
+    for (name, persistence) in [("plain", None), ("persist", Some(Persistence::default()))] {
+        let now = Instant::now();
+        let (mut fwd, port) = director(now);
+        let svc = fwd
+            .add_service(
+                ServiceConfig {
+                    key: ServiceKey::Addr {
+                        proto: 17,
+                        addr: Addr::v4([10, 0, 0, 100]),
+                        port: 53,
+                    },
+                    persistence,
+                    one_packet: true,
+                },
+                RoundRobin::default(),
+            )
+            .unwrap();
+        for i in 2..4u8 {
+            let rip = std::net::IpAddr::from([172, 16, 0, i]);
+            fwd.set_neighbour(rip, [2, 0, 0, 0, 0, i], port);
+            fwd.add_dest(
+                svc,
+                DestConfig {
+                    addr: rip,
+                    port: 0,
+                    method: Method::Dr,
+                    weight: 1,
+                },
+            )
+            .unwrap();
+        }
+        measure(&mut g, &format!("new_flow_ops/{name}"), name, &mut fwd, now);
+    }
+    g.finish();
+}
+
+criterion_group!(benches, per_packet, new_flow, conn_table, conn_expiry);
 criterion_main!(benches);

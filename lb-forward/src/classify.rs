@@ -1,67 +1,19 @@
-//! Classification of a new flow: firewall-mark rules first (what
-//! `iptables -t mangle ... -j MARK` does in front of IPVS), then the
-//! service lookup in the kernel's order: fwmark services, then
-//! `<proto, vaddr, vport>`, then a port-zero service `<proto, vaddr, 0>`.
+//! Classification of a new flow, delegated to `lb-sched`: its firewall-mark
+//! rules ([`lb_sched::fwmark::Classifier`], first match wins, what
+//! `iptables -t mangle ... -j MARK` does in front of IPVS), then its service
+//! table ([`lb_sched::service_table::ServiceTable`]) in the order of the
+//! kernel's `ip_vs_service_find`: fwmark services, `<proto, vaddr, vport>`,
+//! the FTP data ports of a port-21 service, then a port-zero service
+//! `<proto, vaddr, 0>`. Neither step allocates.
 
 use crate::addr::Addr;
 use crate::parse::FlowKey;
-use std::collections::HashMap;
-use std::ops::RangeInclusive;
+use lb_sched::fwmark::{self, FwmarkError, Rule};
+use lb_sched::hashkey::HashKey;
+use lb_sched::service_table::{self, ServiceTable};
+use std::net::IpAddr;
 
-/// A prefix (`addr/len`; `len` counts IPv4 bits for IPv4 addresses).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Prefix {
-    /// The network address.
-    pub addr: Addr,
-    /// Prefix length.
-    pub len: u8,
-}
-
-impl Prefix {
-    /// The prefix `addr/len` (host bits are cleared).
-    #[must_use]
-    pub fn new(addr: impl Into<Addr>, len: u8) -> Self {
-        let addr = addr.into();
-        Self {
-            addr: addr.masked(len),
-            len,
-        }
-    }
-
-    /// True if `a` is inside.
-    #[must_use]
-    pub fn contains(&self, a: &Addr) -> bool {
-        a.is_v4() == self.addr.is_v4() && a.masked(self.len) == self.addr
-    }
-}
-
-/// One mark rule; the first matching rule gives the mark.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FwmarkRule {
-    /// Protocol to match, or any.
-    pub proto: Option<u8>,
-    /// Source prefix, or any.
-    pub src: Option<Prefix>,
-    /// Destination prefix, or any.
-    pub dst: Option<Prefix>,
-    /// Destination ports (TCP/UDP).
-    pub dports: RangeInclusive<u16>,
-    /// The mark to set (non-zero).
-    pub mark: u32,
-}
-
-impl FwmarkRule {
-    /// True if the rule matches `f`.
-    #[must_use]
-    pub fn matches(&self, f: &FlowKey) -> bool {
-        self.proto.is_none_or(|p| p == f.proto)
-            && self.src.is_none_or(|p| p.contains(&f.src))
-            && self.dst.is_none_or(|p| p.contains(&f.dst))
-            && self.dports.contains(&f.dport)
-    }
-}
-
-/// What identifies a virtual service.
+/// What identifies a virtual service of the forwarder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ServiceKey {
     /// `-t|-u addr:port` (port 0: all ports, persistent services only).
@@ -73,57 +25,70 @@ pub enum ServiceKey {
         /// Virtual port.
         port: u16,
     },
-    /// `-f mark`: every packet carrying the mark, any protocol.
+    /// `-f mark`: every packet carrying the mark, any protocol, either
+    /// family (one fwmark service per family in `lb-sched`'s table).
     Fwmark(u32),
 }
 
+impl ServiceKey {
+    /// The `lb-sched` service-table keys this service occupies.
+    fn table_keys(self) -> ([service_table::ServiceKey; 2], usize) {
+        match self {
+            Self::Addr { proto, addr, port } => {
+                let k = service_table::ServiceKey::Addr {
+                    protocol: proto,
+                    addr: addr.into(),
+                    port,
+                };
+                ([k, k], 1)
+            }
+            Self::Fwmark(mark) => (
+                [false, true].map(|v6| service_table::ServiceKey::Fwmark { v6, mark }),
+                2,
+            ),
+        }
+    }
+}
+
 /// The mark rules and the service index.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Classifier {
-    rules: Vec<FwmarkRule>,
-    by_addr: HashMap<(u8, Addr, u16), u16>,
-    by_mark: HashMap<u32, u16>,
+    rules: fwmark::Classifier,
+    services: ServiceTable<u16>,
 }
 
 impl Classifier {
-    /// Appends a mark rule.
-    pub fn add_rule(&mut self, rule: FwmarkRule) {
-        self.rules.push(rule);
-    }
-
-    /// Removes every mark rule.
-    pub fn clear_rules(&mut self) {
-        self.rules.clear();
-    }
-
-    /// The mark of a flow (0 when no rule matches).
+    /// An empty classifier whose service index hashes with `key`.
     #[must_use]
-    pub fn mark(&self, f: &FlowKey) -> u32 {
-        self.rules
-            .iter()
-            .find(|r| r.matches(f))
-            .map_or(0, |r| r.mark)
+    pub fn new(key: HashKey) -> Self {
+        Self {
+            rules: fwmark::Classifier::new(),
+            services: ServiceTable::new(key),
+        }
     }
 
-    /// Indexes service `svc` under `key`; false if the key is taken.
+    /// Appends a mark rule.
+    pub fn add_rule(&mut self, rule: Rule) -> Result<(), FwmarkError> {
+        self.rules.push(rule).map(|_| ())
+    }
+
+    /// Indexes service `svc` under `key`; false if the key is taken (or is
+    /// fwmark 0).
     pub fn insert(&mut self, key: ServiceKey, svc: u16) -> bool {
-        match key {
-            ServiceKey::Addr { proto, addr, port } => {
-                self.by_addr.try_insert_compat((proto, addr, port), svc)
-            }
-            ServiceKey::Fwmark(m) => self.by_mark.try_insert_compat(m, svc),
+        let (keys, n) = key.table_keys();
+        if keys[..n].iter().any(|k| self.services.get(k).is_some()) {
+            return false;
         }
+        keys[..n]
+            .iter()
+            .all(|&k| self.services.insert(k, svc).is_ok())
     }
 
     /// Drops `key` from the index.
     pub fn remove(&mut self, key: ServiceKey) {
-        match key {
-            ServiceKey::Addr { proto, addr, port } => {
-                self.by_addr.remove(&(proto, addr, port));
-            }
-            ServiceKey::Fwmark(m) => {
-                self.by_mark.remove(&m);
-            }
+        let (keys, n) = key.table_keys();
+        for k in &keys[..n] {
+            self.services.remove(k);
         }
     }
 
@@ -133,11 +98,12 @@ impl Classifier {
     ///
     /// ```
     /// use lb_forward::{addr::Addr, classify::*, parse::FlowKey};
-    /// let mut c = Classifier::default();
+    /// use lb_sched::{fwmark::{PortSet, Rule}, hashkey::HashKey};
+    /// let mut c = Classifier::new(HashKey::new(1, 2));
     /// let vip = Addr::v4([10, 0, 0, 100]);
     /// c.insert(ServiceKey::Addr { proto: 6, addr: vip, port: 80 }, 0);
     /// c.insert(ServiceKey::Fwmark(7), 1);
-    /// c.add_rule(FwmarkRule { proto: Some(6), src: None, dst: None, dports: 443..=443, mark: 7 });
+    /// c.add_rule(Rule::mark(7).protocol(6).dports(PortSet::parse("443").unwrap())).unwrap();
     /// let f = FlowKey { proto: 6, src: Addr::v4([1, 2, 3, 4]), dst: vip, sport: 999, dport: 80 };
     /// assert_eq!(c.lookup(&f), Some(0));
     /// assert_eq!(c.lookup(&FlowKey { dport: 443, ..f }), Some(1));
@@ -145,31 +111,8 @@ impl Classifier {
     /// ```
     #[must_use]
     pub fn lookup(&self, f: &FlowKey) -> Option<u16> {
-        if !self.by_mark.is_empty() && !self.rules.is_empty() {
-            let m = self.mark(f);
-            if m != 0
-                && let Some(&s) = self.by_mark.get(&m)
-            {
-                return Some(s);
-            }
-        }
-        self.by_addr
-            .get(&(f.proto, f.dst, f.dport))
-            .or_else(|| self.by_addr.get(&(f.proto, f.dst, 0)))
-            .copied()
-    }
-}
-
-trait TryInsertCompat<K, V> {
-    fn try_insert_compat(&mut self, k: K, v: V) -> bool;
-}
-
-impl<K: std::hash::Hash + Eq, V> TryInsertCompat<K, V> for HashMap<K, V> {
-    fn try_insert_compat(&mut self, k: K, v: V) -> bool {
-        if self.contains_key(&k) {
-            return false;
-        }
-        self.insert(k, v);
-        true
+        let (src, dst) = (IpAddr::from(f.src), IpAddr::from(f.dst));
+        let mark = self.rules.classify(f.proto, src, dst, f.dport).unwrap_or(0);
+        self.services.find(mark, f.proto, dst, f.dport).copied()
     }
 }

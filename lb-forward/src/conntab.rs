@@ -34,8 +34,6 @@ const NSLOTS: u32 = 4096;
 
 /// Entry flags.
 pub mod flags {
-    /// A persistence template (`IP_VS_CONN_F_TEMPLATE`).
-    pub const TEMPLATE: u8 = 0x01;
     /// Not established (`IP_VS_CONN_F_INACTIVE`), for the dest counters.
     pub const INACTIVE: u8 = 0x02;
     /// No reply seen through the director yet (`IP_VS_CONN_F_NOOUTPUT`).
@@ -48,13 +46,17 @@ pub mod flags {
     pub const LIVE: u8 = 0x20;
 }
 
-/// One connection (or persistence template).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// No persistence template ([`Entry::template`]).
+pub const NO_TEMPLATE: u32 = u32::MAX;
+
+/// One connection. Persistence templates live in `lb-sched`'s
+/// [`PersistTable`](lb_sched::persist::PersistTable), not here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C)]
 pub struct Entry {
-    /// Client address (for a template: masked by the persistence netmask).
+    /// Client address.
     pub caddr: Addr,
-    /// Client port (0 for a template).
+    /// Client port.
     pub cport: u16,
     /// Virtual port.
     pub vport: u16,
@@ -62,23 +64,45 @@ pub struct Entry {
     pub vip: u16,
     /// Destination slot.
     pub dest: u16,
-    /// Service index.
-    pub svc: u16,
     /// IP protocol.
     pub proto: u8,
     /// [`crate::state::State`] as a byte.
     pub state: u8,
+    /// [`flags`].
+    pub flags: u8,
+    _pad: u8,
     /// Expiry time, milliseconds since the table's epoch (wrapping).
     pub expires: u32,
     in_next: u32,
     out_next: u32,
     wheel_next: u32,
     wheel_prev: u32,
-    /// [`flags`].
-    pub flags: u8,
-    _pad: u8,
-    /// Templates: how many live connections it controls.
-    pub n_control: u16,
+    /// The persistence template controlling it
+    /// ([`TemplateId::to_raw`](lb_sched::persist::TemplateId::to_raw)), or
+    /// [`NO_TEMPLATE`].
+    pub template: u32,
+}
+
+impl Default for Entry {
+    fn default() -> Self {
+        Self {
+            caddr: Addr::default(),
+            cport: 0,
+            vport: 0,
+            vip: 0,
+            dest: 0,
+            proto: 0,
+            state: 0,
+            flags: 0,
+            _pad: 0,
+            expires: 0,
+            in_next: 0,
+            out_next: 0,
+            wheel_next: 0,
+            wheel_prev: 0,
+            template: NO_TEMPLATE,
+        }
+    }
 }
 
 /// What to insert.
@@ -96,12 +120,12 @@ pub struct NewConn {
     pub vport: u16,
     /// Destination slot.
     pub dest: u16,
-    /// Service index.
-    pub svc: u16,
     /// Initial state byte.
     pub state: u8,
-    /// Initial flags ([`flags::TEMPLATE`], [`flags::NOOUTPUT`], [`flags::INACTIVE`]).
+    /// Initial flags ([`flags::NOOUTPUT`], [`flags::INACTIVE`]).
     pub flags: u8,
+    /// Its persistence template, raw, or [`NO_TEMPLATE`].
+    pub template: u32,
     /// Also index by the real-server side (NAT).
     pub index_out: bool,
     /// Expiry, ms since epoch.
@@ -171,7 +195,7 @@ fn slot_of(t: u32) -> usize {
 }
 
 impl ConnTable {
-    /// A table for `capacity` entries (connections plus templates), whose
+    /// A table for `capacity` connections, whose
     /// clock starts at `now_ms`, hashing with `seed`.
     ///
     /// # Examples
@@ -182,8 +206,8 @@ impl ConnTable {
     /// let c = Addr::v4([10, 0, 0, 2]);
     /// let v = Addr::v4([10, 0, 0, 100]);
     /// let id = t
-    ///     .insert(NewConn { proto: 6, caddr: c, cport: 40000, vaddr: v, vport: 80, dest: 0, svc: 0,
-    ///         state: 0, flags: 0, index_out: false, expires: 3000 })
+    ///     .insert(NewConn { proto: 6, caddr: c, cport: 40000, vaddr: v, vport: 80, dest: 0,
+    ///         state: 0, flags: 0, template: NO_TEMPLATE, index_out: false, expires: 3000 })
     ///     .unwrap();
     /// assert_eq!(t.lookup_in(6, &c, 40000, &v, 80), Some(id));
     /// assert_eq!(t.next_expired(2999), None);
@@ -282,11 +306,6 @@ impl ConnTable {
         hash4(self.seed, caddr, daddr, tail) as usize & self.mask
     }
 
-    fn tpl_hash(&self, svc: u16, caddr: &Addr) -> usize {
-        let tail = u64::from(svc) | (3 << 40);
-        hash4(self.seed, caddr, &Addr::UNSPECIFIED, tail) as usize & self.mask
-    }
-
     /// Finds the connection of a client-to-VIP packet.
     #[must_use]
     #[inline]
@@ -304,7 +323,6 @@ impl ConnTable {
             if e.cport == cport
                 && e.vport == vport
                 && e.proto == proto
-                && e.flags & flags::TEMPLATE == 0
                 && e.caddr == *caddr
                 && self.vips[usize::from(e.vip)] == *vaddr
             {
@@ -345,21 +363,6 @@ impl ConnTable {
         None
     }
 
-    /// Finds the persistence template of service `svc` for the (already
-    /// masked) client address.
-    #[must_use]
-    pub fn lookup_template(&self, svc: u16, caddr: &Addr) -> Option<ConnId> {
-        let mut i = self.in_heads[self.tpl_hash(svc, caddr)];
-        while i != NIL {
-            let e = &self.entries[i as usize];
-            if e.flags & flags::TEMPLATE != 0 && e.svc == svc && e.caddr == *caddr {
-                return Some(i);
-            }
-            i = e.in_next;
-        }
-        None
-    }
-
     fn intern(&mut self, v: Addr) -> Option<u16> {
         if let Some(&i) = self.vip_index.get(&v) {
             self.vip_refs[usize::from(i)] += 1;
@@ -394,8 +397,7 @@ impl ConnTable {
         if self.len >= self.cap {
             return None;
         }
-        let template = n.flags & flags::TEMPLATE != 0;
-        let vip = if template { 0 } else { self.intern(n.vaddr)? };
+        let vip = self.intern(n.vaddr)?;
         let id = if self.free != NIL {
             let id = self.free;
             self.free = self.entries[id as usize].in_next;
@@ -404,14 +406,10 @@ impl ConnTable {
             self.entries.push(Entry::default());
             (self.entries.len() - 1) as u32
         };
-        let bucket = if template {
-            self.tpl_hash(n.svc, &n.caddr)
-        } else {
-            self.in_hash(n.proto, &n.caddr, n.cport, &n.vaddr, n.vport)
-        };
-        let mut f = (n.flags & (flags::TEMPLATE | flags::INACTIVE | flags::NOOUTPUT)) | flags::LIVE;
+        let bucket = self.in_hash(n.proto, &n.caddr, n.cport, &n.vaddr, n.vport);
+        let mut f = (n.flags & (flags::INACTIVE | flags::NOOUTPUT)) | flags::LIVE;
         let mut out_next = NIL;
-        if n.index_out && !template {
+        if n.index_out {
             let (a, p) = self
                 .dest_addr
                 .get(usize::from(n.dest))
@@ -429,17 +427,16 @@ impl ConnTable {
             vport: n.vport,
             vip,
             dest: n.dest,
-            svc: n.svc,
             proto: n.proto,
             state: n.state,
+            flags: f,
+            _pad: 0,
             expires: n.expires,
             in_next: self.in_heads[bucket],
             out_next,
             wheel_next: NIL,
             wheel_prev: NIL,
-            flags: f,
-            _pad: 0,
-            n_control: 0,
+            template: n.template,
         };
         self.in_heads[bucket] = id;
         self.wheel_link(id);
@@ -541,13 +538,8 @@ impl ConnTable {
             return;
         }
         self.wheel_unlink(id);
-        let template = e.flags & flags::TEMPLATE != 0;
-        let b = if template {
-            self.tpl_hash(e.svc, &e.caddr)
-        } else {
-            let v = self.vips[usize::from(e.vip)];
-            self.in_hash(e.proto, &e.caddr, e.cport, &v, e.vport)
-        };
+        let v = self.vips[usize::from(e.vip)];
+        let b = self.in_hash(e.proto, &e.caddr, e.cport, &v, e.vport);
         unlink(&mut self.in_heads[b], &mut self.entries, id, |e| {
             &mut e.in_next
         });
@@ -563,9 +555,7 @@ impl ConnTable {
                 &mut e.out_next
             });
         }
-        if !template {
-            self.unintern(e.vip);
-        }
+        self.unintern(e.vip);
         let slot = &mut self.entries[id as usize];
         slot.flags = 0;
         slot.in_next = self.free;
@@ -615,9 +605,9 @@ mod tests {
             vaddr: Addr::v4([10, 9, 9, 9]),
             vport: 53,
             dest: u16::from(c % 3),
-            svc: 0,
             state: 11,
             flags: 0,
+            template: NO_TEMPLATE,
             index_out: c.is_multiple_of(2),
             expires,
         }

@@ -56,6 +56,9 @@ pub enum ConfigError {
     /// The destination does not exist.
     #[error("no such destination {0}")]
     NoDest(u16),
+    /// A firewall-mark rule `lb-sched` rejects.
+    #[error("fwmark rule: {0}")]
+    Fwmark(#[from] lb_sched::fwmark::FwmarkError),
     /// A service with the same key already exists.
     #[error("service already exists")]
     ServiceExists,

@@ -8,6 +8,13 @@
 //!                     └─► fwmark rules ─► service ─► persistence template ─► Scheduler::pick ─► new conn
 //! ```
 //!
+//! Fwmark rules, the service lookup and persistence templates are
+//! `lb-sched`'s ([`lb_sched::fwmark`], [`lb_sched::service_table`],
+//! [`lb_sched::persist`]), so templates follow the kernel's
+//! `ip_vs_sched_persist` exactly: keyed per service port (or per fwmark),
+//! invalidated but kept until they expire when their destination goes, and
+//! re-armed 60 s at a time while they still control connections.
+//!
 //! Sans-IO: [`Forwarder::process`] takes the time and a frame and returns a
 //! [`Verdict`]; [`Forwarder::handle_timeout`] expires connections. Call
 //! order: configure (ports, neighbours, services, destinations), then any
@@ -15,8 +22,8 @@
 //! configuration changes in between. Nothing on the packet path allocates.
 
 use crate::addr::{Addr, Mac};
-use crate::classify::{Classifier, FwmarkRule, ServiceKey};
-use crate::conntab::{ConnId, ConnTable, NewConn, flags};
+use crate::classify::{Classifier, ServiceKey};
+use crate::conntab::{ConnId, ConnTable, NO_TEMPLATE, NewConn, flags};
 use crate::error::{ConfigError, ParseError};
 use crate::icmp::{self, IcmpError};
 use crate::parse::{FlowKey, Parsed, Quoted, parse};
@@ -25,6 +32,12 @@ use crate::sched::{ConnCounts, ConnEvent, ConnKind, DestIndex, Scheduler};
 use crate::state::{Dir, State, Timeouts, tcp_next};
 use crate::tunnel::{self, TunnelKind};
 use crate::wire::{self, ipv4, ipv6, proto, tcp_flags};
+use lb_sched::fwmark::Rule;
+use lb_sched::hashkey::HashKey;
+use lb_sched::persist::{
+    MAX_TIMEOUT_MS, Netmask, PersistConfig, PersistDests, PersistService, PersistTable, TemplateId,
+    TemplateKey,
+};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -36,8 +49,11 @@ pub type PortId = u8;
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Config {
-    /// Connection table capacity (connections plus templates). Default 1 Mi.
+    /// Connection table capacity. Default 1 Mi.
     pub capacity: usize,
+    /// Persistence templates per address family held without growing the
+    /// template table (growth allocates, on the packet path). Default 64 Ki.
+    pub template_capacity: usize,
     /// State timeouts (`ipvsadm --set`). Default: the kernel's.
     pub timeouts: Timeouts,
     /// `expire_nodest_conn`: a packet for a connection whose destination
@@ -48,7 +64,7 @@ pub struct Config {
     /// as in the kernel.
     pub expire_nodest_conn: bool,
     /// `expire_quiescent_template`: a persistence template pointing at a
-    /// weight-0 destination is dropped when next used. Default off.
+    /// weight-0 destination is invalidated when next used. Default off.
     pub expire_quiescent_template: bool,
     /// Hash seed of the connection table; draw it at random.
     pub hash_seed: u64,
@@ -63,6 +79,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             capacity: 1 << 20,
+            template_capacity: 1 << 16,
             timeouts: Timeouts::default(),
             expire_nodest_conn: false,
             expire_quiescent_template: false,
@@ -75,7 +92,7 @@ impl Default for Config {
 /// Persistence (`ipvsadm -p timeout -M netmask`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Persistence {
-    /// Template lifetime (ipvsadm's default 300 s).
+    /// Template lifetime (ipvsadm's default 300 s; 1 ms to 2^31 ms).
     pub timeout: Duration,
     /// IPv4 client netmask (default /32).
     pub netmask: u32,
@@ -255,14 +272,14 @@ pub struct ConnInfo {
     pub proto: u8,
     /// Client address and port.
     pub client: (Addr, u16),
-    /// Virtual address and port (unspecified for templates).
+    /// Virtual address and port.
     pub virt: (Addr, u16),
     /// Destination.
     pub dest: DestIndex,
     /// State.
     pub state: State,
-    /// A persistence template.
-    pub template: bool,
+    /// Controlled by a persistence template.
+    pub persistent: bool,
     /// Time left.
     pub expires_in: Duration,
 }
@@ -273,6 +290,10 @@ pub struct Forwarder<S> {
     cfg: Config,
     epoch: Instant,
     conns: ConnTable,
+    persist: PersistTable<DestIndex>,
+    /// Milliseconds since `epoch` at the last `process` / `handle_timeout`
+    /// (the template table's clock).
+    now_ms64: u64,
     classifier: Classifier,
     services: Vec<Option<Service<S>>>,
     dests: Vec<Option<Dest>>,
@@ -322,11 +343,20 @@ impl<S: Scheduler> Forwarder<S> {
     #[must_use]
     pub fn new(cfg: Config, now: Instant) -> Self {
         let conns = ConnTable::new(cfg.capacity, 0, cfg.hash_seed);
+        let key = HashKey::new(
+            cfg.hash_seed,
+            cfg.hash_seed.rotate_left(32) ^ 0x6c62_2d66_7764,
+        );
+        let mut pc = PersistConfig::new(key);
+        pc.expire_quiescent_template = cfg.expire_quiescent_template;
+        let persist = PersistTable::with_capacity(pc, cfg.template_capacity, cfg.template_capacity);
         Self {
             cfg,
             epoch: now,
             conns,
-            classifier: Classifier::default(),
+            persist,
+            now_ms64: 0,
+            classifier: Classifier::new(key),
             services: Vec::new(),
             dests: Vec::new(),
             ports: Vec::new(),
@@ -339,6 +369,17 @@ impl<S: Scheduler> Forwarder<S> {
 
     fn now_ms(&self, now: Instant) -> u32 {
         now.saturating_duration_since(self.epoch).as_millis() as u32
+    }
+
+    /// [`Self::now_ms`], also moving the template table's 64-bit clock on
+    /// (extended from the wrapping 32-bit one, so no second division).
+    fn tick(&mut self, now: Instant) -> u32 {
+        let t = self.now_ms(now);
+        let d = t.wrapping_sub(self.now_ms64 as u32);
+        if d < 1 << 31 {
+            self.now_ms64 += u64::from(d);
+        }
+        t
     }
 
     /// Adds an egress interface.
@@ -379,9 +420,9 @@ impl<S: Scheduler> Forwarder<S> {
         self.resolve_hops();
     }
 
-    /// Appends a firewall-mark rule.
-    pub fn add_fwmark_rule(&mut self, rule: FwmarkRule) {
-        self.classifier.add_rule(rule);
+    /// Appends a firewall-mark rule (`lb-sched`'s; the first match wins).
+    pub fn add_fwmark_rule(&mut self, rule: Rule) -> Result<(), ConfigError> {
+        Ok(self.classifier.add_rule(rule)?)
     }
 
     /// The timeouts, to change them (`ipvsadm --set`); new values apply
@@ -399,7 +440,13 @@ impl<S: Scheduler> Forwarder<S> {
     /// Number of live connections plus templates.
     #[must_use]
     pub fn conn_count(&self) -> usize {
-        self.conns.len()
+        self.conns.len() + self.persist.len()
+    }
+
+    /// Number of persistence templates, invalidated ones included.
+    #[must_use]
+    pub fn template_count(&self) -> usize {
+        self.persist.len()
     }
 
     /// A destination's connection counters.
@@ -429,6 +476,13 @@ impl<S: Scheduler> Forwarder<S> {
             && proto != proto::UDP
         {
             return Err(ConfigError::Invalid("service protocol (tcp or udp)"));
+        }
+        if let Some(p) = cfg.persistence
+            && !(1..=u128::from(MAX_TIMEOUT_MS)).contains(&p.timeout.as_millis())
+        {
+            return Err(ConfigError::Invalid(
+                "persistence timeout (1 ms to 2^31 ms)",
+            ));
         }
         let idx = self
             .services
@@ -572,34 +626,22 @@ impl<S: Scheduler> Forwarder<S> {
     }
 
     fn maybe_free_dest(&mut self, d: DestIndex) {
-        if let Some(x) = self.dests[usize::from(d)]
-            && !x.available
-            && x.refs == 0
-        {
-            self.dests[usize::from(d)] = None;
-        }
+        free_if_unused(&mut self.dests, d);
     }
 
-    /// Lists connections and templates (walks the table).
+    /// Lists connections (walks the table; templates are counted by
+    /// [`Self::template_count`]).
     pub fn conns(&self, now: Instant) -> impl Iterator<Item = ConnInfo> + '_ {
         let now_ms = self.now_ms(now);
         self.conns.ids().map(move |id| {
             let e = self.conns.get(id);
-            let template = e.flags & flags::TEMPLATE != 0;
             ConnInfo {
                 proto: e.proto,
                 client: (e.caddr, e.cport),
-                virt: (
-                    if template {
-                        Addr::UNSPECIFIED
-                    } else {
-                        self.conns.vaddr(e)
-                    },
-                    e.vport,
-                ),
+                virt: (self.conns.vaddr(e), e.vport),
                 dest: e.dest,
                 state: State::from_u8(e.state),
-                template,
+                persistent: e.template != NO_TEMPLATE,
                 expires_in: Duration::from_millis(u64::from(
                     e.expires.wrapping_sub(now_ms).min(i32::MAX as u32),
                 )),
@@ -609,45 +651,40 @@ impl<S: Scheduler> Forwarder<S> {
 
     /// Expires connections whose time has come. Call at least every 256 ms.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let now_ms = self.now_ms(now);
+        let now_ms = self.tick(now);
         while let Some(id) = self.conns.next_expired(now_ms) {
-            let e = *self.conns.get(id);
-            if e.flags & flags::TEMPLATE != 0 && e.n_control > 0 {
-                // A template outlives the connections it controls.
-                let t = self.template_timeout(e.svc);
-                self.conns.set_expires(id, now_ms.wrapping_add(t));
-                continue;
-            }
             self.drop_conn(id);
         }
+        // Templates: lb-sched's wheel (ip_vs_conn_expire: one that still
+        // controls connections is kept and re-armed 60 s later).
+        let mut view = DestsView {
+            dests: &mut self.dests,
+            services: &mut self.services,
+        };
+        self.persist.advance(self.now_ms64, &mut view);
     }
 
-    fn template_timeout(&self, svc: u16) -> u32 {
-        let p = self
-            .services
-            .get(usize::from(svc))
-            .and_then(Option::as_ref)
-            .and_then(|s| s.cfg.persistence);
-        ms(p.unwrap_or_default().timeout)
+    /// Releases a template's hold of one connection (`ip_vs_control_del`).
+    fn release_template(&mut self, raw: u32) {
+        if raw == NO_TEMPLATE {
+            return;
+        }
+        let mut view = DestsView {
+            dests: &mut self.dests,
+            services: &mut self.services,
+        };
+        // Every controlled connection releases exactly once, so this
+        // cannot fail; if it did, the template would just expire unheld.
+        let _ = self
+            .persist
+            .release(self.now_ms64, TemplateId::from_raw(raw), &mut view);
     }
 
-    /// Removes a connection or template and updates the counters.
+    /// Removes a connection and updates the counters.
     fn drop_conn(&mut self, id: ConnId) {
         let e = *self.conns.get(id);
-        let template = e.flags & flags::TEMPLATE != 0;
-        if !template {
-            // Release its template's hold (found by key, see persist()).
-            if let Some(p) = self.persistence(e.svc) {
-                let masked = mask_client(&e.caddr, p);
-                if let Some(t) = self.conns.lookup_template(e.svc, &masked) {
-                    let n = &mut self.conns.get_mut(t).n_control;
-                    *n = n.saturating_sub(1);
-                }
-            }
-        }
-        let kind = if template {
-            ConnKind::Template
-        } else if e.flags & flags::INACTIVE != 0 {
+        self.release_template(e.template);
+        let kind = if e.flags & flags::INACTIVE != 0 {
             ConnKind::Inactive
         } else {
             ConnKind::Active
@@ -688,7 +725,7 @@ impl<S: Scheduler> Forwarder<S> {
     }
 
     fn process_inner(&mut self, now: Instant, frame: &mut [u8], out: &mut [u8]) -> Verdict {
-        let now_ms = self.now_ms(now);
+        let now_ms = self.tick(now);
         let p = match parse(frame) {
             Ok(p) => p,
             Err(ParseError::NotIp { .. }) => return Verdict::Pass,
@@ -722,7 +759,7 @@ impl<S: Scheduler> Forwarder<S> {
             // or when the old connection is over (conn_reuse_mode,
             // is_new_conn_expected); never for a persistence-controlled one.
             let syn = p.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN;
-            if syn && f.proto == proto::TCP && self.persistence(e.svc).is_none() {
+            if syn && f.proto == proto::TCP && self.persistence(dest.svc).is_none() {
                 let st = State::from_u8(e.state);
                 let mode = self.cfg.conn_reuse_mode;
                 let expected = mode != 0
@@ -1023,20 +1060,29 @@ impl<S: Scheduler> Forwarder<S> {
             Some(s) => (s.cfg.persistence, s.cfg.one_packet && f.proto == proto::UDP),
             None => return Verdict::Pass,
         };
-        let picked = match persist {
-            Some(pc) => self.persist_pick(now, now_ms, svc, pc, &f, !one_packet),
-            None => self.services[usize::from(svc)]
-                .as_mut()
-                .and_then(|s| s.sched.pick(now, &f)),
+        let (picked, template) = match persist {
+            Some(pc) => self
+                .persist_pick(now, svc, pc, &f)
+                .map_or((None, NO_TEMPLATE), |(d, t)| (Some(d), t)),
+            None => (
+                self.services[usize::from(svc)]
+                    .as_mut()
+                    .and_then(|s| s.sched.pick(now, &f)),
+                NO_TEMPLATE,
+            ),
         };
         let picked = picked
             .filter(|&d| matches!(self.dests.get(usize::from(d)), Some(Some(x)) if x.available));
         let Some(d) = picked else {
+            self.release_template(template);
             self.stats.no_dest += 1;
             return self.icmp_to_sender(p, IcmpError::PortUnreachable, frame, out);
         };
         let dest = self.dests[usize::from(d)].expect("checked above");
         if one_packet {
+            // No connection is kept, so nothing stays under the template's
+            // control (the kernel's one-packet conns are freed at once).
+            self.release_template(template);
             return self.send_to_dest(&dest, f.dport, p, frame, out);
         }
         let nat = dest.cfg.method == Method::Nat;
@@ -1052,15 +1098,16 @@ impl<S: Scheduler> Forwarder<S> {
             vaddr: f.dst,
             vport: f.dport,
             dest: d,
-            svc,
             state: state as u8,
             // Every new connection starts inactive (the kernel's
             // __ip_vs_update_dest puts IP_VS_CONN_F_INACTIVE in conn_flags).
             flags: flags::INACTIVE | if nat { 0 } else { flags::NOOUTPUT },
+            template,
             index_out: nat,
             expires: now_ms.wrapping_add(3000),
         };
         let Some(id) = self.conns.insert(n) else {
+            self.release_template(template);
             return Verdict::Drop(DropReason::TableFull);
         };
         self.stats.conns_created += 1;
@@ -1071,87 +1118,128 @@ impl<S: Scheduler> Forwarder<S> {
         self.forward_in(now_ms, id, p, frame, out)
     }
 
-    /// ip_vs_sched_persist: reuse the client's template if its destination
-    /// is still good, else schedule and record a new template.
+    /// ip_vs_sched_persist through `lb-sched`'s template table: reuse the
+    /// client's template if its destination is still usable, else schedule
+    /// and record a new template. Returns the destination and the raw id of
+    /// the template, which now controls one more connection.
     fn persist_pick(
         &mut self,
         now: Instant,
-        now_ms: u32,
         svc: u16,
         pc: Persistence,
         f: &FlowKey,
-        controls: bool,
-    ) -> Option<DestIndex> {
-        let masked = mask_client(&f.src, pc);
-        let timeout = now_ms.wrapping_add(ms(pc.timeout));
-        if let Some(t) = self.conns.lookup_template(svc, &masked) {
-            let d = self.conns.get(t).dest;
-            let ok = matches!(self.dests[usize::from(d)], Some(x) if x.available
-                && !(self.cfg.expire_quiescent_template && x.cfg.weight == 0));
-            if ok {
-                self.conns.set_expires(t, timeout);
-                if controls {
-                    let n = &mut self.conns.get_mut(t).n_control;
-                    *n = n.saturating_add(1);
-                }
-                return Some(d);
-            }
-            self.drop_conn(t);
-        }
-        let d = self.services[usize::from(svc)]
-            .as_mut()?
-            .sched
-            .pick(now, f)?;
-        let x = self
-            .dests
-            .get_mut(usize::from(d))?
-            .as_mut()
-            .filter(|x| x.available)?;
-        let n = NewConn {
-            proto: f.proto,
-            caddr: masked,
-            cport: 0,
-            vaddr: Addr::UNSPECIFIED,
-            vport: 0,
-            dest: d,
-            svc,
-            state: State::None as u8,
-            flags: flags::TEMPLATE,
-            index_out: false,
-            expires: timeout,
+    ) -> Option<(DestIndex, u32)> {
+        let (fwmark, port) = match self.services.get(usize::from(svc))?.as_ref()?.cfg.key {
+            ServiceKey::Fwmark(m) => (m, 0),
+            ServiceKey::Addr { port, .. } => (0, port),
         };
-        if let Some(t) = self.conns.insert(n) {
-            x.refs += 1;
-            if controls {
-                self.conns.get_mut(t).n_control = 1;
-            }
-            self.conn_event(d, ConnEvent::Bound(ConnKind::Template));
-        }
-        Some(d)
+        let netmask = if f.src.is_v4() {
+            Netmask::V4(pc.netmask)
+        } else {
+            Netmask::V6(pc.prefix6)
+        };
+        let ps = PersistService {
+            fwmark,
+            port,
+            netmask,
+        };
+        let key =
+            TemplateKey::for_packet(&ps, f.proto, f.src.into(), f.dst.into(), f.dport).ok()?;
+        let mut view = DestsView {
+            dests: &mut self.dests,
+            services: &mut self.services,
+        };
+        let p = self
+            .persist
+            .schedule(self.now_ms64, &key, ms(pc.timeout), &mut view, |v| {
+                let d = v
+                    .services
+                    .get_mut(usize::from(svc))?
+                    .as_mut()?
+                    .sched
+                    .pick(now, f)?;
+                v.is_available(&d).then_some(d)
+            })
+            .ok()??;
+        Some((p.dest, p.template.to_raw()))
     }
 
     /// Counts a connection event on a destination and tells its scheduler.
     fn conn_event(&mut self, d: DestIndex, ev: ConnEvent) {
-        let Some(dest) = self.dests.get_mut(usize::from(d)).and_then(Option::as_mut) else {
-            return;
-        };
-        dest.counts.apply(ev);
-        let svc = dest.svc;
-        if let Some(s) = self
-            .services
-            .get_mut(usize::from(svc))
-            .and_then(Option::as_mut)
-        {
-            s.sched.conn_event(d, ev);
-        }
+        conn_event(&mut self.dests, &mut self.services, d, ev);
     }
 }
 
-fn mask_client(a: &Addr, p: Persistence) -> Addr {
-    if a.is_v4() {
-        a.masked_v4(p.netmask)
-    } else {
-        a.masked(p.prefix6)
+/// Counts a connection event on a destination and tells its scheduler.
+fn conn_event<S: Scheduler>(
+    dests: &mut [Option<Dest>],
+    services: &mut [Option<Service<S>>],
+    d: DestIndex,
+    ev: ConnEvent,
+) {
+    let Some(dest) = dests.get_mut(usize::from(d)).and_then(Option::as_mut) else {
+        return;
+    };
+    dest.counts.apply(ev);
+    if let Some(s) = services
+        .get_mut(usize::from(dest.svc))
+        .and_then(Option::as_mut)
+    {
+        s.sched.conn_event(d, ev);
+    }
+}
+
+/// Frees a removed destination's slot once nothing points at it.
+fn free_if_unused(dests: &mut [Option<Dest>], d: DestIndex) {
+    if let Some(slot) = dests.get_mut(usize::from(d))
+        && matches!(slot, Some(x) if !x.available && x.refs == 0)
+    {
+        *slot = None;
+    }
+}
+
+/// The destinations as `lb-sched`'s template table sees them: availability
+/// and weight, and `persistconns` kept through the scheduler's events.
+struct DestsView<'a, S> {
+    dests: &'a mut Vec<Option<Dest>>,
+    services: &'a mut Vec<Option<Service<S>>>,
+}
+
+impl<S: Scheduler> PersistDests<DestIndex> for DestsView<'_, S> {
+    fn is_available(&self, d: &DestIndex) -> bool {
+        matches!(self.dests.get(usize::from(*d)), Some(Some(x)) if x.available)
+    }
+
+    fn weight(&self, d: &DestIndex) -> u32 {
+        self.dests
+            .get(usize::from(*d))
+            .and_then(Option::as_ref)
+            .map_or(0, |x| x.cfg.weight)
+    }
+
+    fn template_bound(&mut self, d: &DestIndex) {
+        if let Some(x) = self.dests.get_mut(usize::from(*d)).and_then(Option::as_mut) {
+            x.refs += 1;
+        }
+        conn_event(
+            self.dests,
+            self.services,
+            *d,
+            ConnEvent::Bound(ConnKind::Template),
+        );
+    }
+
+    fn template_unbound(&mut self, d: &DestIndex) {
+        conn_event(
+            self.dests,
+            self.services,
+            *d,
+            ConnEvent::Unbound(ConnKind::Template),
+        );
+        if let Some(x) = self.dests.get_mut(usize::from(*d)).and_then(Option::as_mut) {
+            x.refs = x.refs.saturating_sub(1);
+        }
+        free_if_unused(self.dests, *d);
     }
 }
 

@@ -13,6 +13,10 @@
 //! packet. The raw-socket I/O sits in `afpacket` (Linux only), the one
 //! module allowed `unsafe`.
 //!
+//! Fwmark rules, the service lookup and persistence templates are
+//! `lb-sched`'s ([`lb_sched::fwmark`], [`lb_sched::service_table`],
+//! [`lb_sched::persist`]); [`classify`] and [`forwarder`] only wire them in.
+//!
 //! It does **not** decide which backends are healthy (`lb-health` does) or
 //! own the VIPs (`lb-vrrp` does); a scheduler comes in through the small
 //! [`sched::Scheduler`] trait, which [`lbsched::LbSched`] implements for

@@ -328,6 +328,60 @@ fn tunnel_too_big_answers_icmp() {
 }
 
 #[test]
+fn invalidated_template_is_kept_until_it_expires() {
+    // Input: a persistent UDP service (300 s) on 3 servers, both families;
+    // client 0's flow lands on a server, which is then removed (first run)
+    // or quiesced with expire_quiescent_template (second run); then a new
+    // flow from client 0. Output, as the kernel's ip_vs_sched_persist /
+    // ip_vs_check_template do it: the new flow goes to another server under
+    // a new template, while the old, invalidated template is kept (and
+    // still counted on its server) until its timer fires and its
+    // connection is gone; then everything is freed.
+    for v6 in [false, true] {
+        for quiesce in [false, true] {
+            let mut cfg = Config::default();
+            cfg.expire_quiescent_template = quiesce;
+            let mut l = lab(cfg, v6, 17, Method::Dr, 3, Some(Persistence::default()));
+            let mut f = pkt(v6, 0, 1000, L4::Udp, b"x");
+            let (_, out) = l.send(&mut f);
+            let first = l.which(&out);
+            let d = l.dests[first];
+            if quiesce {
+                l.fwd.set_weight(d, 0).unwrap();
+            } else {
+                l.fwd.remove_dest(d).unwrap();
+            }
+            let mut f = pkt(v6, 0, 1001, L4::Udp, b"x");
+            let (_, out) = l.send(&mut f);
+            let second = l.which(&out);
+            assert_ne!(second, first, "v6={v6} quiesce={quiesce}");
+            assert_eq!(l.fwd.template_count(), 2);
+            assert_eq!(l.fwd.dest_counts(d).unwrap().persist, 1);
+            assert_eq!(l.fwd.dest_counts(l.dests[second]).unwrap().persist, 1);
+            // The new template is the one that matches now.
+            let mut f = pkt(v6, 0, 1002, L4::Udp, b"x");
+            let (_, out) = l.send(&mut f);
+            assert_eq!(l.which(&out), second);
+            assert_eq!(l.fwd.template_count(), 2);
+            // Conns and templates are both due at ~300 s; a template whose
+            // timer fires while its conn is still there is re-armed 60 s
+            // later (ip_vs_conn_expire), so allow one more round.
+            l.advance(Duration::from_secs(301));
+            assert_eq!(l.fwd.conns(l.now).count(), 0);
+            l.advance(Duration::from_secs(61));
+            assert_eq!(l.fwd.template_count(), 0);
+            assert_eq!(l.fwd.conn_count(), 0);
+            if quiesce {
+                assert_eq!(l.fwd.dest_counts(d).unwrap().persist, 0);
+            } else {
+                // The removed server's slot is freed with its last reference.
+                assert_eq!(l.fwd.dest_counts(d), None);
+            }
+        }
+    }
+}
+
+#[test]
 fn no_destination_answers_port_unreachable() {
     let mut l = lab(Config::default(), false, 17, Method::Dr, 1, None);
     l.fwd.set_weight(l.dests[0], 0).unwrap();
@@ -579,17 +633,17 @@ fn fwmark_service_with_persistence_spans_protocols_and_ports() {
     // client's flows of both protocols land on one server (one template,
     // as IPVS keys fwmark templates on <IPPROTO_IP, caddr, fwmark>); the
     // plain :80 service is unaffected.
-    use lb_forward::classify::{FwmarkRule, Prefix};
+    use lb_sched::fwmark::{PortSet, Prefix, Rule};
     let mut l = lab(Config::default(), false, 6, Method::Dr, 3, None);
-    let vipa: Addr = vip(false).into();
     for (proto, port) in [(6u8, 443u16), (17, 53)] {
-        l.fwd.add_fwmark_rule(FwmarkRule {
-            proto: Some(proto),
-            src: None,
-            dst: Some(Prefix::new(vipa, 32)),
-            dports: port..=port,
-            mark: 7,
-        });
+        l.fwd
+            .add_fwmark_rule(
+                Rule::mark(7)
+                    .protocol(proto)
+                    .dst(Prefix::new(vip(false), 32).unwrap())
+                    .dports(PortSet::from_ranges(&[(port, port)]).unwrap()),
+            )
+            .unwrap();
     }
     let msvc = l
         .fwd
@@ -631,8 +685,8 @@ fn fwmark_service_with_persistence_spans_protocols_and_ports() {
         seen.push(l.which(&out));
     }
     assert!(seen.iter().all(|&s| s == seen[0]), "{seen:?}");
-    let templates = l.fwd.conns(l.now).filter(|c| c.template).count();
-    assert_eq!(templates, 1);
+    assert_eq!(l.fwd.template_count(), 1);
+    assert!(l.fwd.conns(l.now).all(|c| c.persistent));
     // :80 still goes to the address service (its rr starts at server 0).
     let mut f = pkt(false, 5, 2000, L4::Tcp(SYN), b"");
     let (_, out) = l.send(&mut f);

@@ -220,6 +220,44 @@ pub struct TemplateId {
     index: u32,
 }
 
+impl TemplateId {
+    /// The handle packed in 32 bits (family in bit 31, slab index below), for
+    /// callers that store it in a compact per-connection record; per-packet
+    /// and allocation-free.
+    ///
+    /// ```
+    /// use lb_sched::persist::*;
+    /// struct D;
+    /// impl PersistDests<u8> for D {
+    ///     fn is_available(&self, _: &u8) -> bool { true }
+    ///     fn weight(&self, _: &u8) -> u32 { 1 }
+    /// }
+    /// let svc = PersistService { fwmark: 0, port: 80, netmask: Netmask::V6(64) };
+    /// let key = TemplateKey::for_packet(&svc, 6, "2001:db8::9".parse()?, "2001:db8::1".parse()?, 80)?;
+    /// let mut t = PersistTable::new(PersistConfig::default());
+    /// let p = t.schedule(1, &key, 1_000, &mut D, |_| Some(0))?.unwrap();
+    /// let raw = p.template.to_raw();
+    /// assert_eq!(TemplateId::from_raw(raw), p.template);
+    /// t.release(2, TemplateId::from_raw(raw), &mut D)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn to_raw(self) -> u32 {
+        (u32::from(self.v6) << 31) | self.index
+    }
+
+    /// The handle [`Self::to_raw`] packed. A value that names no template
+    /// controlling a connection makes [`PersistTable::release`] fail with
+    /// [`PersistError::NotControlling`]; it never panics.
+    #[must_use]
+    pub fn from_raw(raw: u32) -> Self {
+        Self {
+            v6: raw >> 31 != 0,
+            index: raw & !(1 << 31),
+        }
+    }
+}
+
 /// Result of [`PersistTable::schedule`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use]

@@ -518,3 +518,39 @@ proptest! {
         prop_assert_eq!(&dt_.persistconns, &dm.persistconns);
     }
 }
+
+#[test]
+fn raw_template_ids_round_trip_and_release() {
+    // Input: one v4 and one v6 template, each handle stored as `to_raw` and
+    // released through `from_raw`; then a bogus raw handle. Output: the
+    // handles round-trip, both releases succeed once, the bogus one and a
+    // second release fail with NotControlling.
+    let mut t = PersistTable::new(PersistConfig::default());
+    let mut d = Dests::up();
+    let k4 =
+        TemplateKey::for_packet(&svc(0, 80), TCP, v4("203.0.113.9"), v4("192.0.2.1"), 80).unwrap();
+    let s6 = PersistService {
+        netmask: Netmask::V6(128),
+        ..svc(0, 80)
+    };
+    let k6 = TemplateKey::for_packet(&s6, TCP, v6("2001:db8::9"), v6("2001:db8::1"), 80).unwrap();
+    let p4 = t
+        .schedule(1, &k4, 1_000, &mut d, |_| Some(0))
+        .unwrap()
+        .unwrap();
+    let p6 = t
+        .schedule(1, &k6, 1_000, &mut d, |_| Some(1))
+        .unwrap()
+        .unwrap();
+    let (r4, r6) = (p4.template.to_raw(), p6.template.to_raw());
+    assert_ne!(r4, r6);
+    assert_eq!(TemplateId::from_raw(r4), p4.template);
+    assert_eq!(TemplateId::from_raw(r6), p6.template);
+    t.release(2, TemplateId::from_raw(r4), &mut d).unwrap();
+    t.release(2, TemplateId::from_raw(r6), &mut d).unwrap();
+    assert!(t.release(2, TemplateId::from_raw(r6), &mut d).is_err());
+    assert!(
+        t.release(2, TemplateId::from_raw(0x7fff_fff0), &mut d)
+            .is_err()
+    );
+}
