@@ -269,23 +269,14 @@ impl Driver {
         let mut buf = [0u8; MAX_TRANSMIT_LEN];
         while let Some(t) = self.router.poll_transmit(&mut buf) {
             let bytes = &buf[..t.len()];
-            let r = match t {
-                Transmit::Advertisement { src, dst, .. } => sys::send_vrrp(
-                    self.vrrp.get_ref().as_raw_fd(),
-                    src,
-                    dst,
-                    self.ifindex,
-                    bytes,
-                ),
-                Transmit::GratuitousArp { .. } => match &self.arp {
-                    Some(fd) => sys::send_frame(fd.as_raw_fd(), bytes),
-                    None => Ok(()),
-                },
-                Transmit::NeighborAdvertisement { dst, .. } => match &self.icmp6 {
-                    Some(fd) => sys::send_to(fd.as_raw_fd(), IpAddr::V6(dst), self.ifindex, bytes),
-                    None => Ok(()),
-                },
-            };
+            let r = send_transmit(
+                t,
+                bytes,
+                self.vrrp.get_ref(),
+                self.arp.as_ref(),
+                self.icmp6.as_ref(),
+                self.ifindex,
+            );
             if let Err(e) = r {
                 self.error(&e);
             }
@@ -330,5 +321,30 @@ impl Driver {
         if let Some(f) = self.on_error.as_mut() {
             f(e);
         }
+    }
+}
+
+/// Sends one polled [`Transmit`] on the socket its kind needs: VRRP on the
+/// raw protocol-112 socket, gratuitous ARP on the packet socket, unsolicited
+/// NA on the ICMPv6 socket (a kind whose socket the interface lacks is
+/// dropped). Shared by [`Driver`] and [`MultiDriver`].
+fn send_transmit(
+    t: Transmit,
+    bytes: &[u8],
+    vrrp: &OwnedFd,
+    arp: Option<&OwnedFd>,
+    icmp6: Option<&OwnedFd>,
+    ifindex: u32,
+) -> io::Result<()> {
+    match t {
+        Transmit::Advertisement { src, dst, .. } => {
+            sys::send_vrrp(vrrp.as_raw_fd(), src, dst, ifindex, bytes)
+        }
+        Transmit::GratuitousArp { .. } => {
+            arp.map_or(Ok(()), |fd| sys::send_frame(fd.as_raw_fd(), bytes))
+        }
+        Transmit::NeighborAdvertisement { dst, .. } => icmp6.map_or(Ok(()), |fd| {
+            sys::send_to(fd.as_raw_fd(), IpAddr::V6(dst), ifindex, bytes)
+        }),
     }
 }

@@ -24,7 +24,7 @@ use crate::event::Event;
 use crate::router::VirtualRouter;
 use crate::sync::SyncGroup;
 use crate::time::Instant;
-use crate::transmit::{MAX_TRANSMIT_LEN, Transmit};
+use crate::transmit::MAX_TRANSMIT_LEN;
 use crate::wire::AddressFamily;
 
 /// A callback for router events: the router's index (from
@@ -467,23 +467,14 @@ impl MultiDriver {
         let link = &self.links[self.slots[index].link];
         while let Some(t) = self.slots[index].router.poll_transmit(&mut buf) {
             let bytes = &buf[..t.len()];
-            let r = match t {
-                Transmit::Advertisement { src, dst, .. } => sys::send_vrrp(
-                    link.vrrp.get_ref().as_raw_fd(),
-                    src,
-                    dst,
-                    link.ifindex,
-                    bytes,
-                ),
-                Transmit::GratuitousArp { .. } => match &link.arp {
-                    Some(fd) => sys::send_frame(fd.as_raw_fd(), bytes),
-                    None => Ok(()),
-                },
-                Transmit::NeighborAdvertisement { dst, .. } => match &link.icmp6 {
-                    Some(fd) => sys::send_to(fd.as_raw_fd(), IpAddr::V6(dst), link.ifindex, bytes),
-                    None => Ok(()),
-                },
-            };
+            let r = super::send_transmit(
+                t,
+                bytes,
+                link.vrrp.get_ref(),
+                link.arp.as_ref(),
+                link.icmp6.as_ref(),
+                link.ifindex,
+            );
             if let Err(e) = r
                 && let Some(f) = self.on_error.as_mut()
             {
