@@ -225,10 +225,44 @@ pub struct Stats {
     pub icmp_sent: u64,
 }
 
+/// Traffic counters of a service or destination, as IPVS keeps them
+/// (`struct ip_vs_stats`): connections scheduled, and packets and bytes (IP
+/// length) in each direction — in: client to real server, out: real
+/// server to client (seen only when replies come back through the
+/// director, i.e. NAT). Plain integers, bumped on the packet path.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Traffic {
+    /// Connections scheduled (one-packet datagrams each count as one).
+    pub conns: u64,
+    /// Packets forwarded towards the real server.
+    pub in_packets: u64,
+    /// Packets forwarded back towards the client.
+    pub out_packets: u64,
+    /// Bytes (IP length) forwarded towards the real server.
+    pub in_bytes: u64,
+    /// Bytes (IP length) forwarded back towards the client.
+    pub out_bytes: u64,
+}
+
+impl Traffic {
+    fn add(&mut self, inbound: bool, bytes: usize) {
+        let bytes = bytes as u64;
+        if inbound {
+            self.in_packets += 1;
+            self.in_bytes += bytes;
+        } else {
+            self.out_packets += 1;
+            self.out_bytes += bytes;
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Service<S> {
     cfg: ServiceConfig,
     sched: S,
+    traffic: Traffic,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -238,6 +272,7 @@ struct Dest {
     svc: u16,
     available: bool,
     counts: ConnCounts,
+    traffic: Traffic,
     /// Connections and templates pointing here (the slot is reused at 0).
     refs: u32,
     /// Its next hop, resolved when neighbours change (not per packet).
@@ -455,6 +490,73 @@ impl<S: Scheduler> Forwarder<S> {
         self.dests.get(usize::from(d))?.as_ref().map(|d| d.counts)
     }
 
+    /// A destination's traffic counters (they restart when its slot is
+    /// reused by a new destination).
+    ///
+    /// ```
+    /// use lb_forward::forwarder::*;
+    /// use lb_forward::{classify::ServiceKey, sched::RoundRobin};
+    /// use std::time::Instant;
+    /// let now = Instant::now();
+    /// let mut fwd = Forwarder::new(Config::default(), now);
+    /// let port = fwd.add_port(Port { mac: [2, 0, 0, 0, 0, 1], mtu: 1500, v4: None, v6: None });
+    /// fwd.set_neighbour("172.16.0.2".parse().unwrap(), [2, 0, 0, 0, 0, 2], port);
+    /// let vip = "10.0.0.100".parse::<std::net::IpAddr>().unwrap().into();
+    /// let key = ServiceKey::Addr { proto: 17, addr: vip, port: 53 };
+    /// let svc = fwd
+    ///     .add_service(ServiceConfig { key, persistence: None, one_packet: false }, RoundRobin::default())
+    ///     .unwrap();
+    /// let d = fwd
+    ///     .add_dest(svc, DestConfig { addr: "172.16.0.2".parse().unwrap(), port: 53, method: Method::Nat, weight: 1 })
+    ///     .unwrap();
+    /// let mut frame = lb_forward::testutil::udp4_frame([10, 0, 0, 2], 4000, [10, 0, 0, 100], 53, b"q");
+    /// let mut out = [0u8; 2048];
+    /// fwd.process(now, &mut frame, &mut out);
+    /// let t = fwd.dest_traffic(d).unwrap();
+    /// // One connection; one packet of 20 + 8 + 1 bytes towards the server.
+    /// assert_eq!((t.conns, t.in_packets, t.in_bytes, t.out_packets), (1, 1, 29, 0));
+    /// assert_eq!(fwd.service_traffic(svc), Some(t));
+    /// ```
+    #[must_use]
+    pub fn dest_traffic(&self, d: DestIndex) -> Option<Traffic> {
+        self.dests.get(usize::from(d))?.as_ref().map(|d| d.traffic)
+    }
+
+    /// A service's traffic counters: every destination it ever had.
+    #[must_use]
+    pub fn service_traffic(&self, svc: u16) -> Option<Traffic> {
+        self.services
+            .get(usize::from(svc))?
+            .as_ref()
+            .map(|s| s.traffic)
+    }
+
+    /// Counts a forwarded packet of `bytes` (IP length) on destination `d`
+    /// and its service, when `v` sends it on.
+    fn count(&mut self, d: DestIndex, inbound: bool, bytes: usize, v: &Verdict) {
+        if !matches!(v, Verdict::Transmit { .. }) {
+            return;
+        }
+        let Some(Some(dest)) = self.dests.get_mut(usize::from(d)) else {
+            return;
+        };
+        dest.traffic.add(inbound, bytes);
+        if let Some(Some(s)) = self.services.get_mut(usize::from(dest.svc)) {
+            s.traffic.add(inbound, bytes);
+        }
+    }
+
+    /// Counts a connection scheduled to destination `d`.
+    fn count_conn(&mut self, d: DestIndex) {
+        let Some(Some(dest)) = self.dests.get_mut(usize::from(d)) else {
+            return;
+        };
+        dest.traffic.conns += 1;
+        if let Some(Some(s)) = self.services.get_mut(usize::from(dest.svc)) {
+            s.traffic.conns += 1;
+        }
+    }
+
     /// The scheduler of a service.
     #[must_use]
     pub fn scheduler(&self, svc: u16) -> Option<&S> {
@@ -493,7 +595,11 @@ impl<S: Scheduler> Forwarder<S> {
         if !self.classifier.insert(cfg.key, id) {
             return Err(ConfigError::ServiceExists);
         }
-        let s = Service { cfg, sched };
+        let s = Service {
+            cfg,
+            sched,
+            traffic: Traffic::default(),
+        };
         if idx == self.services.len() {
             self.services.push(Some(s));
         } else {
@@ -549,6 +655,7 @@ impl<S: Scheduler> Forwarder<S> {
             svc,
             available: true,
             counts: ConnCounts::default(),
+            traffic: Traffic::default(),
             refs: 0,
             hop,
         };
@@ -841,7 +948,9 @@ impl<S: Scheduler> Forwarder<S> {
         self.touch(now_ms, id, Dir::Input, p.tcp_flags);
         let e = *self.conns.get(id);
         let dest = self.dests[usize::from(e.dest)].expect("conn holds a dest ref");
-        self.send_to_dest(&dest, e.vport, p, frame, out)
+        let v = self.send_to_dest(&dest, e.vport, p, frame, out);
+        self.count(e.dest, true, p.ip_len(), &v);
+        v
     }
 
     /// Sends a client-side packet (a new or tracked flow, or an ICMP error
@@ -983,11 +1092,13 @@ impl<S: Scheduler> Forwarder<S> {
         }
         rewrite::nat_src(frame, p, vaddr, e.vport);
         rewrite::set_macs(frame, pi.mac, mac);
-        Verdict::Transmit {
+        let v = Verdict::Transmit {
             port,
             buf: Buf::Frame,
             len: p.end,
-        }
+        };
+        self.count(e.dest, false, p.ip_len(), &v);
+        v
     }
 
     /// An ICMP error about a tracked flow (ip_vs_in_icmp / ip_vs_out_icmp).
@@ -1012,7 +1123,9 @@ impl<S: Scheduler> Forwarder<S> {
             }
             let t = self.cfg.timeouts.get_ms(State::from_u8(e.state));
             self.conns.set_expires(id, now_ms.wrapping_add(t));
-            return self.send_to_dest(&dest, e.vport, p, frame, out);
+            let v = self.send_to_dest(&dest, e.vport, p, frame, out);
+            self.count(e.dest, true, p.ip_len(), &v);
+            return v;
         }
         // About a request (client → rip), NAT only: it travels to the client.
         if let Some(id) = self
@@ -1029,11 +1142,13 @@ impl<S: Scheduler> Forwarder<S> {
             };
             rewrite::nat_icmp_to_client(frame, p, dest.addr, vaddr, e.vport);
             rewrite::set_macs(frame, self.ports[usize::from(port)].mac, mac);
-            return Verdict::Transmit {
+            let v = Verdict::Transmit {
                 port,
                 buf: Buf::Frame,
                 len: p.end,
             };
+            self.count(e.dest, false, p.ip_len(), &v);
+            return v;
         }
         Verdict::Pass
     }
@@ -1083,7 +1198,12 @@ impl<S: Scheduler> Forwarder<S> {
             // No connection is kept, so nothing stays under the template's
             // control (the kernel's one-packet conns are freed at once).
             self.release_template(template);
-            return self.send_to_dest(&dest, f.dport, p, frame, out);
+            let v = self.send_to_dest(&dest, f.dport, p, frame, out);
+            if matches!(v, Verdict::Transmit { .. }) {
+                self.count_conn(d);
+            }
+            self.count(d, true, p.ip_len(), &v);
+            return v;
         }
         let nat = dest.cfg.method == Method::Nat;
         let state = if f.proto == proto::TCP {
@@ -1111,6 +1231,7 @@ impl<S: Scheduler> Forwarder<S> {
             return Verdict::Drop(DropReason::TableFull);
         };
         self.stats.conns_created += 1;
+        self.count_conn(d);
         if let Some(x) = self.dests[usize::from(d)].as_mut() {
             x.refs += 1;
         }

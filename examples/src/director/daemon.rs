@@ -111,8 +111,13 @@ impl State {
     }
 }
 
-/// An instance's name, router configuration, interface and VIP prefix.
-type Member = (String, lb_vrrp::Config, String, u8);
+/// Where a VIP goes: address, prefix length, interface (`dev`, else the
+/// instance's).
+type Placement = (IpAddr, u8, String);
+
+/// An instance's name, router configuration, interface and where each of
+/// its VIPs (and excluded VIPs) goes.
+type Member = (String, lb_vrrp::Config, String, Vec<Placement>);
 
 /// One driver task: a sync group's members, or a lone instance.
 struct Unit {
@@ -155,7 +160,7 @@ fn start_unit(spec: UnitSpec, cfg: &Config, tx: VrrpTx) -> Unit {
         let mut sources: BTreeMap<track::Source, (lb_vrrp::TrackStatus, track::Targets)> =
             BTreeMap::new();
         let mut names = Vec::new();
-        for (i, (n, c, iface, prefix)) in sp.members.iter().enumerate() {
+        for (i, (n, c, iface, placements)) in sp.members.iter().enumerate() {
             let router = match VirtualRouter::new(c.clone()) {
                 Ok(r) => r,
                 Err(e) => {
@@ -164,12 +169,21 @@ fn start_unit(spec: UnitSpec, cfg: &Config, tx: VrrpTx) -> Unit {
                     return;
                 }
             };
-            if let Err(e) = d.add(router, iface) {
-                tracing::error!(instance = %n, %iface, error = %e, "cannot start VRRP");
-                fail(&tx);
-                return;
+            let idx = match d.add(router, iface) {
+                Ok(idx) => idx,
+                Err(e) => {
+                    tracing::error!(instance = %n, %iface, error = %e, "cannot start VRRP");
+                    fail(&tx);
+                    return;
+                }
+            };
+            for (addr, prefix, dev) in placements {
+                if let Err(e) = d.place_address(idx, *addr, *prefix, dev) {
+                    tracing::error!(instance = %n, %addr, %dev, error = %e, "cannot place the VIP");
+                    fail(&tx);
+                    return;
+                }
             }
-            d.set_prefix_lengths(*prefix, 128);
             names.push(n.clone());
             for (k, (t, src)) in c.tracked.iter().zip(&sp.sources[i]).enumerate() {
                 sources
@@ -241,6 +255,37 @@ fn script_user(cfg: &Config) -> Option<(u32, u32)> {
     privs::lookup_user(u, g.as_deref())
 }
 
+/// Where each VIP and excluded VIP of `inst` goes: its `dev` (else the
+/// instance's interface) with its own prefix length, as keepalived adds them.
+fn placements(inst: &config::VrrpInstance) -> Vec<Placement> {
+    inst.vips
+        .iter()
+        .chain(&inst.vips_excluded)
+        .map(|v| {
+            let dev = v.dev.clone().unwrap_or_else(|| inst.interface.clone());
+            (v.addr, v.prefix, dev)
+        })
+        .collect()
+}
+
+/// The interfaces the userspace dataplane reads and writes: every VRRP
+/// instance's, every VIP's `dev` (e.g. the inside gateway of a NAT
+/// director, an excluded VIP on another link), and `extra`.
+fn dataplane_interfaces(cfg: &Config, extra: &[String]) -> Vec<String> {
+    let mut ifaces: Vec<String> = cfg
+        .vrrp_instances
+        .iter()
+        .flat_map(|i| {
+            std::iter::once(i.interface.clone())
+                .chain(placements(i).into_iter().map(|(_, _, dev)| dev))
+        })
+        .chain(extra.iter().cloned())
+        .collect();
+    ifaces.sort();
+    ifaces.dedup();
+    ifaces
+}
+
 /// The driver units `cfg` asks for, keyed by sync group (`group:NAME`) or
 /// instance name: each sync group's members share one driver (they change
 /// state together); other instances get one each.
@@ -251,11 +296,18 @@ fn want_units(cfg: &Config) -> HashMap<String, UnitSpec> {
             Ok(mut c) => {
                 let t = track::tracked(cfg, inst);
                 c.tracked = t.iter().map(|(t, _)| t.clone()).collect();
-                let prefix = inst.vips.first().map_or(32, |v| v.prefix);
                 let src = t.into_iter().map(|(_, s)| s).collect::<Vec<_>>();
                 members.insert(
                     inst.name.clone(),
-                    ((inst.name.clone(), c, inst.interface.clone(), prefix), src),
+                    (
+                        (
+                            inst.name.clone(),
+                            c,
+                            inst.interface.clone(),
+                            placements(inst),
+                        ),
+                        src,
+                    ),
                 );
             }
             Err(e) => tracing::error!("{e}"),
@@ -410,14 +462,7 @@ pub fn run(opts: Options) -> i32 {
 async fn main_loop(opts: Options, cfg: Config, dataplane: Dataplane) -> i32 {
     use tokio::signal::unix::{SignalKind, signal};
     let shared = Arc::new(Shared::default());
-    let mut ifaces: Vec<String> = cfg
-        .vrrp_instances
-        .iter()
-        .map(|i| i.interface.clone())
-        .chain(opts.interfaces.iter().cloned())
-        .collect();
-    ifaces.sort();
-    ifaces.dedup();
+    let ifaces = dataplane_interfaces(&cfg, &opts.interfaces);
     let kernel = dataplane == Dataplane::Ipvs;
     if !kernel && ifaces.is_empty() {
         tracing::warn!(
@@ -840,6 +885,57 @@ fn render_metrics(s: &State, shared: &Shared) -> String {
             "lb_director_real_server_inactive_connections{{{l}}} {}\n",
             d.inactive
         ));
+    }
+    let counters = [
+        ("connections_total", "connections scheduled"),
+        ("in_packets_total", "packets towards the real servers"),
+        ("out_packets_total", "packets back to the clients (NAT)"),
+        (
+            "in_bytes_total",
+            "bytes (IP length) towards the real servers",
+        ),
+        (
+            "out_bytes_total",
+            "bytes (IP length) back to the clients (NAT)",
+        ),
+    ];
+    let values = |t: &userspace::Traffic| {
+        [
+            t.conns,
+            t.in_packets,
+            t.out_packets,
+            t.in_bytes,
+            t.out_bytes,
+        ]
+    };
+    let services = shared
+        .service_traffic
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    for (i, (name, help)) in counters.iter().enumerate() {
+        o.push_str(&format!(
+            "# TYPE lb_director_service_{name} counter\n# HELP lb_director_service_{name} {help}\n"
+        ));
+        for (k, t) in &services {
+            o.push_str(&format!(
+                "lb_director_service_{name}{{service=\"{k}\"}} {}\n",
+                values(t)[i]
+            ));
+        }
+    }
+    for (i, (name, help)) in counters.iter().enumerate() {
+        o.push_str(&format!(
+            "# TYPE lb_director_real_server_{name} counter\n# HELP lb_director_real_server_{name} {help}\n"
+        ));
+        for d in &stats {
+            o.push_str(&format!(
+                "lb_director_real_server_{name}{{service=\"{}\",server=\"{}\"}} {}\n",
+                d.svc,
+                addr_port(d.addr, d.port),
+                values(&d.traffic)[i]
+            ));
+        }
     }
     o.push_str(&format!(
         "# TYPE lb_director_frames_forwarded_total counter\nlb_director_frames_forwarded_total {}\n# TYPE lb_director_frames_dropped_total counter\nlb_director_frames_dropped_total {}\n# TYPE lb_director_connections_created_total counter\nlb_director_connections_created_total {}\n",

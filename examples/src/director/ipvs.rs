@@ -160,10 +160,26 @@ pub fn run(shared: Arc<Shared>) -> Result<(), String> {
                         active: d.active_conns,
                         inactive: d.inact_conns,
                         persist: d.persist_conns,
+                        traffic: d.stats.into(),
                     });
                 }
             }
+            let svc_traffic = client
+                .services()
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|e| {
+                    let p = services
+                        .iter()
+                        .find(|p| key(p.key) == Some(e.service.key))?;
+                    Some((p.key, e.stats.into()))
+                })
+                .collect();
             shared.stats.lock().unwrap_or_else(|e| e.into_inner()).0 = out;
+            *shared
+                .service_traffic
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = svc_traffic;
         }
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -32,6 +32,47 @@ use super::plan::{PlannedDest, PlannedService, SvcKey};
 use super::sys;
 use crate::config::{LvsMethod, Protocol, TunCsum, TunType};
 
+/// Traffic through a service or destination, as IPVS counts it:
+/// connections scheduled, packets and bytes towards the real servers (in)
+/// and back to the clients (out; NAT only, other methods reply directly).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Connections scheduled.
+    pub conns: u64,
+    /// Packets in.
+    pub in_packets: u64,
+    /// Packets out.
+    pub out_packets: u64,
+    /// Bytes in.
+    pub in_bytes: u64,
+    /// Bytes out.
+    pub out_bytes: u64,
+}
+
+impl From<lb_forward::forwarder::Traffic> for Traffic {
+    fn from(t: lb_forward::forwarder::Traffic) -> Self {
+        Self {
+            conns: t.conns,
+            in_packets: t.in_packets,
+            out_packets: t.out_packets,
+            in_bytes: t.in_bytes,
+            out_bytes: t.out_bytes,
+        }
+    }
+}
+
+impl From<lb_ipvs::Stats> for Traffic {
+    fn from(s: lb_ipvs::Stats) -> Self {
+        Self {
+            conns: s.conns,
+            in_packets: s.inpkts,
+            out_packets: s.outpkts,
+            in_bytes: s.inbytes,
+            out_bytes: s.outbytes,
+        }
+    }
+}
+
 /// A destination's live counters, for `status` and metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DestStats {
@@ -49,6 +90,8 @@ pub struct DestStats {
     pub inactive: u32,
     /// Persistence templates.
     pub persist: u32,
+    /// Its traffic.
+    pub traffic: Traffic,
 }
 
 /// What the daemon and the dataplane thread share.
@@ -58,6 +101,8 @@ pub struct Shared {
     pub plan: Mutex<(u64, Vec<PlannedService>)>,
     /// Counters, refreshed about twice a second.
     pub stats: Mutex<(Vec<DestStats>, lb_forward::forwarder::Stats)>,
+    /// Each service's traffic, refreshed with `stats`.
+    pub service_traffic: Mutex<Vec<(SvcKey, Traffic)>>,
     /// Set to stop the thread.
     pub stop: AtomicBool,
 }
@@ -341,7 +386,10 @@ pub fn run(ifaces: &[String], shared: Arc<Shared>) -> Result<(), String> {
                 }
             }
             let mut out = Vec::new();
+            let mut svc_traffic = Vec::new();
             for s in have.values() {
+                let t = fwd.service_traffic(s.id).unwrap_or_default();
+                svc_traffic.push((s.plan.key, t.into()));
                 for ((addr, port), (idx, d)) in &s.dests {
                     if !neigh.contains_key(addr) {
                         poke(*addr);
@@ -355,10 +403,15 @@ pub fn run(ifaces: &[String], shared: Arc<Shared>) -> Result<(), String> {
                         active: c.active,
                         inactive: c.inactive,
                         persist: c.persist,
+                        traffic: fwd.dest_traffic(*idx).unwrap_or_default().into(),
                     });
                 }
             }
             *shared.stats.lock().unwrap_or_else(|e| e.into_inner()) = (out, fwd.stats());
+            *shared
+                .service_traffic
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = svc_traffic;
         }
     });
     // Leave nothing behind in the forwarder's view either.

@@ -24,7 +24,7 @@ use crate::event::Event;
 use crate::router::VirtualRouter;
 use crate::sync::SyncGroup;
 use crate::time::Instant;
-use crate::transmit::MAX_TRANSMIT_LEN;
+use crate::transmit::{MAX_TRANSMIT_LEN, Transmit};
 use crate::wire::AddressFamily;
 
 /// A callback for router events: the router's index (from
@@ -51,6 +51,20 @@ struct Link {
     /// Router indices per VRID.
     by_vrid: Vec<Vec<usize>>,
     up: bool,
+}
+
+/// Where one router address goes instead of the router's own interface
+/// (keepalived's `dev IFACE` and `/len` on a `virtual_ipaddress` line).
+struct Placement {
+    slot: usize,
+    addr: IpAddr,
+    prefix: u8,
+    ifindex: u32,
+    /// That interface's MAC, the sender of its announcements.
+    mac: [u8; 6],
+    /// The packet socket (IPv4, gratuitous ARP) or ICMPv6 socket (IPv6,
+    /// unsolicited NA) on that interface, when it is not the router's.
+    announce: Option<OwnedFd>,
 }
 
 struct Slot {
@@ -105,6 +119,7 @@ pub struct MultiDriver {
     link_poll: Option<std::time::Duration>,
     groups: Vec<SyncGroup>,
     commands: Option<tokio::sync::mpsc::UnboundedReceiver<MultiCommand>>,
+    placements: Vec<Placement>,
 }
 
 impl std::fmt::Debug for MultiDriver {
@@ -135,6 +150,7 @@ impl MultiDriver {
             link_poll: Some(std::time::Duration::from_millis(500)),
             groups: Vec::new(),
             commands: None,
+            placements: Vec::new(),
         })
     }
 
@@ -233,6 +249,63 @@ impl MultiDriver {
     pub fn set_prefix_lengths(&mut self, v4: u8, v6: u8) {
         self.prefix_v4 = v4;
         self.prefix_v6 = v6;
+    }
+
+    /// Puts router `index`'s address `addr` on `ifname` with `prefix`
+    /// instead of on the router's interface with the driver-wide prefix
+    /// (keepalived's `virtual_ipaddress { 10.1.0.1/24 dev eth1 }`): it is
+    /// added and removed there, and its gratuitous ARPs (IPv4) or
+    /// unsolicited NAs (IPv6) leave from that interface with its MAC.
+    /// Placing an address again replaces the earlier placement. Call before
+    /// [`MultiDriver::run`].
+    ///
+    /// ```no_run
+    /// # async fn f() -> std::io::Result<()> {
+    /// use std::net::{IpAddr, Ipv4Addr};
+    /// use lb_vrrp::{Config, VirtualRouter, linux::MultiDriver, wire::Version};
+    ///
+    /// let mut d = MultiDriver::new()?;
+    /// let mut cfg = Config::new(Version::V2, 61, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)));
+    /// let inside = IpAddr::V4(Ipv4Addr::new(10, 11, 12, 1));
+    /// cfg.virtual_addresses = vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10))];
+    /// cfg.excluded_addresses = vec![inside];
+    /// let i = d.add(VirtualRouter::new(cfg).unwrap(), "eth0")?;
+    /// d.place_address(i, inside, 24, "eth1")?;
+    /// # Ok(()) }
+    /// ```
+    pub fn place_address(
+        &mut self,
+        index: usize,
+        addr: IpAddr,
+        prefix: u8,
+        ifname: &str,
+    ) -> io::Result<()> {
+        let Some(slot) = self.slots.get(index) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no router at that index",
+            ));
+        };
+        let ifindex = sys::ifindex(ifname)?;
+        let mac = super::interface_mac(ifname).unwrap_or_else(|| slot.router.config().mac);
+        let announce = if ifindex == self.links[slot.link].ifindex {
+            None
+        } else if addr.is_ipv4() {
+            Some(sys::arp_socket(ifindex)?)
+        } else {
+            Some(sys::icmp6_socket(ifname, ifindex)?)
+        };
+        self.placements
+            .retain(|p| !(p.slot == index && p.addr == addr));
+        self.placements.push(Placement {
+            slot: index,
+            addr,
+            prefix,
+            ifindex,
+            mac,
+            announce,
+        });
+        Ok(())
     }
 
     /// How often the links' state is polled; `None` stops polling (default 500 ms).
@@ -466,15 +539,41 @@ impl MultiDriver {
         let mut buf = [0u8; MAX_TRANSMIT_LEN];
         let link = &self.links[self.slots[index].link];
         while let Some(t) = self.slots[index].router.poll_transmit(&mut buf) {
-            let bytes = &buf[..t.len()];
-            let r = super::send_transmit(
-                t,
-                bytes,
-                link.vrrp.get_ref(),
-                link.arp.as_ref(),
-                link.icmp6.as_ref(),
-                link.ifindex,
-            );
+            let len = t.len();
+            let announced = match t {
+                Transmit::GratuitousArp { address, .. } => Some(IpAddr::V4(address)),
+                Transmit::NeighborAdvertisement { address, .. } => Some(IpAddr::V6(address)),
+                Transmit::Advertisement { .. } => None,
+            };
+            let placed = announced.and_then(|a| {
+                self.placements
+                    .iter()
+                    .find(|p| p.slot == index && p.addr == a)
+                    .and_then(|p| Some((p, p.announce.as_ref()?)))
+            });
+            let r = match (placed, t) {
+                // The same announcement from the placed address's interface:
+                // its MAC as the Ethernet and ARP sender.
+                (Some((p, fd)), Transmit::GratuitousArp { .. }) if len >= 28 => {
+                    buf[6..12].copy_from_slice(&p.mac);
+                    buf[22..28].copy_from_slice(&p.mac);
+                    sys::send_frame(fd.as_raw_fd(), &buf[..len])
+                }
+                // The target link-layer address option ends the message; the
+                // raw ICMPv6 socket recomputes the checksum.
+                (Some((p, fd)), Transmit::NeighborAdvertisement { dst, .. }) if len >= 6 => {
+                    buf[len - 6..len].copy_from_slice(&p.mac);
+                    sys::send_to(fd.as_raw_fd(), IpAddr::V6(dst), p.ifindex, &buf[..len])
+                }
+                _ => super::send_transmit(
+                    t,
+                    &buf[..len],
+                    link.vrrp.get_ref(),
+                    link.arp.as_ref(),
+                    link.icmp6.as_ref(),
+                    link.ifindex,
+                ),
+            };
             if let Err(e) = r
                 && let Some(f) = self.on_error.as_mut()
             {
@@ -494,10 +593,14 @@ impl MultiDriver {
         let ifindex = self.links[self.slots[index].link].ifindex;
         let addrs: Vec<IpAddr> = self.slots[index].router.addresses().collect();
         for a in addrs {
-            let prefix = if a.is_ipv4() {
-                self.prefix_v4
-            } else {
-                self.prefix_v6
+            let (prefix, ifindex) = match self
+                .placements
+                .iter()
+                .find(|p| p.slot == index && p.addr == a)
+            {
+                Some(p) => (p.prefix, p.ifindex),
+                None if a.is_ipv4() => (self.prefix_v4, ifindex),
+                None => (self.prefix_v6, ifindex),
             };
             self.seq = self.seq.wrapping_add(1);
             let req = sys::addr_request(add, a, prefix, ifindex, self.seq);
