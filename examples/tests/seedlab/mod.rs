@@ -150,6 +150,8 @@ pub(crate) fn nat_rr_lab(l: &Lab) -> NatLab {
             Ipv4Addr::new(10, 11, 12, 2 + i as u8),
         );
         h.add_default_route(Ipv4Addr::new(10, 11, 12, 1)).unwrap();
+        // Learn addresses from gratuitous ARP (to see the director's).
+        h.sysctl("net.ipv4.conf.all.arp_accept", "1").unwrap();
         let (on, stop) = (Arc::new(AtomicBool::new(true)), stop.clone());
         serving.push(on.clone());
         h.spawn_thread(move || lab::http_server(i as u8 + 1, on, stop))
@@ -213,6 +215,19 @@ pub(crate) fn nat_rr_scenario(
     );
     assert!(addrs("eth1").contains("10.11.12.1/24"), "{}", addrs("eth1"));
     assert!(!addrs("eth0").contains("10.11.12.1"), "{}", addrs("eth0"));
+    // The gateway's gratuitous ARP came on the inside link with the inside
+    // interface's MAC (before any client traffic made rs1 ask for it).
+    let mac = n.dir.mac("eth1").unwrap();
+    let mac = mac.map(|b| format!("{b:02x}")).join(":");
+    wait_for(
+        "rs1 to learn the gateway from its gratuitous ARP",
+        30,
+        || {
+            n.rs[0]
+                .ip(["neigh", "show", "10.11.12.1"])
+                .is_ok_and(|t| t.contains(&mac))
+        },
+    );
 
     let vip = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 168, 200, 10)), 80);
     let ask = || {
