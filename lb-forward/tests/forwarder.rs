@@ -772,4 +772,63 @@ fn one_packet_scheduling_keeps_no_connection() {
     }
     assert_eq!(got, [0, 1, 0, 1]);
     assert_eq!(fwd.conn_count(), 0);
+    // Each datagram counts as a connection, as the kernel's one-packet
+    // conns do.
+    let t = fwd.service_traffic(svc).unwrap();
+    assert_eq!((t.conns, t.in_packets, t.out_packets), (4, 4, 0));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    /// Reference model of the traffic counters (IPVS's `ip_vs_stats`): a
+    /// NAT UDP service over two servers; requests from a few clients and
+    /// replies from the server each client was given. Each destination
+    /// counts one connection per client it got, its requests and their IP
+    /// bytes in, its replies and their IP bytes out; the service the sum.
+    #[test]
+    fn traffic_counters_follow_a_model(
+        ops in proptest::collection::vec((0u8..5, any::<bool>(), 0usize..300), 1..60),
+    ) {
+        let mut l = lab(Config::default(), false, 17, Method::Nat, 2, None);
+        let mut server_of = std::collections::HashMap::new();
+        // conns, in packets, out packets, in bytes, out bytes.
+        let mut want = [[0u64; 5]; 2];
+        for (c, reply, len) in ops {
+            let payload = vec![0x5a; len];
+            let ip_len = (20 + 8 + len) as u64;
+            if reply {
+                let Some(&d) = server_of.get(&c) else { continue };
+                let (IpAddr::V4(r), IpAddr::V4(cl)) = (rip(false, d), client(false, c)) else {
+                    unreachable!()
+                };
+                let mut f = frame4(r.octets(), 8080, cl.octets(), 5555, L4::Udp, &payload);
+                let v = l.send(&mut f).0;
+                prop_assert!(matches!(v, Verdict::Transmit { .. }), "{:?}", v);
+                want[d][2] += 1;
+                want[d][4] += ip_len;
+            } else {
+                let mut f = pkt(false, c, 5555, L4::Udp, &payload);
+                let (v, out) = l.send(&mut f);
+                prop_assert!(matches!(v, Verdict::Transmit { .. }), "{:?}", v);
+                let d = l.which(&out);
+                match server_of.insert(c, d) {
+                    None => want[d][0] += 1,
+                    Some(was) => prop_assert_eq!(was, d),
+                }
+                want[d][1] += 1;
+                want[d][3] += ip_len;
+            }
+        }
+        let mut sum = [0u64; 5];
+        for (d, w) in want.iter().enumerate() {
+            let t = l.fwd.dest_traffic(l.dests[d]).unwrap();
+            let got = [t.conns, t.in_packets, t.out_packets, t.in_bytes, t.out_bytes];
+            prop_assert_eq!(got, *w);
+            for (s, x) in sum.iter_mut().zip(got) {
+                *s += x;
+            }
+        }
+        let t = l.fwd.service_traffic(l.svc).unwrap();
+        prop_assert_eq!([t.conns, t.in_packets, t.out_packets, t.in_bytes, t.out_bytes], sum);
+    }
 }
