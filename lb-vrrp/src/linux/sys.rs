@@ -643,3 +643,103 @@ pub(crate) fn async_fd(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<Owned
         tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
     }?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recv_all(fd: &OwnedFd) -> Vec<(RxMeta, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        for _ in 0..200 {
+            match recv_vrrp(fd.as_raw_fd(), AddressFamily::Ipv4, &mut buf) {
+                Ok(Some((meta, r))) => out.push((meta, buf[r].to_vec())),
+                Ok(None) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if out.len() >= 2 {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => panic!("recv: {e}"),
+            }
+        }
+        out
+    }
+
+    /// One `sendmmsg` batch in which one message cannot be built (address
+    /// families mixed) and one is refused by the kernel (larger than an IP
+    /// packet): both are reported, and the others still go out, in order,
+    /// with TTL 255, multicast and unicast alike.
+    #[test]
+    fn netns_send_vrrp_batch_reports_and_skips_failures() {
+        let Some(lab) = lb_testing_netns::lab_or_skip!("vbatch") else {
+            return;
+        };
+        let a = lab.add_host("a").unwrap();
+        let b = lab.add_host("b").unwrap();
+        lab.link(&a, "eth0", &b, "eth0").unwrap();
+        let (ip_a, ip_b) = (Ipv4Addr::new(10, 9, 0, 1), Ipv4Addr::new(10, 9, 0, 2));
+        a.add_addr("eth0", ip_a, 24).unwrap();
+        b.add_addr("eth0", ip_b, 24).unwrap();
+        let rx = b
+            .run_in(move || vrrp_socket(IpAddr::V4(ip_b), "eth0", ifindex("eth0").unwrap()))
+            .unwrap()
+            .unwrap();
+        let (tx, idx) = a
+            .run_in(move || {
+                let idx = ifindex("eth0").unwrap();
+                (vrrp_socket(IpAddr::V4(ip_a), "eth0", idx).unwrap(), idx)
+            })
+            .unwrap();
+        let mut bytes = b"first".to_vec();
+        let mut out = vec![Outgoing {
+            src: IpAddr::V4(ip_a),
+            dst: IpAddr::V4(wire::MULTICAST_V4),
+            start: 0,
+            len: 5,
+        }];
+        out.push(Outgoing {
+            src: IpAddr::V4(ip_a),
+            dst: IpAddr::V6(wire::MULTICAST_V6),
+            start: 0,
+            len: 5,
+        });
+        out.push(Outgoing {
+            src: IpAddr::V4(ip_a),
+            dst: IpAddr::V4(ip_b),
+            start: bytes.len(),
+            len: 70_000,
+        });
+        bytes.resize(bytes.len() + 70_000, 0);
+        out.push(Outgoing {
+            src: IpAddr::V4(ip_a),
+            dst: IpAddr::V4(ip_b),
+            start: bytes.len(),
+            len: 4,
+        });
+        bytes.extend_from_slice(b"last");
+        let mut errors = Vec::new();
+        send_vrrp_batch(tx.as_raw_fd(), idx, &bytes, &out, |e| errors.push(e));
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert_eq!(errors[0].kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(errors[1].raw_os_error(), Some(libc::EMSGSIZE), "{errors:?}");
+        let got = recv_all(&rx);
+        let got: Vec<(IpAddr, IpAddr, u8, &[u8])> = got
+            .iter()
+            .map(|(m, p)| (m.src, m.dst, m.ttl, p.as_slice()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    IpAddr::V4(ip_a),
+                    IpAddr::V4(wire::MULTICAST_V4),
+                    255,
+                    &b"first"[..]
+                ),
+                (IpAddr::V4(ip_a), IpAddr::V4(ip_b), 255, &b"last"[..]),
+            ]
+        );
+    }
+}
