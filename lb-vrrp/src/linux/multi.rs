@@ -51,6 +51,10 @@ struct Link {
     /// Router indices per VRID.
     by_vrid: Vec<Vec<usize>>,
     up: bool,
+    /// Advertisements queued for the next `sendmmsg` on this link, and
+    /// their bytes (both keep their capacity: no allocation once warm).
+    pending: Vec<sys::Outgoing>,
+    pending_bytes: Vec<u8>,
 }
 
 /// Where one router address goes instead of the router's own interface
@@ -116,6 +120,8 @@ pub struct MultiDriver {
     on_event: Option<MultiEventHook>,
     on_error: Option<super::ErrorHook>,
     buf: Vec<u8>,
+    /// Where routers write their next packet before it is queued or sent.
+    tx: Box<[u8]>,
     link_poll: Option<std::time::Duration>,
     groups: Vec<SyncGroup>,
     commands: Option<tokio::sync::mpsc::UnboundedReceiver<MultiCommand>>,
@@ -147,6 +153,7 @@ impl MultiDriver {
             on_event: None,
             on_error: None,
             buf: vec![0; MAX_TRANSMIT_LEN.max(65536)],
+            tx: vec![0; MAX_TRANSMIT_LEN].into_boxed_slice(),
             link_poll: Some(std::time::Duration::from_millis(500)),
             groups: Vec::new(),
             commands: None,
@@ -182,6 +189,8 @@ impl MultiDriver {
                     icmp6: None,
                     by_vrid: vec![Vec::new(); 256],
                     up: true,
+                    pending: Vec::with_capacity(sys::SEND_BATCH),
+                    pending_bytes: Vec::with_capacity(sys::SEND_BATCH * 64),
                 });
                 self.links.len() - 1
             }
@@ -337,8 +346,9 @@ impl MultiDriver {
         let now = self.now();
         for i in 0..self.slots.len() {
             self.slots[i].router.handle_startup(now);
-            self.flush(i);
+            self.process(i);
         }
+        self.send_pending();
         tokio::pin!(stop);
         let mut link_timer = self.link_poll.map(tokio::time::interval);
         let mut commands = self.commands.take();
@@ -401,12 +411,16 @@ impl MultiDriver {
                     }
                 }
             }
+            // Whatever this turn queued (every router whose timer fired, every
+            // answer to a received packet) leaves in one sendmmsg per link.
+            self.send_pending();
         }
         let now = self.now();
         for i in 0..self.slots.len() {
             self.slots[i].router.handle_shutdown(now);
-            self.flush(i);
+            self.process(i);
         }
+        self.send_pending();
         Ok(())
     }
 
@@ -434,7 +448,7 @@ impl MultiDriver {
             }
             self.slots[i].scheduled = None;
             self.slots[i].router.handle_timeout(now);
-            self.flush(i);
+            self.process(i);
         }
     }
 
@@ -461,7 +475,7 @@ impl MultiDriver {
                         self.slots[i]
                             .router
                             .handle_packet(now, meta, &self.buf[range.clone()]);
-                        self.flush(i);
+                        self.process(i);
                     }
                 }
                 Ok(None) => {}
@@ -493,14 +507,22 @@ impl MultiDriver {
         for i in 0..self.slots.len() {
             if self.slots[i].link == li {
                 self.slots[i].router.handle_link(now, up);
-                self.flush(i);
+                self.process(i);
             }
         }
     }
 
     /// Applies router `index`'s pending events and packets (as
     /// [`Driver::flush`](super::Driver::flush)) and reschedules its timer.
+    /// Call it after any `handle_*` on [`router_mut`](Self::router_mut).
     pub fn flush(&mut self, index: usize) {
+        self.process(index);
+        self.send_pending();
+    }
+
+    /// [`flush`](Self::flush) without sending the queued advertisements:
+    /// the loop sends them once per turn, batched.
+    fn process(&mut self, index: usize) {
         let mut sync = Vec::new();
         while let Some(ev) = self.slots[index].router.poll_event() {
             match ev {
@@ -530,27 +552,43 @@ impl MultiDriver {
         for (m, cmd) in sync {
             let now = self.now();
             self.slots[m].router.handle_sync(now, cmd);
-            self.flush(m);
+            self.process(m);
         }
     }
 
-    /// Sends router `index`'s pending packets and reschedules its timer.
+    /// Queues router `index`'s advertisements on its link (other packets
+    /// go out at once, after what is queued, so the order on the wire is the
+    /// router's) and reschedules its timer.
     fn send(&mut self, index: usize) {
-        let mut buf = [0u8; MAX_TRANSMIT_LEN];
-        let link = &self.links[self.slots[index].link];
-        while let Some(t) = self.slots[index].router.poll_transmit(&mut buf) {
+        let li = self.slots[index].link;
+        while let Some(t) = self.slots[index].router.poll_transmit(&mut self.tx) {
             let len = t.len();
             let announced = match t {
-                Transmit::GratuitousArp { address, .. } => Some(IpAddr::V4(address)),
-                Transmit::NeighborAdvertisement { address, .. } => Some(IpAddr::V6(address)),
-                Transmit::Advertisement { .. } => None,
+                Transmit::Advertisement { src, dst, .. } => {
+                    let link = &mut self.links[li];
+                    link.pending.push(sys::Outgoing {
+                        src,
+                        dst,
+                        start: link.pending_bytes.len(),
+                        len,
+                    });
+                    link.pending_bytes.extend_from_slice(&self.tx[..len]);
+                    if link.pending.len() == sys::SEND_BATCH {
+                        self.send_link(li);
+                    }
+                    continue;
+                }
+                Transmit::GratuitousArp { address, .. } => IpAddr::V4(address),
+                Transmit::NeighborAdvertisement { address, .. } => IpAddr::V6(address),
             };
-            let placed = announced.and_then(|a| {
-                self.placements
-                    .iter()
-                    .find(|p| p.slot == index && p.addr == a)
-                    .and_then(|p| Some((p, p.announce.as_ref()?)))
-            });
+            self.send_link(li);
+            let placed = self
+                .placements
+                .iter()
+                .find(|p| p.slot == index && p.addr == announced)
+                .and_then(|p| Some((p, p.announce.as_ref()?)));
+            let link = &self.links[li];
+            let buf = &mut self.tx;
             let r = match (placed, t) {
                 // The same announcement from the placed address's interface:
                 // its MAC as the Ethernet and ARP sender.
@@ -587,6 +625,35 @@ impl MultiDriver {
                 self.heap.push(Reverse((t, index)));
             }
         }
+    }
+
+    /// Sends every link's queued advertisements.
+    fn send_pending(&mut self) {
+        for li in 0..self.links.len() {
+            self.send_link(li);
+        }
+    }
+
+    /// Sends link `li`'s queued advertisements with one `sendmmsg`.
+    fn send_link(&mut self, li: usize) {
+        let link = &mut self.links[li];
+        if link.pending.is_empty() {
+            return;
+        }
+        let on_error = &mut self.on_error;
+        sys::send_vrrp_batch(
+            link.vrrp.get_ref().as_raw_fd(),
+            link.ifindex,
+            &link.pending_bytes,
+            &link.pending,
+            |e| {
+                if let Some(f) = on_error.as_mut() {
+                    f(&e);
+                }
+            },
+        );
+        link.pending.clear();
+        link.pending_bytes.clear();
     }
 
     fn change_addresses(&mut self, index: usize, add: bool) {
