@@ -174,3 +174,46 @@ fn vm_director_traffic_dr_persist() {
         stop.store(true, Ordering::Relaxed);
     });
 }
+
+/// `director lab` inside the VM, where `--dataplane auto` finds kernel
+/// IPVS: the same scenario as on the host (wlc over three DR servers, one
+/// drained by its failing HTTP check, the master killed and the backup
+/// taking over), now through the kernel. A low request rate: the VM is
+/// emulated.
+#[test]
+fn vm_director_lab_ipvs() {
+    lb_testing_vm::in_vm!(|vm| vm.timeout(Duration::from_secs(900)), {
+        let Some(l) = lab_or_skip!("vmlab") else {
+            return;
+        };
+        let args = lab::LabArgs {
+            rate: 10,
+            phase_secs: 6,
+            v3: true,
+            director_bin: Some(seedlab::BIN.into()),
+            quiet: true,
+        };
+        let r = lab::run_in(&l, &args).unwrap();
+        eprintln!("{r:?}");
+        let d = l.dir().unwrap();
+        let log1 = std::fs::read_to_string(d.join("dir1.log")).unwrap();
+        assert!(log1.contains("dataplane=Ipvs"), "{log1}");
+        assert!(r.before.iter().all(|&n| n > 0), "{r:?}");
+        assert_eq!(
+            r.drained[2], 0,
+            "rs3 still served after its check failed: {r:?}"
+        );
+        assert!(r.drained[0] > 0 && r.drained[1] > 0, "{r:?}");
+        assert!(
+            r.failover.is_some(),
+            "no response after the master died: {r:?}"
+        );
+        assert!(r.after[0] > 0 && r.after[1] > 0 && r.after[2] == 0, "{r:?}");
+        assert!(
+            r.vrrp_log
+                .iter()
+                .any(|l| l.starts_with("dir2:") && l.contains("to=Master")),
+            "the backup never became master: {r:?}"
+        );
+    });
+}
