@@ -79,20 +79,20 @@ fn netns_director_seed_vrrp_sync_group() {
         vips.iter()
             .all(|(dev, v)| !dirs[i].has_addr(dev, *v).unwrap())
     };
-    let start1 = || {
+    let start1 = |name: &str| {
         spawn_director(
             &dirs[0],
             &d,
-            "dir1",
+            name,
             &seed("vrrp-sync.conf"),
             "userspace",
             &[],
         )
     };
-    let (mut p1, run1) = start1();
+    let (mut p1, run1) = start1("dir1");
     let (mut p2, _) = spawn_director(&dirs[1], &d, "dir2", &backup, "userspace", &[]);
     let logs = || {
-        ["dir1", "dir2"]
+        ["dir1", "dir2", "dir1-again"]
             .map(|n| std::fs::read_to_string(d.join(format!("{n}.log"))).unwrap_or_default())
             .join("\n----\n")
     };
@@ -112,7 +112,7 @@ fn netns_director_seed_vrrp_sync_group() {
         for (dev, v) in vips {
             let _ = dirs[0].del_addr(dev, v, 24);
         }
-        start1()
+        start1("dir1-again")
     };
     wait_for("dir1 to take both VIPs back", 30, || {
         owns_both(0) && owns_none(1)
@@ -131,5 +131,6 @@ fn netns_director_seed_vrrp_sync_group() {
         p.terminate().unwrap();
         assert!(p.wait().unwrap().success(), "{}", logs());
     }
+    eprintln!("{}", logs());
     assert!(owns_none(0) && owns_none(1));
 }

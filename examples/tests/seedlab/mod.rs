@@ -330,6 +330,7 @@ pub(crate) fn nat_rr_scenario(
 
     p.terminate().unwrap();
     assert!(p.wait().unwrap().success(), "{}", log());
+    eprintln!("{}", log());
     assert!(
         !addrs("eth0").contains("192.168.200.10/"),
         "{}",
