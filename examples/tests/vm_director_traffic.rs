@@ -1,9 +1,10 @@
 //! Traffic through the director's kernel IPVS dataplane, inside the kernel
 //! VM, on network namespaces built around the seed configurations'
 //! addresses (the VM kernel has IPVS, veth and bridges; each namespace has
-//! its own IPVS table): `nat-rr.conf` (NAT round robin, TCP checks) and
-//! `dr-persist.conf` (DR, wlc, persistence). The VM is emulated (TCG), so
-//! request counts are small and every wait generous.
+//! its own IPVS table): `nat-rr.conf` (NAT round robin, TCP checks),
+//! `dr-persist.conf` (DR, wlc, persistence), `vrrp-sync.conf` (two
+//! directors, one sync group), and `director lab`. The VM is emulated
+//! (TCG), so request counts are small and every wait generous.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -14,7 +15,9 @@ use lb_examples::director::{daemon, lab};
 use lb_testing_netns::{Host, lab_or_skip};
 
 mod seedlab;
-use seedlab::{NatPhase, nat_rr_lab, nat_rr_scenario, plug, seed, spawn_director, wait_for};
+use seedlab::{
+    NatPhase, nat_rr_lab, nat_rr_scenario, plug, seed, spawn_director, vrrp_sync_scenario, wait_for,
+};
 
 /// `ipvsadm -Ln` in `h`'s namespace.
 fn ipvsadm(h: &Host) -> String {
@@ -68,6 +71,19 @@ fn vm_director_traffic_nat_rr() {
         // The director removed its service on SIGTERM.
         let t = ipvsadm(&n.dir);
         assert!(!t.contains("192.168.200.10"), "{t}");
+    });
+}
+
+/// `vrrp-sync.conf` as shipped with `--dataplane ipvs` (the seed has no
+/// virtual server: VRRP only): the scenario of the netns test, the two
+/// instances' VIPs moving together between two directors.
+#[test]
+fn vm_director_seed_vrrp_sync_group() {
+    lb_testing_vm::in_vm!(|vm| vm.timeout(Duration::from_secs(600)), {
+        let Some(l) = lab_or_skip!("vmvsg") else {
+            return;
+        };
+        vrrp_sync_scenario(&l, "ipvs");
     });
 }
 
