@@ -270,8 +270,19 @@ fn placements(inst: &config::VrrpInstance) -> Vec<Placement> {
 
 /// The interfaces the userspace dataplane reads and writes: every VRRP
 /// instance's, every VIP's `dev` (e.g. the inside gateway of a NAT
-/// director, an excluded VIP on another link), and `extra`.
-fn dataplane_interfaces(cfg: &Config, extra: &[String]) -> Vec<String> {
+/// director, an excluded VIP on another link), the device of `route` to
+/// each real and sorry server (where NAT replies come back), and `extra`.
+fn dataplane_interfaces(
+    cfg: &Config,
+    extra: &[String],
+    route: impl Fn(IpAddr) -> Option<String>,
+) -> Vec<String> {
+    let servers = cfg.virtual_servers.iter().flat_map(|vs| {
+        vs.real_servers
+            .iter()
+            .map(|rs| rs.ip)
+            .chain(vs.sorry_server.map(|(ip, _)| ip))
+    });
     let mut ifaces: Vec<String> = cfg
         .vrrp_instances
         .iter()
@@ -279,6 +290,7 @@ fn dataplane_interfaces(cfg: &Config, extra: &[String]) -> Vec<String> {
             std::iter::once(i.interface.clone())
                 .chain(placements(i).into_iter().map(|(_, _, dev)| dev))
         })
+        .chain(servers.filter_map(route))
         .chain(extra.iter().cloned())
         .collect();
     ifaces.sort();
@@ -462,7 +474,7 @@ pub fn run(opts: Options) -> i32 {
 async fn main_loop(opts: Options, cfg: Config, dataplane: Dataplane) -> i32 {
     use tokio::signal::unix::{SignalKind, signal};
     let shared = Arc::new(Shared::default());
-    let ifaces = dataplane_interfaces(&cfg, &opts.interfaces);
+    let ifaces = dataplane_interfaces(&cfg, &opts.interfaces, sys::route_iface);
     let kernel = dataplane == Dataplane::Ipvs;
     if !kernel && ifaces.is_empty() {
         tracing::warn!(
@@ -955,4 +967,50 @@ pub fn status(runtime_dir: &Path, json: bool) -> Result<String, String> {
     let mut out = String::new();
     s.read_to_string(&mut out).map_err(|e| e.to_string())?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dataplane_interfaces_cover_vip_devs_and_server_routes() {
+        let cfg = config::parse_str(
+            "t.conf",
+            "vrrp_instance V {
+               interface eth0
+               virtual_router_id 1
+               priority 100
+               virtual_ipaddress { 192.0.2.10/24 }
+               virtual_ipaddress_excluded { 10.11.12.1/24 dev eth1 }
+             }
+             virtual_server 192.0.2.10 80 {
+               lb_kind NAT
+               sorry_server 10.30.0.9 80
+               real_server 10.11.12.2 80 {
+               }
+               real_server 10.20.0.2 80 {
+               }
+             }",
+        )
+        .unwrap()
+        .config;
+        let route = |ip: IpAddr| match ip.to_string().as_str() {
+            "10.20.0.2" => Some("eth2".to_owned()),
+            "10.30.0.9" => Some("eth3".to_owned()),
+            "10.11.12.2" => Some("eth1".to_owned()),
+            _ => None,
+        };
+        assert_eq!(
+            dataplane_interfaces(&cfg, &["eth9".to_owned()], route),
+            ["eth0", "eth1", "eth2", "eth3", "eth9"]
+        );
+        assert_eq!(
+            placements(&cfg.vrrp_instances[0]),
+            [
+                ("192.0.2.10".parse().unwrap(), 24, "eth0".to_owned()),
+                ("10.11.12.1".parse().unwrap(), 24, "eth1".to_owned()),
+            ]
+        );
+    }
 }

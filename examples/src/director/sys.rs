@@ -91,6 +91,44 @@ pub fn default_gateway() -> Option<(IpAddr, String)> {
     None
 }
 
+/// The device of the kernel's IPv4 route to `ip` (longest prefix, then
+/// lowest metric), from `/proc/net/route`; `None` for IPv6 or no route.
+pub fn route_iface(ip: IpAddr) -> Option<String> {
+    let IpAddr::V4(ip) = ip else { return None };
+    parse_route_iface(&std::fs::read_to_string("/proc/net/route").ok()?, ip)
+}
+
+/// [`route_iface`] on the text of `/proc/net/route` (addresses and masks
+/// as host-order hex of the network-order bytes; flag 0x1 is RTF_UP).
+pub fn parse_route_iface(text: &str, ip: Ipv4Addr) -> Option<String> {
+    let hex = |w: &str| u32::from_str_radix(w, 16).ok().map(u32::swap_bytes);
+    let ip = u32::from(ip);
+    let mut best: Option<(u32, u32, &str)> = None;
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let [dev, dst, _gw, flags, _, _, metric, mask, ..] = f[..] else {
+            continue;
+        };
+        let (Some(dst), Some(mask), Ok(flags), Ok(metric)) = (
+            hex(dst),
+            hex(mask),
+            u32::from_str_radix(flags, 16),
+            metric.parse::<u32>(),
+        ) else {
+            continue;
+        };
+        if flags & 0x1 == 0 || ip & mask != dst {
+            continue;
+        }
+        if best
+            .is_none_or(|(m, k, _)| mask.count_ones() > m || (mask.count_ones() == m && metric < k))
+        {
+            best = Some((mask.count_ones(), metric, dev));
+        }
+    }
+    best.map(|(_, _, dev)| dev.to_owned())
+}
+
 /// Runs an `nft -f -` script.
 pub fn nft(script: &str) -> Result<(), String> {
     let mut child = Command::new("nft")
@@ -155,6 +193,28 @@ mod tests {
                 "10.0.0.11".parse::<IpAddr>().unwrap(),
                 "fe80::1".parse().unwrap()
             ]
+        );
+    }
+
+    #[test]
+    fn finds_the_route_device() {
+        let t =
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT
+eth0\t00000000\t01C8A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0
+eth0\t00C8A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0
+eth1\t000C0B0A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0
+eth2\t000C0B0A\t00000000\t0001\t0\t0\t5\t00FFFFFF\t0\t0\t0
+eth3\t030C0B0A\t00000000\t0000\t0\t0\t0\tFFFFFFFF\t0\t0\t0
+";
+        let dev = |ip: &str| parse_route_iface(t, ip.parse().unwrap());
+        // 10.11.12.0/24 on eth1 (metric 0) beats eth2 (metric 5); the /32
+        // on eth3 is not up; anything else takes the default route.
+        assert_eq!(dev("10.11.12.3").as_deref(), Some("eth1"));
+        assert_eq!(dev("192.168.200.7").as_deref(), Some("eth0"));
+        assert_eq!(dev("203.0.113.1").as_deref(), Some("eth0"));
+        assert_eq!(
+            parse_route_iface("Iface\n", "10.0.0.1".parse().unwrap()),
+            None
         );
     }
 

@@ -208,12 +208,10 @@ pub(crate) fn nat_rr_scenario(
     });
     // The outside VIP on eth0, the excluded inside gateway on eth1, /24.
     let addrs = |dev: &str| n.dir.ip(["-o", "-4", "addr", "show", "dev", dev]).unwrap();
-    assert!(
-        addrs("eth0").contains("192.168.200.10/24"),
-        "{}",
-        addrs("eth0")
-    );
-    assert!(addrs("eth1").contains("10.11.12.1/24"), "{}", addrs("eth1"));
+    // (The state is reported a moment before the addresses are added.)
+    wait_for("the VIPs on their interfaces", 10, || {
+        addrs("eth0").contains("192.168.200.10/24") && addrs("eth1").contains("10.11.12.1/24")
+    });
     assert!(!addrs("eth0").contains("10.11.12.1"), "{}", addrs("eth0"));
     // The gateway's gratuitous ARP came on the inside link with the inside
     // interface's MAC (before any client traffic made rs1 ask for it).
@@ -259,16 +257,7 @@ pub(crate) fn nat_rr_scenario(
         metric(a, k).unwrap_or(0) >= metric(b, k).unwrap_or(0) + at_least
     };
     let per = count(2) as u64;
-    let mut after = String::new();
-    wait_for("the metrics to count the requests", 30, || {
-        after = scrape(&n.dir, METRICS);
-        (2..=3).all(|h| {
-            let k = format!(
-                "lb_director_real_server_out_packets_total{{{svc},server=\"10.11.12.{h}:80\"}}"
-            );
-            grew(&before, &after, &k, 3 * per)
-        })
-    });
+    let mut want = Vec::new();
     for h in 2..=3 {
         let server = format!("server=\"10.11.12.{h}:80\"");
         for (name, at_least) in [
@@ -278,24 +267,38 @@ pub(crate) fn nat_rr_scenario(
             ("in_bytes_total", 120 * per),
             ("out_bytes_total", 120 * per),
         ] {
-            let k = format!("lb_director_real_server_{name}{{{svc},{server}}}");
-            assert!(
-                grew(&before, &after, &k, at_least),
-                "{k}\n{before}\n{after}"
-            );
-            eprintln!(
-                "{k}: {} -> {}",
-                metric(&before, &k).unwrap_or(0),
-                metric(&after, &k).unwrap_or(0)
-            );
+            want.push((
+                format!("lb_director_real_server_{name}{{{svc},{server}}}"),
+                at_least,
+            ));
         }
     }
-    for (name, at_least) in [
-        ("connections_total", 2 * per),
-        ("out_packets_total", 6 * per),
-    ] {
-        let k = format!("lb_director_service_{name}{{{svc}}}");
-        assert!(grew(&before, &after, &k, at_least), "{k}\n{after}");
+    want.push((
+        format!("lb_director_service_connections_total{{{svc}}}"),
+        2 * per,
+    ));
+    want.push((
+        format!("lb_director_service_out_packets_total{{{svc}}}"),
+        6 * per,
+    ));
+    // The dataplane publishes its counters periodically: a scrape may lag
+    // the last requests, so poll until every counter has caught up (they
+    // only grow), then report each.
+    let mut after = String::new();
+    for _ in 0..100 {
+        after = scrape(&n.dir, METRICS);
+        if want.iter().all(|(k, m)| grew(&before, &after, k, *m)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    for (k, at_least) in &want {
+        let (b, a) = (metric(&before, k).unwrap_or(0), metric(&after, k));
+        assert!(
+            grew(&before, &after, k, *at_least),
+            "{k}: {b} -> {a:?}, want +{at_least}\n{after}"
+        );
+        eprintln!("{k}: {b} -> {}", a.unwrap_or(0));
     }
 
     // rs2 stops listening: its TCP check fails (delay_loop 6, one retry),
