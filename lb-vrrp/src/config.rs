@@ -35,6 +35,66 @@ impl Default for GarpConfig {
     }
 }
 
+/// Router Advertisements sent while Active for an IPv6 virtual router
+/// (RFC 9568 §6.4.3: the Active router "MUST send ND Router Advertisements
+/// for the Virtual Router"; a Backup MUST NOT, §6.4.2), on the schedule of
+/// RFC 4861 §6.2.4: one at once on becoming Active, then at a uniformly
+/// random interval in `[min_interval, max_interval]`, the first three capped
+/// at 16 s (MAX_INITIAL_RTR_ADVERT_INTERVAL).
+///
+/// The source is the virtual router's link-local address when the first
+/// virtual address is one (RFC 9568 §5.2.9), else the primary address. With
+/// a virtual link-local source the router hosts know moves with the Active
+/// role and nothing is sent on leaving Active; with the primary address as
+/// source, leaving Active sends one final advertisement with Router
+/// Lifetime 0 (RFC 4861 §6.2.5), so hosts stop using this node as the
+/// virtual router's default router.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterAdvertConfig {
+    /// MinRtrAdvInterval: 3 s to 0.75 × `max_interval` (default 200 s).
+    pub min_interval: Duration,
+    /// MaxRtrAdvInterval: 4–1800 s (default 600 s).
+    pub max_interval: Duration,
+    /// The advertisement's fields and prefixes. Its Router Lifetime must be
+    /// 0 or `max_interval`–9000 s (default 1800 s); its `source_mac` is
+    /// replaced by [`Config::mac`] (the MAC of the GARPs and NAs).
+    pub message: crate::wire::ra::Repr,
+    /// Seeds the interval jitter (the core draws no random numbers of its
+    /// own); mixed with the VRID and primary address.
+    pub seed: u64,
+}
+
+impl Default for RouterAdvertConfig {
+    fn default() -> Self {
+        Self {
+            min_interval: Duration::from_secs(200),
+            max_interval: Duration::from_secs(600),
+            message: crate::wire::ra::Repr::new(1800),
+            seed: 0,
+        }
+    }
+}
+
+impl RouterAdvertConfig {
+    fn validate(&self) -> Result<(), &'static str> {
+        let max = self.max_interval;
+        if !(Duration::from_secs(4)..=Duration::from_secs(1800)).contains(&max) {
+            return Err("max_interval must be 4-1800 s");
+        }
+        if self.min_interval < Duration::from_secs(3) || self.min_interval > max * 3 / 4 {
+            return Err("min_interval must be 3 s to 0.75 x max_interval");
+        }
+        let lifetime = Duration::from_secs(u64::from(self.message.router_lifetime));
+        if lifetime != Duration::ZERO && !(max..=Duration::from_secs(9000)).contains(&lifetime) {
+            return Err("router_lifetime must be 0 or max_interval-9000 s");
+        }
+        if self.message.prefixes.len() > crate::wire::ra::MAX_PREFIXES {
+            return Err("too many prefixes");
+        }
+        Ok(())
+    }
+}
+
 /// One virtual router (keepalived `vrrp_instance`). Build it with
 /// [`Config::new`] and change the public fields; [`Config::validate`] (called
 /// by [`crate::VirtualRouter::new`]) checks them.
@@ -99,6 +159,10 @@ pub struct Config {
     pub nd_router_flag: bool,
     /// Gratuitous ARP / NA schedule.
     pub garp: GarpConfig,
+    /// IPv6 only: send Router Advertisements while Active. Off by default:
+    /// a load-balancer director is usually not the LAN's router, and an RA
+    /// would make every host route through it.
+    pub router_advert: Option<RouterAdvertConfig>,
     /// Tracked objects (interfaces, scripts, files) and their weights.
     pub tracked: Vec<Tracked>,
     /// Minimum time between two [`crate::Event::Discarded`] reports of the
@@ -149,6 +213,7 @@ impl Config {
             mac: [0; 6],
             nd_router_flag: true,
             garp: GarpConfig::default(),
+            router_advert: None,
             tracked: Vec::new(),
             discard_log_interval: Duration::from_secs(1),
         }
@@ -201,6 +266,12 @@ impl Config {
             (_, Auth::None) | (Version::V2, Auth::SimpleText(_)) => {}
             _ => return Err(ConfigError::Auth),
         }
+        if let Some(ra) = &self.router_advert {
+            if family != AddressFamily::Ipv6 {
+                return Err(ConfigError::RouterAdvert("IPv6 routers only"));
+            }
+            ra.validate().map_err(ConfigError::RouterAdvert)?;
+        }
         if self.discard_log_interval.is_zero() {
             return Err(ConfigError::DiscardLogInterval);
         }
@@ -249,6 +320,9 @@ pub enum ConfigError {
     /// Authentication other than none / simple text, or any in v3.
     #[error("auth: only none or simple text, and only in v2")]
     Auth,
+    /// `router_advert` out of range (RFC 4861 §6.2.1 limits), or on IPv4.
+    #[error("router_advert: {0}")]
+    RouterAdvert(&'static str),
     /// The discard log interval must be positive.
     #[error("discard_log_interval: must be positive")]
     DiscardLogInterval,

@@ -130,6 +130,8 @@ pub struct Counters {
     pub ignored_not_running: u64,
     /// Gratuitous ARPs and NAs sent.
     pub announcements_sent: u64,
+    /// Router Advertisements sent (final zero-lifetime ones included).
+    pub router_adverts_sent: u64,
     /// Transmissions dropped because the caller's buffer was too small.
     pub transmit_errors: u64,
 }

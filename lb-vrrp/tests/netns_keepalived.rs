@@ -17,6 +17,7 @@ const VIP4: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
 const A6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0xa);
 const B6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0xb);
 const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100);
+const ALL_NODES6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
 
 struct Daemon {
     proc: Process,
@@ -630,6 +631,105 @@ fn netns_driver_link_down_is_fault() {
     wait_for("Master again", LIMIT, &[&ours], || has(&a, VIP4));
 }
 
+/// RFC 9568 §6.4.3: as Active with `--router-advert`, lb-vrrpd sends Router
+/// Advertisements from the virtual router's link-local address (the first
+/// VIP), Hop Limit 255, to ff02::1, with our MAC in the source link-layer
+/// option; a Linux host on the link installs its default route through the
+/// virtual address. Without the option (the default) it sends none, and the
+/// graceful stop sends no zero-lifetime one (the virtual router lives on).
+#[test]
+fn netns_driver_router_advertisement() {
+    let Some(lab) = lab_or_skip!("vrrpra", "tcpdump") else {
+        return;
+    };
+    let (a, b) = setup(&lab);
+    b.sysctl("net.ipv6.conf.eth0.forwarding", "0").unwrap();
+    b.sysctl("net.ipv6.conf.eth0.accept_ra", "1").unwrap();
+    let mac = a.mac("eth0").unwrap();
+    let vll: Ipv6Addr = "fe80::100".parse().unwrap();
+    let default_route = || b.ip(["-6", "route", "show", "default"]).unwrap_or_default();
+    let args = [
+        "--src",
+        "fe80::a",
+        "--priority",
+        "255",
+        "--vip",
+        "fe80::100",
+        "--vip",
+        "2001:db8::100",
+    ];
+    // 1. Off (the default): Master, and no Router Advertisement.
+    let (mut dump, pcap) = capture_with(&lab, &b, "ra-off", "icmp6");
+    let mut off = lb(&lab, &a, &args);
+    wait_for("Master", LIMIT, &[&off], || has(&a, VIP6));
+    std::thread::sleep(Duration::from_secs(2));
+    off.proc.terminate().unwrap();
+    off.proc.wait().unwrap();
+    dump.terminate().unwrap();
+    dump.wait().unwrap();
+    assert!(pcap_router_adverts(&pcap).is_empty(), "RA sent while off");
+    assert!(
+        !default_route().contains("fe80::100"),
+        "{}",
+        default_route()
+    );
+    // 2. On.
+    let (mut dump, pcap) = capture_with(&lab, &b, "ra-on", "icmp6");
+    let mut with_ra = args.to_vec();
+    with_ra.extend(["--router-advert", "--ra-prefix", "2001:db8::/64"]);
+    let mut on = lb(&lab, &a, &with_ra);
+    wait_for(
+        "b's default route via the virtual link-local address",
+        LIMIT,
+        &[&on],
+        || default_route().contains("via fe80::100 dev eth0"),
+    );
+    on.proc.terminate().unwrap();
+    on.proc.wait().unwrap();
+    assert!(!has(&a, vll), "VIP withdrawn on stop");
+    std::thread::sleep(Duration::from_millis(500));
+    dump.terminate().unwrap();
+    dump.wait().unwrap();
+    let ras = pcap_router_adverts(&pcap);
+    assert!(!ras.is_empty(), "no Router Advertisement captured");
+    for (src_mac, src, dst, hops, msg) in &ras {
+        assert_eq!((*src, *dst, *hops), (vll, ALL_NODES6, 255));
+        assert_eq!(*src_mac, mac);
+        let p = lb_vrrp::wire::ra::Packet::new_checked(&msg[..]).unwrap();
+        assert!(p.verify_checksum(*src, *dst), "bad checksum {msg:02x?}");
+        let r = lb_vrrp::wire::ra::Repr::parse(&p).unwrap();
+        assert_eq!(
+            r.router_lifetime, 1800,
+            "no zero-lifetime RA from the virtual address"
+        );
+        assert_eq!(r.source_mac, Some(mac));
+        assert_eq!(
+            r.prefixes.as_slice(),
+            &[lb_vrrp::wire::ra::PrefixInfo::new(
+                "2001:db8::".parse().unwrap(),
+                64
+            )]
+        );
+    }
+    // tcpdump's decoder reads the same fields.
+    let out = std::process::Command::new("tcpdump")
+        .args(["-r"])
+        .arg(&pcap)
+        .args(["-v", "-n", "icmp6 and ip6[40] == 134"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "fe80::100 > ff02::1: [icmp6 sum ok] ICMP6, router advertisement",
+        "hlim 255",
+        "router lifetime 1800s",
+        "source link-address option",
+        "2001:db8::/64, Flags [onlink, auto]",
+    ] {
+        assert!(text.contains(want), "tcpdump lacks {want:?}:\n{text}");
+    }
+}
+
 // ===== The interop matrix: election, SIGKILL failover, nopreempt and the
 // priority-0 handoff in both directions, with the wire decoded by both sides.
 
@@ -694,14 +794,19 @@ fn lb_owned(lab: &Lab, host: &Host, args: &[String]) -> Daemon {
 
 /// `tcpdump -w` of VRRP on `host`'s eth0 into the lab directory.
 fn capture(lab: &Lab, host: &Host) -> (Process, PathBuf) {
+    capture_with(lab, host, "vrrp", "ip proto 112 or ip6 proto 112")
+}
+
+/// `tcpdump -w` of `filter` on `host`'s eth0 into `<host>-<tag>.pcap` in the lab directory.
+fn capture_with(lab: &Lab, host: &Host, tag: &str, filter: &str) -> (Process, PathBuf) {
     let file = lab
         .dir()
         .unwrap()
-        .join(format!("{}-vrrp.pcap", host.name()));
+        .join(format!("{}-{tag}.pcap", host.name()));
     let mut cmd = host.command("tcpdump");
     cmd.args(["-i", "eth0", "-U", "-n", "-w"])
         .arg(&file)
-        .arg("ip proto 112 or ip6 proto 112")
+        .arg(filter)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     let p = Process::spawn(cmd).unwrap();
@@ -710,8 +815,8 @@ fn capture(lab: &Lab, host: &Host) -> (Process, PathBuf) {
     (p, file)
 }
 
-/// The VRRP packets of a pcap file (Ethernet link type): (source, TTL, payload).
-fn pcap_vrrp(file: &std::path::Path) -> Vec<(IpAddr, IpAddr, u8, Vec<u8>)> {
+/// The Ethernet frames of a pcap file.
+fn pcap_frames(file: &std::path::Path) -> Vec<Vec<u8>> {
     let data = std::fs::read(file).unwrap();
     assert!(data.len() >= 24, "pcap too short");
     let le = data[..4] == [0xd4, 0xc3, 0xb2, 0xa1];
@@ -727,8 +832,16 @@ fn pcap_vrrp(file: &std::path::Path) -> Vec<(IpAddr, IpAddr, u8, Vec<u8>)> {
     let mut off = 24;
     while off + 16 <= data.len() {
         let caplen = u32_at(off + 8) as usize;
-        let frame = &data[off + 16..(off + 16 + caplen).min(data.len())];
+        out.push(data[off + 16..(off + 16 + caplen).min(data.len())].to_vec());
         off += 16 + caplen;
+    }
+    out
+}
+
+/// The VRRP packets of a pcap file (Ethernet link type): (source, destination, TTL, payload).
+fn pcap_vrrp(file: &std::path::Path) -> Vec<(IpAddr, IpAddr, u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    for frame in pcap_frames(file) {
         if frame.len() < 14 {
             continue;
         }
@@ -747,6 +860,28 @@ fn pcap_vrrp(file: &std::path::Path) -> Vec<(IpAddr, IpAddr, u8, Vec<u8>)> {
             }
             _ => {}
         }
+    }
+    out
+}
+
+/// A captured ICMPv6 message: (source MAC, source, destination, Hop Limit, message).
+type Icmp6Capture = ([u8; 6], Ipv6Addr, Ipv6Addr, u8, Vec<u8>);
+
+/// The ICMPv6 Router Advertisements of a pcap file.
+fn pcap_router_adverts(file: &std::path::Path) -> Vec<Icmp6Capture> {
+    let mut out = Vec::new();
+    for frame in pcap_frames(file) {
+        if frame.len() < 14 + 40 + 16 || frame[12..14] != [0x86, 0xdd] {
+            continue;
+        }
+        let ip = &frame[14..];
+        if ip[6] != 58 || ip[40] != 134 {
+            continue;
+        }
+        let mac = <[u8; 6]>::try_from(&frame[6..12]).unwrap();
+        let src = Ipv6Addr::from(<[u8; 16]>::try_from(&ip[8..24]).unwrap());
+        let dst = Ipv6Addr::from(<[u8; 16]>::try_from(&ip[24..40]).unwrap());
+        out.push((mac, src, dst, ip[7], ip[40..].to_vec()));
     }
     out
 }

@@ -6,7 +6,11 @@
 //!          [--interval N (v2: s, v3: cs)] --vip IP [--vip IP ...]
 //!          [--nopreempt] [--preempt-delay SECS] [--pass PASSWORD]
 //!          [--unicast-peer IP ...] [--checksum pseudo|message]
+//!          [--router-advert [--ra-lifetime SECS] [--ra-prefix P/LEN ...]]
 //! ```
+//!
+//! `--router-advert` (IPv6) sends Router Advertisements while Master, with
+//! RFC 4861's default intervals (200–600 s) and lifetime (1800 s).
 //!
 //! Prints one line per event (`STATE from to reason`, `DISCARD reason src`,
 //! `PRIORITY from to`). SIGTERM / SIGINT shut down gracefully (priority 0).
@@ -16,8 +20,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use lb_vrrp::linux::Driver;
+use lb_vrrp::wire::ra::PrefixInfo;
 use lb_vrrp::wire::{Auth, ChecksumMode, Version};
-use lb_vrrp::{Config, Event, VirtualRouter};
+use lb_vrrp::{Config, Event, RouterAdvertConfig, VirtualRouter};
 
 fn parse() -> Result<(Config, String), String> {
     let mut args = std::env::args().skip(1);
@@ -33,6 +38,9 @@ fn parse() -> Result<(Config, String), String> {
     let mut pass = None;
     let mut peers = Vec::new();
     let mut checksum = ChecksumMode::PseudoHeader;
+    let mut ra: Option<RouterAdvertConfig> = None;
+    let mut ra_lifetime = None;
+    let mut ra_prefixes = Vec::new();
     while let Some(a) = args.next() {
         let mut val = || args.next().ok_or_else(|| format!("{a}: missing value"));
         match a.as_str() {
@@ -68,6 +76,17 @@ fn parse() -> Result<(Config, String), String> {
                     v => return Err(format!("--checksum: {v}")),
                 }
             }
+            "--router-advert" => ra = Some(RouterAdvertConfig::default()),
+            "--ra-lifetime" => {
+                ra_lifetime = Some(val()?.parse().map_err(|e| format!("--ra-lifetime: {e}"))?)
+            }
+            "--ra-prefix" => {
+                let v = val()?;
+                let (p, l) = v.split_once('/').ok_or("--ra-prefix: PREFIX/LEN")?;
+                let p = p.parse().map_err(|e| format!("--ra-prefix: {e}"))?;
+                let l = l.parse().map_err(|e| format!("--ra-prefix: {e}"))?;
+                ra_prefixes.push(PrefixInfo::new(p, l));
+            }
             _ => return Err(format!("unknown argument {a}")),
         }
     }
@@ -89,6 +108,13 @@ fn parse() -> Result<(Config, String), String> {
     }
     c.unicast_peers = peers;
     c.checksum_mode = checksum;
+    if let Some(mut ra) = ra {
+        if let Some(l) = ra_lifetime {
+            ra.message.router_lifetime = l;
+        }
+        ra.message.prefixes.extend(ra_prefixes);
+        c.router_advert = Some(ra);
+    }
     Ok((c, iface))
 }
 

@@ -5,8 +5,9 @@
 //!   224.0.0.18 / ff02::12, sending with TTL / Hop Limit 255; the received
 //!   TTL comes from the IPv4 header or the `IPV6_HOPLIMIT` control message
 //!   (`IPV6_RECVHOPLIMIT`), the IPv6 destination from `IPV6_PKTINFO`;
-//! * gratuitous ARPs through an `AF_PACKET` socket, unsolicited NAs through a
-//!   raw ICMPv6 socket (Hop Limit 255);
+//! * gratuitous ARPs through an `AF_PACKET` socket, unsolicited NAs and
+//!   Router Advertisements (when configured) through a raw ICMPv6 socket
+//!   (Hop Limit 255);
 //! * virtual addresses added / removed with rtnetlink `RTM_NEWADDR` /
 //!   `RTM_DELADDR` (IPv4 /32 by default, IPv6 /128 `nodad`);
 //! * time from tokio's monotonic clock, as microseconds since the driver
@@ -326,7 +327,7 @@ impl Driver {
 
 /// Sends one polled [`Transmit`] on the socket its kind needs: VRRP on the
 /// raw protocol-112 socket, gratuitous ARP on the packet socket, unsolicited
-/// NA on the ICMPv6 socket (a kind whose socket the interface lacks is
+/// NA and Router Advertisement on the ICMPv6 socket (a kind whose socket the interface lacks is
 /// dropped). Shared by [`Driver`] and [`MultiDriver`].
 fn send_transmit(
     t: Transmit,
@@ -345,6 +346,17 @@ fn send_transmit(
         }
         Transmit::NeighborAdvertisement { dst, .. } => icmp6.map_or(Ok(()), |fd| {
             sys::send_to(fd.as_raw_fd(), IpAddr::V6(dst), ifindex, bytes)
+        }),
+        // From the (virtual) link-local source, chosen with IPV6_PKTINFO as
+        // for advertisements; the kernel fills in the ICMPv6 checksum.
+        Transmit::RouterAdvertisement { src, dst, .. } => icmp6.map_or(Ok(()), |fd| {
+            sys::send_vrrp(
+                fd.as_raw_fd(),
+                IpAddr::V6(src),
+                IpAddr::V6(dst),
+                ifindex,
+                bytes,
+            )
         }),
     }
 }

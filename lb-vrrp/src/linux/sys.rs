@@ -273,7 +273,8 @@ pub(crate) fn send_to(fd: RawFd, dst: IpAddr, ifindex: u32, payload: &[u8]) -> i
     }
 }
 
-/// Sends an advertisement from `src` to `dst` out of `ifindex`, the source
+/// Sends `payload` (a VRRP advertisement, or an ICMPv6 message on the ICMPv6
+/// socket) from `src` to `dst` out of `ifindex`, the source
 /// address given with `IP_PKTINFO` / `IPV6_PKTINFO` (the socket is not bound).
 pub(crate) fn send_vrrp(
     fd: RawFd,
