@@ -140,8 +140,14 @@ pub struct Config {
     /// With unicast peers, discard advertisements from other sources
     /// (keepalived `check_unicast_src`; default true here).
     pub check_unicast_src: bool,
-    /// Whether the TTL 255 check also applies to unicast advertisements
-    /// (keepalived skips it; default true here, keepalived sends 255 anyway).
+    /// Whether the TTL / Hop Limit 255 check also applies to unicast
+    /// advertisements. Default false, as keepalived: unicast peers are a
+    /// keepalived extension, guarded by the source allow-list
+    /// ([`check_unicast_src`](Self::check_unicast_src)), and keepalived 2.2.7
+    /// sends IPv6 unicast advertisements with Hop Limit 64 (seen on the wire
+    /// in `netns_keepalived_matrix_v3_ipv6_unicast`), so checking them
+    /// would make us ignore the Active router and take over (split brain).
+    /// We always send 255.
     pub check_ttl_unicast: bool,
     /// Discard advertisements whose address list differs from ours unless
     /// sent by an address owner (RFC 3768 §7.1; RFC 9568 §7.1 "MAY").
@@ -207,7 +213,7 @@ impl Config {
             checksum_mode: ChecksumMode::default(),
             unicast_peers: Vec::new(),
             check_unicast_src: true,
-            check_ttl_unicast: true,
+            check_ttl_unicast: false,
             check_address_list: true,
             v2_answer_lower_priority: true,
             mac: [0; 6],

@@ -738,6 +738,9 @@ fn netns_driver_router_advertisement() {
 struct Cell {
     version: u8,
     v6: bool,
+    /// Unicast peers on both sides (keepalived `unicast_src_ip` /
+    /// `unicast_peer`, lb-vrrpd `--unicast-peer`) instead of the group.
+    unicast: bool,
 }
 
 impl Cell {
@@ -764,8 +767,17 @@ impl Cell {
         } else {
             "10.0.0.100/32"
         };
+        let unicast = if self.unicast {
+            format!(
+                "  unicast_src_ip {}\n  unicast_peer {{\n    {}\n  }}\n",
+                self.theirs(),
+                self.ours()
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "  state BACKUP\n  priority {priority}\n  advert_int {}\n{extra}  virtual_ipaddress {{\n    {vip}\n  }}",
+            "  state BACKUP\n  priority {priority}\n  advert_int {}\n{unicast}{extra}  virtual_ipaddress {{\n    {vip}\n  }}",
             self.intervals().0
         )
     }
@@ -782,6 +794,9 @@ impl Cell {
             "--vip".into(),
             self.vip().to_string(),
         ];
+        if self.unicast {
+            v.extend(["--unicast-peer".into(), self.theirs().to_string()]);
+        }
         v.extend(extra.iter().map(|s| s.to_string()));
         v
     }
@@ -1079,6 +1094,7 @@ fn netns_keepalived_matrix_v2_ipv4() {
         Cell {
             version: 2,
             v6: false,
+            unicast: false,
         },
     );
 }
@@ -1093,6 +1109,7 @@ fn netns_keepalived_matrix_v3_ipv4() {
         Cell {
             version: 3,
             v6: false,
+            unicast: false,
         },
     );
 }
@@ -1107,6 +1124,41 @@ fn netns_keepalived_matrix_v3_ipv6() {
         Cell {
             version: 3,
             v6: true,
+            unicast: false,
+        },
+    );
+}
+
+/// The matrix with unicast peers on both sides, VRRPv2 (the multicast cells
+/// above; v3/IPv4 unicast is `netns_keepalived_unicast_peers`).
+#[test]
+fn netns_keepalived_matrix_v2_ipv4_unicast() {
+    let Some(lab) = lab_or_skip!("vrrpu2", "keepalived", "tcpdump") else {
+        return;
+    };
+    matrix(
+        &lab,
+        Cell {
+            version: 2,
+            v6: false,
+            unicast: true,
+        },
+    );
+}
+
+/// The matrix with unicast peers on both sides, v3 over IPv6 (link-local
+/// peers, keepalived's pseudo-header with the unicast destination).
+#[test]
+fn netns_keepalived_matrix_v3_ipv6_unicast() {
+    let Some(lab) = lab_or_skip!("vrrpu6", "keepalived", "tcpdump") else {
+        return;
+    };
+    matrix(
+        &lab,
+        Cell {
+            version: 3,
+            v6: true,
+            unicast: true,
         },
     );
 }
@@ -1153,6 +1205,7 @@ fn netns_keepalived_v2_ipv4_failover_after_sigkill() {
         Cell {
             version: 2,
             v6: false,
+            unicast: false,
         },
     );
 }
@@ -1167,6 +1220,7 @@ fn netns_keepalived_v3_ipv6_failover_after_sigkill() {
         Cell {
             version: 3,
             v6: true,
+            unicast: false,
         },
     );
 }

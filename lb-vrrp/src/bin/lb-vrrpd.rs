@@ -5,7 +5,7 @@
 //! lb-vrrpd --iface IF --src IP --vrid N [--priority P] [--version 2|3]
 //!          [--interval N (v2: s, v3: cs)] --vip IP [--vip IP ...]
 //!          [--nopreempt] [--preempt-delay SECS] [--pass PASSWORD]
-//!          [--unicast-peer IP ...] [--checksum pseudo|message]
+//!          [--unicast-peer IP ...] [--check-ttl-unicast] [--checksum pseudo|message]
 //!          [--router-advert [--ra-lifetime SECS] [--ra-prefix P/LEN ...]]
 //! ```
 //!
@@ -37,6 +37,7 @@ fn parse() -> Result<(Config, String), String> {
     let mut preempt_delay = 0u64;
     let mut pass = None;
     let mut peers = Vec::new();
+    let mut check_ttl_unicast = false;
     let mut checksum = ChecksumMode::PseudoHeader;
     let mut ra: Option<RouterAdvertConfig> = None;
     let mut ra_lifetime = None;
@@ -76,6 +77,7 @@ fn parse() -> Result<(Config, String), String> {
                     v => return Err(format!("--checksum: {v}")),
                 }
             }
+            "--check-ttl-unicast" => check_ttl_unicast = true,
             "--router-advert" => ra = Some(RouterAdvertConfig::default()),
             "--ra-lifetime" => {
                 ra_lifetime = Some(val()?.parse().map_err(|e| format!("--ra-lifetime: {e}"))?)
@@ -107,6 +109,7 @@ fn parse() -> Result<(Config, String), String> {
         c.auth = Auth::simple_text(p.as_bytes());
     }
     c.unicast_peers = peers;
+    c.check_ttl_unicast = check_ttl_unicast;
     c.checksum_mode = checksum;
     if let Some(mut ra) = ra {
         if let Some(l) = ra_lifetime {
