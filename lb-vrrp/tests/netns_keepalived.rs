@@ -81,8 +81,10 @@ fn keepalived(lab: &Lab, host: &Host, version: u8, instance: &str) -> Daemon {
 
 /// Starts lb-vrrpd on `host`.
 fn lb(lab: &Lab, host: &Host, args: &[&str]) -> Daemon {
+    static RUN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let run = RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = lab.dir().unwrap();
-    let log = dir.join(format!("{}-lb.log", host.name()));
+    let log = dir.join(format!("{}{run}-lb.log", host.name()));
     let mut cmd = host.command(env!("CARGO_BIN_EXE_lb-vrrpd"));
     cmd.args(["--iface", "eth0", "--vrid", "51"])
         .args(args)
@@ -728,6 +730,126 @@ fn netns_driver_router_advertisement() {
     ] {
         assert!(text.contains(want), "tcpdump lacks {want:?}:\n{text}");
     }
+}
+
+/// Accept_Mode (RFC 9568 §6.4.3). By default (true, as keepalived) a host
+/// on the link pings the VIP. With `--no-accept` the non-owner Master holds
+/// the VIPs but drops traffic to them (nftables table `inet lb_vrrp`), while
+/// IPv6 neighbour discovery for the VIP still works (NS/NA exempt). Leaving
+/// Master (a higher-priority router preempts) and a graceful stop remove the
+/// drop.
+#[test]
+fn netns_driver_accept_mode() {
+    let Some(lab) = lab_or_skip!("vrrpacc", "nft", "ping") else {
+        return;
+    };
+    let (a, b) = setup(&lab);
+    // Global addresses so that b can reach the IPv6 VIP and a can answer.
+    a.add_addr("eth0", "2001:db8::1".parse::<Ipv6Addr>().unwrap(), 64)
+        .unwrap();
+    b.add_addr("eth0", "2001:db8::2".parse::<Ipv6Addr>().unwrap(), 64)
+        .unwrap();
+    let v4_args = [
+        "--src",
+        "10.0.0.1",
+        "--priority",
+        "150",
+        "--interval",
+        "20",
+        "--vip",
+        "10.0.0.100",
+    ];
+    let v6_args = [
+        "--src",
+        "fe80::a",
+        "--priority",
+        "150",
+        "--interval",
+        "20",
+        "--vip",
+        "2001:db8::100",
+    ];
+    let set = |name: &str| {
+        a.run("nft", ["list", "set", "inet", "lb_vrrp", name])
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    // 1. Accept_Mode True (the default): the VIPs answer.
+    let mut v4 = lb(&lab, &a, &v4_args);
+    let mut v6 = lb(&lab, &a, &v6_args);
+    wait_for("Masters", LIMIT, &[&v4, &v6], || {
+        has(&a, VIP4) && has(&a, VIP6)
+    });
+    b.ping_wait(VIP4, Duration::from_secs(5))
+        .expect("accept mode: the IPv4 VIP answers");
+    b.ping_wait(VIP6, Duration::from_secs(5))
+        .expect("accept mode: the IPv6 VIP answers");
+    assert!(!set("vips4").contains("10.0.0.100"));
+    v4.proc.terminate().unwrap();
+    v6.proc.terminate().unwrap();
+    v4.proc.wait().unwrap();
+    v6.proc.wait().unwrap();
+    let _ = b.ip(["-6", "neigh", "flush", "dev", "eth0"]);
+    // 2. Accept_Mode False: the VIPs are held but do not answer.
+    let no_accept = |args: &[&str]| {
+        let mut v = args.to_vec();
+        v.push("--no-accept");
+        lb(&lab, &a, &v)
+    };
+    let mut v4 = no_accept(&v4_args);
+    let mut v6 = no_accept(&v6_args);
+    wait_for("Masters", LIMIT, &[&v4, &v6], || {
+        has(&a, VIP4) && has(&a, VIP6)
+    });
+    assert!(set("vips4").contains("10.0.0.100"), "{}", set("vips4"));
+    assert!(set("vips6").contains("2001:db8::100"), "{}", set("vips6"));
+    assert!(
+        b.ping_wait(VIP4, Duration::from_secs(2)).is_err(),
+        "the IPv4 VIP answered with Accept_Mode False"
+    );
+    assert!(
+        b.ping_wait(VIP6, Duration::from_secs(2)).is_err(),
+        "the IPv6 VIP answered with Accept_Mode False"
+    );
+    // Neighbour discovery for the VIP was not dropped: b resolved it to a's MAC.
+    let mac = a
+        .mac("eth0")
+        .unwrap()
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    let neigh = b
+        .ip(["-6", "neigh", "show", "2001:db8::100", "dev", "eth0"])
+        .unwrap_or_default();
+    assert!(neigh.contains(&mac), "NS/NA for the VIP: {neigh:?}");
+    // 3. Leaving Master: a higher-priority router on b preempts, a's drop goes.
+    let hi = lb(
+        &lab,
+        &b,
+        &[
+            "--src",
+            "10.0.0.2",
+            "--priority",
+            "200",
+            "--interval",
+            "20",
+            "--vip",
+            "10.0.0.100",
+        ],
+    );
+    wait_for("a leaves Master", LIMIT, &[&v4, &hi], || !has(&a, VIP4));
+    wait_for("a's IPv4 drop removed", LIMIT, &[&v4], || {
+        !set("vips4").contains("10.0.0.100")
+    });
+    assert!(has(&b, VIP4));
+    // 4. Graceful stop: the IPv6 drop goes with the address.
+    v6.proc.terminate().unwrap();
+    v6.proc.wait().unwrap();
+    assert!(!has(&a, VIP6));
+    assert!(!set("vips6").contains("2001:db8::100"), "{}", set("vips6"));
+    v4.proc.terminate().unwrap();
+    v4.proc.wait().unwrap();
 }
 
 // ===== The interop matrix: election, SIGKILL failover, nopreempt and the

@@ -6,10 +6,12 @@
 //!          [--interval N (v2: s, v3: cs)] --vip IP [--vip IP ...]
 //!          [--nopreempt] [--preempt-delay SECS] [--pass PASSWORD]
 //!          [--unicast-peer IP ...] [--check-ttl-unicast] [--checksum pseudo|message]
+//!          [--no-accept]
 //!          [--router-advert [--ra-lifetime SECS] [--ra-prefix P/LEN ...]]
 //! ```
 //!
-//! `--router-advert` (IPv6) sends Router Advertisements while Master, with
+//! `--no-accept` sets Accept_Mode False (traffic to the VIPs is dropped with
+//! nftables while Master, unless priority 255). `--router-advert` (IPv6) sends Router Advertisements while Master, with
 //! RFC 4861's default intervals (200–600 s) and lifetime (1800 s).
 //!
 //! Prints one line per event (`STATE from to reason`, `DISCARD reason src`,
@@ -38,6 +40,7 @@ fn parse() -> Result<(Config, String), String> {
     let mut pass = None;
     let mut peers = Vec::new();
     let mut check_ttl_unicast = false;
+    let mut accept = true;
     let mut checksum = ChecksumMode::PseudoHeader;
     let mut ra: Option<RouterAdvertConfig> = None;
     let mut ra_lifetime = None;
@@ -78,6 +81,7 @@ fn parse() -> Result<(Config, String), String> {
                 }
             }
             "--check-ttl-unicast" => check_ttl_unicast = true,
+            "--no-accept" => accept = false,
             "--router-advert" => ra = Some(RouterAdvertConfig::default()),
             "--ra-lifetime" => {
                 ra_lifetime = Some(val()?.parse().map_err(|e| format!("--ra-lifetime: {e}"))?)
@@ -110,6 +114,7 @@ fn parse() -> Result<(Config, String), String> {
     }
     c.unicast_peers = peers;
     c.check_ttl_unicast = check_ttl_unicast;
+    c.accept_mode = accept;
     c.checksum_mode = checksum;
     if let Some(mut ra) = ra {
         if let Some(l) = ra_lifetime {

@@ -13,6 +13,10 @@
 //! * time from tokio's monotonic clock, as microseconds since the driver
 //!   started.
 //!
+//! * Accept_Mode False on a non-owner: nftables drop rules for the
+//!   addresses while Active (see the `accept` module: table `inet lb_vrrp`,
+//!   IPv6 NS/NA exempted), through the `nft` program.
+//!
 //! Needs `CAP_NET_RAW` and `CAP_NET_ADMIN`. The interface's link state is
 //! polled from sysfs (`operstate`, every 500 ms by default) and fed to
 //! [`VirtualRouter::handle_link`]: a down link is FAULT, as in keepalived.
@@ -21,6 +25,7 @@
 //! [`MultiDriver::commands`] channel. [`MultiDriver::add_sync_group`] makes
 //! its routers change state together.
 
+mod accept;
 mod multi;
 mod sys;
 
@@ -121,6 +126,9 @@ impl Driver {
             && let Some(mac) = interface_mac(ifname)
         {
             router.set_mac(mac);
+        }
+        if !router.accept_mode() {
+            accept::prepare(&router.addresses().collect::<Vec<_>>())?;
         }
         let cfg = router.config();
         let vrrp = sys::async_fd(sys::vrrp_socket(cfg.primary_address, ifname, ifindex)?)?;
@@ -299,7 +307,16 @@ impl Driver {
 
     fn change_addresses(&mut self, add: bool) {
         let addrs: Vec<IpAddr> = self.router.addresses().collect();
-        for a in addrs {
+        // Accept_Mode False: drop traffic to the addresses before they exist
+        // (and until after they are gone).
+        let enforce = !self.router.accept_mode();
+        if enforce
+            && add
+            && let Err(e) = accept::set_blocked(&addrs, true)
+        {
+            self.error(&e);
+        }
+        for &a in &addrs {
             let prefix = if a.is_ipv4() {
                 self.prefix_v4
             } else {
@@ -315,6 +332,12 @@ impl Driver {
                 Ok(e) => self.error(&io::Error::from_raw_os_error(e)),
                 Err(e) => self.error(&e),
             }
+        }
+        if enforce
+            && !add
+            && let Err(e) = accept::set_blocked(&addrs, false)
+        {
+            self.error(&e);
         }
     }
 

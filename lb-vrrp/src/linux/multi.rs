@@ -143,6 +143,9 @@ impl MultiDriver {
     /// and shared by the rest. If the router's [`Config::mac`](crate::Config::mac)
     /// is all zero it is set to the interface's MAC.
     pub fn add(&mut self, mut router: VirtualRouter, ifname: &str) -> io::Result<usize> {
+        if !router.accept_mode() {
+            super::accept::prepare(&router.addresses().collect::<Vec<_>>())?;
+        }
         let family = router.config().family();
         let li = match self
             .links
@@ -493,7 +496,15 @@ impl MultiDriver {
     fn change_addresses(&mut self, index: usize, add: bool) {
         let ifindex = self.links[self.slots[index].link].ifindex;
         let addrs: Vec<IpAddr> = self.slots[index].router.addresses().collect();
-        for a in addrs {
+        // Accept_Mode False: drop traffic to the addresses before they exist.
+        let enforce = !self.slots[index].router.accept_mode();
+        if enforce
+            && add
+            && let Err(e) = super::accept::set_blocked(&addrs, true)
+        {
+            self.error(&e);
+        }
+        for &a in &addrs {
             let prefix = if a.is_ipv4() {
                 self.prefix_v4
             } else {
@@ -508,6 +519,12 @@ impl MultiDriver {
                 Ok(e) => self.error(&io::Error::from_raw_os_error(e)),
                 Err(e) => self.error(&e),
             }
+        }
+        if enforce
+            && !add
+            && let Err(e) = super::accept::set_blocked(&addrs, false)
+        {
+            self.error(&e);
         }
     }
 
