@@ -97,10 +97,44 @@ proptest! {
     #[test]
     fn router_advert_arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..200)) {
         if let Ok(p) = Packet::new_checked(&data[..]) {
-            let _ = Repr::parse(&p);
             let _ = p.source_mac();
             prop_assert!(p.options().map(|(_, o)| o.len()).sum::<usize>() + ra::HEADER_LEN == data.len());
+            if let Some(r) = Repr::parse(&p) {
+                // What we parse, we emit and parse back unchanged.
+                let src: Ipv6Addr = "fe80::1".parse().unwrap();
+                let mut buf = [0u8; ra::MAX_LEN];
+                let n = r.emit(&mut buf, src, ALL_NODES).unwrap();
+                let back = Repr::parse(&Packet::new_checked(&buf[..n]).unwrap()).unwrap();
+                prop_assert_eq!(back, r);
+            }
         }
+    }
+
+    #[test]
+    fn router_advert_round_trips(
+        hop in any::<u8>(), flags in any::<u8>(), lifetime in any::<u16>(),
+        reach in any::<u32>(), retrans in any::<u32>(),
+        mac in proptest::option::of(any::<[u8; 6]>()),
+        prefixes in proptest::collection::vec((any::<u128>(), 0u8..=128, any::<bool>(), any::<bool>(), any::<u32>(), any::<u32>()), 0..=ra::MAX_PREFIXES),
+    ) {
+        let mut r = Repr::new(lifetime);
+        r.cur_hop_limit = hop;
+        r.managed = flags & 1 != 0;
+        r.other = flags & 2 != 0;
+        r.preference = [Preference::Low, Preference::Medium, Preference::High][usize::from(flags >> 2) % 3];
+        r.reachable_time = reach;
+        r.retrans_timer = retrans;
+        r.source_mac = mac;
+        for (p, len, l, a, v, pr) in prefixes {
+            r.prefixes.push(PrefixInfo { prefix: Ipv6Addr::from(p), len, on_link: l, autonomous: a, valid_lifetime: v, preferred_lifetime: pr });
+        }
+        let src: Ipv6Addr = "fe80::1".parse().unwrap();
+        let mut buf = [0u8; ra::MAX_LEN];
+        let n = r.emit(&mut buf, src, ALL_NODES).unwrap();
+        prop_assert_eq!(n, r.buffer_len());
+        let p = Packet::new_checked(&buf[..n]).unwrap();
+        prop_assert!(p.verify_checksum(src, ALL_NODES));
+        prop_assert_eq!(Repr::parse(&p).unwrap(), r);
     }
 }
 
