@@ -158,6 +158,15 @@ pub struct Config {
     /// RFC 3768 just discards; keepalived answers (unless
     /// `lower_prio_no_advert`), which is the default here.
     pub v2_answer_lower_priority: bool,
+    /// v3 over IPv4 only: the VRRPv2 interoperation mode of RFC 9568 §8.4.2
+    /// (a MAY, "NOT RECOMMENDED" beyond an upgrade): every advertisement is
+    /// also sent as VRRPv2 (interval rounded to whole seconds, at least 1),
+    /// VRRPv2 advertisements are accepted, and a VRRPv2 Active router's
+    /// interval is read as seconds × 100 cs. A VRRPv2 advertisement from a
+    /// router we also hear VRRPv3 from is ignored (§8.4.2 SHOULD). Requires
+    /// no authentication and an interval of whole seconds (v2 peers discard
+    /// other intervals). Default false.
+    pub v2_interop: bool,
     /// The MAC announced in gratuitous ARPs and NAs (the interface's MAC or
     /// the virtual MAC, see [`crate::wire::virtual_mac`]).
     pub mac: [u8; 6],
@@ -216,6 +225,7 @@ impl Config {
             check_ttl_unicast: false,
             check_address_list: true,
             v2_answer_lower_priority: true,
+            v2_interop: false,
             mac: [0; 6],
             nd_router_flag: true,
             garp: GarpConfig::default(),
@@ -272,6 +282,15 @@ impl Config {
             (_, Auth::None) | (Version::V2, Auth::SimpleText(_)) => {}
             _ => return Err(ConfigError::Auth),
         }
+        if self.v2_interop
+            && (self.version != Version::V3
+                || family != AddressFamily::Ipv4
+                || self.auth != Auth::None
+                || !self.interval.is_multiple_of(100)
+                || self.interval > 25_500)
+        {
+            return Err(ConfigError::V2Interop);
+        }
         if let Some(ra) = &self.router_advert {
             if family != AddressFamily::Ipv6 {
                 return Err(ConfigError::RouterAdvert("IPv6 routers only"));
@@ -326,6 +345,10 @@ pub enum ConfigError {
     /// Authentication other than none / simple text, or any in v3.
     #[error("auth: only none or simple text, and only in v2")]
     Auth,
+    /// `v2_interop` needs v3 over IPv4, no authentication and an interval
+    /// of whole seconds.
+    #[error("v2_interop: needs version 3 over IPv4, no auth, and an interval of whole seconds")]
+    V2Interop,
     /// `router_advert` out of range (RFC 4861 §6.2.1 limits), or on IPv4.
     #[error("router_advert: {0}")]
     RouterAdvert(&'static str),

@@ -20,6 +20,8 @@ use crate::wire::{self, AddressFamily, Auth, ChecksumVariant, Packet, Version};
 struct PendingAdvert {
     priority: u8,
     next_peer: usize,
+    /// The version to send it as (VRRPv2 only in interop mode).
+    version: Version,
 }
 
 /// Gratuitous ARPs / NAs waiting to be sent: `waves` more rounds over all
@@ -105,6 +107,9 @@ pub struct VirtualRouter {
     ra_last: Option<Instant>,
     /// State of the interval jitter generator (splitmix64).
     ra_rng: u64,
+    /// v2 interop: the last router heard speaking VRRPv3, whose VRRPv2
+    /// duplicates are ignored (RFC 9568 §8.4.2).
+    v3_speaker: Option<IpAddr>,
     events: VecDeque<Event>,
     counters: Counters,
     discard_log: DiscardLog,
@@ -147,6 +152,7 @@ impl VirtualRouter {
             ra_initial: 0,
             ra_last: None,
             ra_rng,
+            v3_speaker: None,
             events: VecDeque::with_capacity(8),
             counters: Counters::default(),
             discard_log: DiscardLog::default(),
@@ -357,10 +363,23 @@ impl VirtualRouter {
             Err(reason) => self.discard(now, reason, meta.src),
             Ok(packet) => {
                 let priority = packet.priority();
-                let interval = match self.config.version {
-                    Version::V2 => u16::from(packet.adver_int()),
-                    Version::V3 => packet.max_adver_int(),
+                let interval = match (self.config.version, packet.version()) {
+                    (Version::V2, _) => u16::from(packet.adver_int()),
+                    // RFC 9568 §8.4.2: a VRRPv2 Active router's rate, seconds
+                    // translated to centiseconds.
+                    (Version::V3, Some(Version::V2)) => u16::from(packet.adver_int()) * 100,
+                    (Version::V3, _) => packet.max_adver_int(),
                 };
+                if self.config.v2_interop {
+                    if packet.version() == Some(Version::V3) {
+                        self.v3_speaker = Some(meta.src);
+                    } else if self.v3_speaker == Some(meta.src) {
+                        // "SHOULD ignore VRRPv2 ADVERTISEMENTs from the current
+                        // Active Router if it is also receiving VRRPv3 ones from it."
+                        self.counters.v2_ignored_from_v3_speaker += 1;
+                        return;
+                    }
+                }
                 self.on_advert(now, meta.src, priority, interval);
             }
         }
@@ -382,6 +401,7 @@ impl VirtualRouter {
     pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Transmit> {
         while let Some(pending) = self.adverts.front_mut() {
             let priority = pending.priority;
+            let version = pending.version;
             let dst = if self.config.unicast_peers.is_empty() {
                 self.adverts.pop_front();
                 match self.family {
@@ -396,7 +416,7 @@ impl VirtualRouter {
                 }
                 dst
             };
-            match self.emit_advert(buf, priority, dst) {
+            match self.emit_advert(buf, priority, dst, version) {
                 Some(len) => {
                     self.counters.adverts_sent += 1;
                     if priority == 0 {
@@ -613,7 +633,16 @@ impl VirtualRouter {
         self.adverts.push_back(PendingAdvert {
             priority,
             next_peer: 0,
+            version: self.config.version,
         });
+        if self.config.v2_interop {
+            // RFC 9568 §8.4.2: send both VRRPv2 and VRRPv3 advertisements.
+            self.adverts.push_back(PendingAdvert {
+                priority,
+                next_peer: 0,
+                version: Version::V2,
+            });
+        }
     }
 
     fn on_timer(&mut self, now: Instant, t: Timer) {
@@ -716,7 +745,9 @@ impl VirtualRouter {
             wire::Error::Truncated { .. } => DiscardReason::Truncated,
             _ => DiscardReason::UnknownVersion,
         })?;
-        if packet.version() != Some(cfg.version) {
+        let version = packet.version();
+        let interop_v2 = cfg.v2_interop && version == Some(Version::V2);
+        if version != Some(cfg.version) && !interop_v2 {
             return Err(DiscardReason::VersionMismatch);
         }
         if packet.kind() != vrrp::TYPE_ADVERTISEMENT {
@@ -732,7 +763,7 @@ impl VirtualRouter {
         if packet.vrid() != cfg.vrid {
             return Err(DiscardReason::VridMismatch);
         }
-        if cfg.version == Version::V2 {
+        if cfg.version == Version::V2 || interop_v2 {
             // RFC 3768 §7.1: MUST perform the authentication of the configured Auth Type.
             match (packet.auth_type(), cfg.auth) {
                 (2, _) => return Err(DiscardReason::AuthAh),
@@ -743,9 +774,10 @@ impl VirtualRouter {
                 _ => {}
             }
         }
-        let interval = match cfg.version {
-            Version::V2 => u16::from(packet.adver_int()),
-            Version::V3 => packet.max_adver_int(),
+        let interval = match (cfg.version, interop_v2) {
+            (Version::V2, _) => u16::from(packet.adver_int()),
+            (Version::V3, true) => u16::from(packet.adver_int()) * 100,
+            (Version::V3, false) => packet.max_adver_int(),
         };
         if interval == 0 {
             return Err(DiscardReason::IntervalZero);
@@ -859,26 +891,37 @@ impl VirtualRouter {
     }
 
     /// Writes an advertisement without allocating.
-    fn emit_advert(&self, buf: &mut [u8], priority: u8, dst: IpAddr) -> Option<usize> {
+    fn emit_advert(
+        &self,
+        buf: &mut [u8],
+        priority: u8,
+        dst: IpAddr,
+        version: Version,
+    ) -> Option<usize> {
         let cfg = &self.config;
         let count = cfg.virtual_addresses.len() as u8;
-        let len = vrrp::message_len(cfg.version, self.family, count)?;
+        let len = vrrp::message_len(version, self.family, count)?;
         let mut p = Packet::new_unchecked(buf.get_mut(..len)?, self.family);
-        p.set_version_kind(cfg.version.number(), vrrp::TYPE_ADVERTISEMENT);
+        p.set_version_kind(version.number(), vrrp::TYPE_ADVERTISEMENT);
         p.set_vrid(cfg.vrid);
         p.set_priority(priority);
         p.set_count(count);
-        match cfg.version {
-            Version::V2 => {
+        match (cfg.version, version) {
+            (Version::V2, _) => {
                 p.set_auth_type(cfg.auth.auth_type());
                 p.set_adver_int(cfg.interval as u8);
             }
-            Version::V3 => p.set_max_adver_int(cfg.interval),
+            // v2 interop: centiseconds to whole seconds (validated: a multiple of 100).
+            (Version::V3, Version::V2) => {
+                p.set_auth_type(0);
+                p.set_adver_int((cfg.interval / 100).clamp(1, 255) as u8);
+            }
+            (Version::V3, Version::V3) => p.set_max_adver_int(cfg.interval),
         }
         for (i, a) in cfg.virtual_addresses.iter().enumerate() {
             p.set_address(i, *a);
         }
-        if cfg.version == Version::V2 {
+        if version == Version::V2 {
             let data = match cfg.auth {
                 Auth::SimpleText(d) => d,
                 _ => [0; 8],

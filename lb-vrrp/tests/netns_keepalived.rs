@@ -852,6 +852,126 @@ fn netns_driver_accept_mode() {
     v4.proc.wait().unwrap();
 }
 
+/// RFC 9568 §8.4.2 interop mode against a VRRPv2 keepalived: lb-vrrpd (v3
+/// with `--v2-interop`) sends both versions; keepalived follows our VRRPv2
+/// advertisements, we follow its. (1) We win by priority; (2) a
+/// higher-priority keepalived preempts us and we stay Backup; (3) its
+/// graceful stop (VRRPv2 priority 0) hands the VIP back. VIP on exactly one
+/// node after each step; the wire: keepalived's packets pass our validation,
+/// tcpdump decodes ours in both versions.
+#[test]
+fn netns_keepalived_v2_interop_mode() {
+    let Some(lab) = lab_or_skip!("vrrpmix", "keepalived", "tcpdump") else {
+        return;
+    };
+    let (a, b) = setup(&lab);
+    let (mut dump, pcap) = capture(&lab, &b);
+    let instance = |prio: u8| {
+        format!(
+            "  state BACKUP\n  priority {prio}\n  advert_int 1\n  virtual_ipaddress {{\n    10.0.0.100/32\n  }}"
+        )
+    };
+    let ka = keepalived(&lab, &b, 2, &instance(100));
+    let ours = lb(
+        &lab,
+        &a,
+        &[
+            "--src",
+            "10.0.0.1",
+            "--priority",
+            "150",
+            "--interval",
+            "100",
+            "--v2-interop",
+            "--vip",
+            "10.0.0.100",
+        ],
+    );
+    // 1. We win.
+    wait_for("lb-vrrpd Master", LIMIT, &[&ours, &ka], || {
+        ours.log().contains("STATE Backup Master")
+    });
+    wait_for("keepalived Backup", LIMIT, &[&ours, &ka], || {
+        ka.log().contains("Entering BACKUP STATE")
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(has(&a, VIP4) && !has(&b, VIP4), "VIP on a only");
+    assert!(!ka.log().contains("Entering MASTER STATE"), "{}", ka.log());
+    // 2. A higher-priority keepalived preempts; we follow its VRRPv2 adverts.
+    drop(ka);
+    let mut ka = keepalived(&lab, &b, 2, &instance(200));
+    wait_for("keepalived Master", LIMIT, &[&ours, &ka], || has(&b, VIP4));
+    wait_for("lb-vrrpd Backup", LIMIT, &[&ours, &ka], || {
+        ours.log().contains("STATE Master Backup")
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(has(&b, VIP4) && !has(&a, VIP4), "VIP on b only");
+    assert_eq!(
+        ours.log().matches("STATE Backup Master").count(),
+        1,
+        "we must stay Backup behind a VRRPv2 Master\n{}",
+        ours.log()
+    );
+    // 3. keepalived stops gracefully: its VRRPv2 priority 0 hands over.
+    ka.proc.terminate().unwrap();
+    ka.proc.wait().unwrap();
+    wait_for(
+        "lb-vrrpd Master after priority 0",
+        LIMIT,
+        &[&ours, &ka],
+        || has(&a, VIP4),
+    );
+    assert!(!has(&b, VIP4));
+    std::thread::sleep(Duration::from_secs(1));
+    dump.terminate().unwrap();
+    dump.wait().unwrap();
+    drop(ours);
+    // keepalived's VRRPv2 packets pass our validation in interop mode.
+    let mut cfg = lb_vrrp::Config::new(lb_vrrp::wire::Version::V3, 51, IpAddr::V4(A4));
+    cfg.virtual_addresses = vec![IpAddr::V4(VIP4)];
+    cfg.v2_interop = true;
+    let mut checker = lb_vrrp::VirtualRouter::new(cfg).unwrap();
+    checker.handle_startup(lb_vrrp::Instant::ZERO);
+    let mut theirs = Vec::new();
+    for (src, dst, ttl, payload) in pcap_vrrp(&pcap) {
+        if src != IpAddr::V4(B4) {
+            continue;
+        }
+        assert_eq!(payload[0] >> 4, 2, "keepalived sent VRRPv2");
+        checker.handle_packet(
+            lb_vrrp::Instant::ZERO,
+            lb_vrrp::RxMeta { src, dst, ttl },
+            &payload,
+        );
+        assert_eq!(checker.counters().total_discards(), 0, "{payload:02x?}");
+        theirs.push(payload[2]);
+    }
+    // Its Master advertisements (step 2) and its priority 0 (step 3); at 100
+    // (step 1) it was Backup and silent.
+    for p in [0u8, 200] {
+        assert!(theirs.contains(&p), "keepalived priority {p}: {theirs:?}");
+    }
+    // tcpdump decodes ours in both versions.
+    let out = std::process::Command::new("tcpdump")
+        .args(["-r"])
+        .arg(&pcap)
+        .args(["-v", "-n"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let ours: Vec<&str> = text.lines().filter(|l| l.contains("10.0.0.1 > ")).collect();
+    for v in [
+        "VRRPv2, Advertisement, vrid 51, prio 150",
+        "VRRPv3, Advertisement, vrid 51, prio 150",
+    ] {
+        assert!(ours.iter().any(|l| l.contains(v)), "no {v:?} in\n{text}");
+    }
+    for l in &ours {
+        assert!(!l.contains("bad") && !l.contains("[|vrrp]"), "tcpdump: {l}");
+        assert!(l.contains("addrs: 10.0.0.100"), "tcpdump: {l}");
+    }
+}
+
 // ===== The interop matrix: election, SIGKILL failover, nopreempt and the
 // priority-0 handoff in both directions, with the wire decoded by both sides.
 

@@ -6,11 +6,12 @@
 //!          [--interval N (v2: s, v3: cs)] --vip IP [--vip IP ...]
 //!          [--nopreempt] [--preempt-delay SECS] [--pass PASSWORD]
 //!          [--unicast-peer IP ...] [--check-ttl-unicast] [--checksum pseudo|message]
-//!          [--no-accept]
+//!          [--no-accept] [--v2-interop]
 //!          [--router-advert [--ra-lifetime SECS] [--ra-prefix P/LEN ...]]
 //! ```
 //!
-//! `--no-accept` sets Accept_Mode False (traffic to the VIPs is dropped with
+//! `--v2-interop` (v3 over IPv4) also sends and accepts VRRPv2 (RFC 9568
+//! §8.4.2). `--no-accept` sets Accept_Mode False (traffic to the VIPs is dropped with
 //! nftables while Master, unless priority 255). `--router-advert` (IPv6) sends Router Advertisements while Master, with
 //! RFC 4861's default intervals (200–600 s) and lifetime (1800 s).
 //!
@@ -41,6 +42,7 @@ fn parse() -> Result<(Config, String), String> {
     let mut peers = Vec::new();
     let mut check_ttl_unicast = false;
     let mut accept = true;
+    let mut v2_interop = false;
     let mut checksum = ChecksumMode::PseudoHeader;
     let mut ra: Option<RouterAdvertConfig> = None;
     let mut ra_lifetime = None;
@@ -82,6 +84,7 @@ fn parse() -> Result<(Config, String), String> {
             }
             "--check-ttl-unicast" => check_ttl_unicast = true,
             "--no-accept" => accept = false,
+            "--v2-interop" => v2_interop = true,
             "--router-advert" => ra = Some(RouterAdvertConfig::default()),
             "--ra-lifetime" => {
                 ra_lifetime = Some(val()?.parse().map_err(|e| format!("--ra-lifetime: {e}"))?)
@@ -115,6 +118,7 @@ fn parse() -> Result<(Config, String), String> {
     c.unicast_peers = peers;
     c.check_ttl_unicast = check_ttl_unicast;
     c.accept_mode = accept;
+    c.v2_interop = v2_interop;
     c.checksum_mode = checksum;
     if let Some(mut ra) = ra {
         if let Some(l) = ra_lifetime {
