@@ -326,6 +326,7 @@ impl VirtualRouter {
         if self.state != State::Master || self.config.router_advert.is_none() {
             return;
         }
+        self.counters.router_solicitations += 1;
         let delay = self.next_random() % 500_001;
         let mut at = now.add_micros(delay);
         if let Some(last) = self.ra_last {

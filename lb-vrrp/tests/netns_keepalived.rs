@@ -732,6 +732,78 @@ fn netns_driver_router_advertisement() {
     }
 }
 
+/// RFC 4861 §6.2.6 as the Active router with `--router-advert`: a host's
+/// Router Solicitation (sent when b re-enables IPv6 on its interface) is
+/// received, validated and answered: lb-vrrpd counts it, an RA from the
+/// virtual link-local address follows it on the wire, and b gets its
+/// default route back.
+#[test]
+fn netns_driver_answers_router_solicitation() {
+    let Some(lab) = lab_or_skip!("vrrprs", "tcpdump") else {
+        return;
+    };
+    let (a, b) = setup(&lab);
+    b.sysctl("net.ipv6.conf.eth0.forwarding", "0").unwrap();
+    b.sysctl("net.ipv6.conf.eth0.accept_ra", "1").unwrap();
+    let default_route = || b.ip(["-6", "route", "show", "default"]).unwrap_or_default();
+    let mut ours = lb(
+        &lab,
+        &a,
+        &[
+            "--src",
+            "fe80::a",
+            "--priority",
+            "255",
+            "--vip",
+            "fe80::100",
+            "--vip",
+            "2001:db8::100",
+            "--router-advert",
+        ],
+    );
+    wait_for("b's default route (takeover RA)", LIMIT, &[&ours], || {
+        default_route().contains("via fe80::100 dev eth0")
+    });
+    let (mut dump, pcap) = capture_with(&lab, &b, "rs", "icmp6");
+    // Re-enabling IPv6 flushes b's routes and makes it solicit routers.
+    b.sysctl("net.ipv6.conf.eth0.disable_ipv6", "1").unwrap();
+    assert!(!default_route().contains("fe80::100"));
+    b.sysctl("net.ipv6.conf.eth0.accept_ra", "1").unwrap();
+    b.sysctl("net.ipv6.conf.eth0.disable_ipv6", "0").unwrap();
+    wait_for("b's default route again", LIMIT, &[&ours], || {
+        default_route().contains("via fe80::100 dev eth0")
+    });
+    ours.proc.terminate().unwrap();
+    ours.proc.wait().unwrap();
+    dump.terminate().unwrap();
+    dump.wait().unwrap();
+    let log = ours.log();
+    let solicited: u64 = log
+        .lines()
+        .find_map(|l| l.split("router_solicitations=").nth(1))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no COUNTERS line\n{log}"));
+    assert!(solicited >= 1, "no Router Solicitation handled\n{log}");
+    // On the wire: b's solicitation, then our advertisement.
+    let frames = pcap_frames(&pcap);
+    let icmp_type =
+        |f: &Vec<u8>| (f.len() > 54 && f[12..14] == [0x86, 0xdd] && f[20] == 58).then(|| f[54]);
+    let rs_at = frames
+        .iter()
+        .position(|f| icmp_type(f) == Some(133))
+        .expect("b sent a Router Solicitation");
+    assert!(
+        frames[rs_at..]
+            .iter()
+            .any(|f| icmp_type(f) == Some(134) && f[22..38] == vll_octets()),
+        "no Router Advertisement after the solicitation"
+    );
+}
+
+fn vll_octets() -> [u8; 16] {
+    "fe80::100".parse::<Ipv6Addr>().unwrap().octets()
+}
+
 /// Accept_Mode (RFC 9568 §6.4.3). By default (true, as keepalived) a host
 /// on the link pings the VIP. With `--no-accept` the non-owner Master holds
 /// the VIPs but drops traffic to them (nftables table `inet lb_vrrp`), while

@@ -16,7 +16,8 @@
 //! RFC 4861's default intervals (200–600 s) and lifetime (1800 s).
 //!
 //! Prints one line per event (`STATE from to reason`, `DISCARD reason src`,
-//! `PRIORITY from to`). SIGTERM / SIGINT shut down gracefully (priority 0).
+//! `PRIORITY from to`), and a `COUNTERS …` line on exit. SIGTERM / SIGINT
+//! shut down gracefully (priority 0).
 
 use std::net::IpAddr;
 use std::process::ExitCode;
@@ -169,7 +170,13 @@ fn main() -> ExitCode {
                 _ = tokio::signal::ctrl_c() => {}
             }
         };
-        d.run(stop).await
+        d.run(stop).await?;
+        let c = d.router().counters();
+        println!(
+            "COUNTERS adverts_sent={} router_adverts_sent={} router_solicitations={}",
+            c.adverts_sent, c.router_adverts_sent, c.router_solicitations
+        );
+        Ok::<(), std::io::Error>(())
     });
     match r {
         Ok(()) => ExitCode::SUCCESS,

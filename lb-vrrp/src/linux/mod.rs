@@ -69,6 +69,9 @@ pub struct Driver {
     vrrp: AsyncFd<OwnedFd>,
     arp: Option<OwnedFd>,
     icmp6: Option<OwnedFd>,
+    /// Router Solicitations, when the router sends Router Advertisements.
+    rs: Option<AsyncFd<OwnedFd>>,
+    rs_buf: Vec<u8>,
     netlink: OwnedFd,
     seq: u32,
     epoch: tokio::time::Instant,
@@ -116,6 +119,25 @@ async fn recv_one(
     }
 }
 
+/// Waits for a Router Solicitation on `fd` (forever without one); whether
+/// it was valid (RFC 4861 §6.1.1).
+async fn recv_solicitation(fd: Option<&AsyncFd<OwnedFd>>, buf: &mut [u8]) -> io::Result<bool> {
+    let Some(fd) = fd else {
+        return std::future::pending().await;
+    };
+    Ok(
+        match recv_one(fd, crate::wire::AddressFamily::Ipv6, buf).await? {
+            Some((meta, range)) => match meta.src {
+                IpAddr::V6(src) => {
+                    crate::wire::ra::is_valid_solicitation(&buf[range], src, meta.ttl)
+                }
+                IpAddr::V4(_) => false,
+            },
+            None => false,
+        },
+    )
+}
+
 impl Driver {
     /// Opens the sockets on `ifname`. Call inside a tokio runtime. If the
     /// router's [`Config::mac`](crate::Config::mac) is all zero, it is set to
@@ -144,12 +166,18 @@ impl Driver {
         } else {
             None
         };
+        let rs = match router.config().router_advert {
+            Some(_) => Some(sys::async_fd(sys::rs_socket(ifname, ifindex)?)?),
+            None => None,
+        };
         Ok(Self {
             router,
             ifindex,
             vrrp,
             arp,
             icmp6,
+            rs,
+            rs_buf: vec![0; 1500],
             netlink: sys::netlink_socket()?,
             seq: 1,
             epoch: tokio::time::Instant::now(),
@@ -254,6 +282,15 @@ impl Driver {
                     self.check_link();
                     self.flush();
                 }
+                r = recv_solicitation(self.rs.as_ref(), &mut self.rs_buf) => match r {
+                    Ok(true) => {
+                        let now = self.now();
+                        self.router.handle_router_solicitation(now);
+                        self.flush();
+                    }
+                    Ok(false) => {}
+                    Err(e) => self.error(&e),
+                },
             }
         }
         let now = self.now();

@@ -48,6 +48,9 @@ struct Link {
     vrrp: Arc<AsyncFd<OwnedFd>>,
     arp: Option<OwnedFd>,
     icmp6: Option<OwnedFd>,
+    /// Router Solicitations, once a router on the link sends Router
+    /// Advertisements.
+    rs: Option<AsyncFd<OwnedFd>>,
     /// Router indices per VRID.
     by_vrid: Vec<Vec<usize>>,
     up: bool,
@@ -174,6 +177,7 @@ impl MultiDriver {
                     vrrp,
                     arp: None,
                     icmp6: None,
+                    rs: None,
                     by_vrid: vec![Vec::new(); 256],
                     up: true,
                     pending: Vec::with_capacity(sys::SEND_BATCH),
@@ -193,6 +197,9 @@ impl MultiDriver {
         }
         if link.icmp6.is_none() && router.addresses().any(|a| a.is_ipv6()) {
             link.icmp6 = Some(sys::icmp6_socket(ifname, link.ifindex)?);
+        }
+        if link.rs.is_none() && router.config().router_advert.is_some() {
+            link.rs = Some(sys::async_fd(sys::rs_socket(ifname, link.ifindex)?)?);
         }
         let idx = self.slots.len();
         link.by_vrid[usize::from(router.config().vrid)].push(idx);
@@ -323,10 +330,26 @@ impl MultiDriver {
                 }
                 Poll::Pending
             });
+            let solicited = std::future::poll_fn(|cx| {
+                for (i, l) in links.iter().enumerate() {
+                    if let Some(rs) = &l.rs {
+                        match rs.poll_read_ready(cx) {
+                            Poll::Ready(Ok(_)) => return Poll::Ready(Ok(i)),
+                            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                            Poll::Pending => {}
+                        }
+                    }
+                }
+                Poll::Pending
+            });
             tokio::select! {
                 _ = &mut stop => break,
                 r = readable => match r {
                     Ok(li) => self.drain(li),
+                    Err(e) => self.error(&e),
+                },
+                r = solicited => match r {
+                    Ok(li) => self.drain_solicitations(li),
                     Err(e) => self.error(&e),
                 },
                 () = sleep => self.expire(),
@@ -416,6 +439,54 @@ impl MultiDriver {
                 Err(e) => {
                     self.error(&e);
                     return;
+                }
+            }
+        }
+    }
+
+    /// Reads link `li`'s Router Solicitations; if one was valid (RFC 4861
+    /// §6.1.1), every router on the link that sends Router Advertisements
+    /// is told.
+    fn drain_solicitations(&mut self, li: usize) {
+        let Some(fd) = self.links[li].rs.as_ref() else {
+            return;
+        };
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let Poll::Ready(Ok(mut guard)) = fd.poll_read_ready(&mut cx) else {
+            return;
+        };
+        let raw = fd.get_ref().as_raw_fd();
+        let mut valid = false;
+        let mut error = None;
+        for _ in 0..RECV_BATCH {
+            match sys::recv_vrrp(raw, AddressFamily::Ipv6, &mut self.buf) {
+                Ok(Some((meta, range))) => {
+                    if let IpAddr::V6(src) = meta.src {
+                        valid |=
+                            crate::wire::ra::is_valid_solicitation(&self.buf[range], src, meta.ttl);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    guard.clear_ready();
+                    break;
+                }
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = error {
+            self.error(&e);
+        }
+        if valid {
+            let now = self.now();
+            for i in 0..self.slots.len() {
+                if self.slots[i].link == li && self.slots[i].router.config().router_advert.is_some()
+                {
+                    self.slots[i].router.handle_router_solicitation(now);
+                    self.process(i);
                 }
             }
         }

@@ -63,6 +63,8 @@ use super::ndisc::NEXT_HEADER_ICMPV6;
 
 /// ICMPv6 type of a Router Advertisement.
 pub const ICMPV6_ROUTER_ADVERTISEMENT: u8 = 134;
+/// ICMPv6 type of a Router Solicitation.
+pub const ICMPV6_ROUTER_SOLICITATION: u8 = 133;
 /// Length of the fixed part (before the options).
 pub const HEADER_LEN: usize = 16;
 /// Length of the source link-layer address option (Ethernet).
@@ -407,4 +409,49 @@ impl Repr {
         b[field::CHECKSUM].copy_from_slice(&c.to_be_bytes());
         Ok(len)
     }
+}
+
+/// Whether `msg` (an ICMPv6 message whose checksum the kernel verified)
+/// is a valid Router Solicitation from `src` received with `hop_limit`,
+/// per RFC 4861 §6.1.1: Hop Limit 255, type 133, code 0, at least 8 bytes,
+/// every option of non-zero length and within the message, and no source
+/// link-layer address option when the source is unspecified.
+///
+/// ```text
+///  0                   1                   2                   3
+///  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+/// +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+/// |  Type = 133   |   Code = 0    |          Checksum             |
+/// +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+/// |                            Reserved                           |
+/// +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+/// |   Options ...
+/// ```
+///
+/// ```
+/// use lb_vrrp::wire::ra::is_valid_solicitation;
+///
+/// let rs = [133, 0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 0, 0, 0, 0, 1];
+/// assert!(is_valid_solicitation(&rs, "fe80::1".parse().unwrap(), 255));
+/// assert!(!is_valid_solicitation(&rs, "fe80::1".parse().unwrap(), 64));
+/// assert!(!is_valid_solicitation(&rs, "::".parse().unwrap(), 255), "SLLA from ::");
+/// ```
+pub fn is_valid_solicitation(msg: &[u8], src: Ipv6Addr, hop_limit: u8) -> bool {
+    const RS_LEN: usize = 8;
+    if hop_limit != 255 || msg.len() < RS_LEN || msg[0] != ICMPV6_ROUTER_SOLICITATION || msg[1] != 0
+    {
+        return false;
+    }
+    let mut off = RS_LEN;
+    while off < msg.len() {
+        let len = msg.get(off + 1).map_or(0, |l| usize::from(*l) * 8);
+        if len == 0 || off + len > msg.len() {
+            return false;
+        }
+        if msg[off] == OPT_SOURCE_LL && src.is_unspecified() {
+            return false;
+        }
+        off += len;
+    }
+    true
 }
