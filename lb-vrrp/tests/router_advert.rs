@@ -373,3 +373,40 @@ fn router_advert_config_is_validated() {
         assert!(VirtualRouter::new(c).is_ok());
     }
 }
+
+#[test]
+fn router_solicitation_validation() {
+    use lb_vrrp::wire::ra::is_valid_solicitation;
+    let host: Ipv6Addr = "fe80::1".parse().unwrap();
+    let bare = [133, 0, 0, 0, 0, 0, 0, 0];
+    assert!(is_valid_solicitation(&bare, host, 255));
+    assert!(is_valid_solicitation(&bare, Ipv6Addr::UNSPECIFIED, 255));
+    // RFC 4861 §6.1.1: Hop Limit 255, code 0, at least 8 bytes.
+    assert!(!is_valid_solicitation(&bare, host, 254));
+    assert!(!is_valid_solicitation(
+        &[133, 1, 0, 0, 0, 0, 0, 0],
+        host,
+        255
+    ));
+    assert!(!is_valid_solicitation(&bare[..7], host, 255));
+    assert!(!is_valid_solicitation(
+        &[134, 0, 0, 0, 0, 0, 0, 0],
+        host,
+        255
+    ));
+    // Options: non-zero length, inside the message; SLLA only from a real source.
+    let mut with_slla = bare.to_vec();
+    with_slla.extend_from_slice(&[1, 1, 2, 0, 0, 0, 0, 1]);
+    assert!(is_valid_solicitation(&with_slla, host, 255));
+    assert!(!is_valid_solicitation(
+        &with_slla,
+        Ipv6Addr::UNSPECIFIED,
+        255
+    ));
+    let mut zero_len = bare.to_vec();
+    zero_len.extend_from_slice(&[14, 0, 0, 0, 0, 0, 0, 0]);
+    assert!(!is_valid_solicitation(&zero_len, host, 255));
+    let mut past_end = bare.to_vec();
+    past_end.extend_from_slice(&[14, 2, 0, 0, 0, 0, 0, 0]);
+    assert!(!is_valid_solicitation(&past_end, host, 255));
+}
