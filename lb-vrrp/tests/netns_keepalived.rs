@@ -775,6 +775,8 @@ fn netns_driver_answers_router_solicitation() {
     });
     ours.proc.terminate().unwrap();
     ours.proc.wait().unwrap();
+    // Let tcpdump read what the kernel already queued for it.
+    std::thread::sleep(Duration::from_millis(500));
     dump.terminate().unwrap();
     dump.wait().unwrap();
     let log = ours.log();
@@ -796,7 +798,16 @@ fn netns_driver_answers_router_solicitation() {
         frames[rs_at..]
             .iter()
             .any(|f| icmp_type(f) == Some(134) && f[22..38] == vll_octets()),
-        "no Router Advertisement after the solicitation"
+        "no Router Advertisement after the solicitation:\n{}",
+        String::from_utf8_lossy(
+            &std::process::Command::new("tcpdump")
+                .arg("-r")
+                .arg(&pcap)
+                .args(["-n", "-e"])
+                .output()
+                .unwrap()
+                .stdout
+        )
     );
 }
 
@@ -1133,7 +1144,9 @@ fn capture_with(lab: &Lab, host: &Host, tag: &str, filter: &str) -> (Process, Pa
         .unwrap()
         .join(format!("{}-{tag}.pcap", host.name()));
     let mut cmd = host.command("tcpdump");
-    cmd.args(["-i", "eth0", "-U", "-n", "-w"])
+    // --immediate-mode: hand each packet to tcpdump at once (not in blocks
+    // that a prompt SIGTERM would leave unread).
+    cmd.args(["-i", "eth0", "-U", "--immediate-mode", "-n", "-w"])
         .arg(&file)
         .arg(filter)
         .stdout(std::process::Stdio::null())
