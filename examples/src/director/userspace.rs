@@ -1,5 +1,5 @@
 //! The userspace dataplane: `lb-forward` on AF_PACKET, scheduling with
-//! `lb-sched`, driven by the [`plan`](super::plan).
+//! `lb-sched`, driven by the [`plan`].
 //!
 //! One thread runs [`lb_forward::driver::run`]; its `control` hook (called
 //! at least every 50 ms) applies a new plan when its generation changed —
@@ -12,7 +12,7 @@
 //! input, packets to each service's VIP and port. fwmark services are
 //! classified by the forwarder itself from the plan's `fwmark_rules`
 //! (`lb-sched`'s fwmark table); the traffic they match is kept from the
-//! kernel by the [`marks`](super::marks) table while they are planned.
+//! kernel by the [`marks`] table while they are planned.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
