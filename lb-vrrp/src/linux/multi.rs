@@ -24,7 +24,7 @@ use crate::event::Event;
 use crate::router::VirtualRouter;
 use crate::sync::SyncGroup;
 use crate::time::Instant;
-use crate::transmit::MAX_TRANSMIT_LEN;
+use crate::transmit::{MAX_TRANSMIT_LEN, Transmit};
 use crate::wire::AddressFamily;
 
 /// A callback for router events: the router's index (from
@@ -51,6 +51,10 @@ struct Link {
     /// Router indices per VRID.
     by_vrid: Vec<Vec<usize>>,
     up: bool,
+    /// Advertisements queued for the next `sendmmsg` on this link, and
+    /// their bytes (both keep their capacity: no allocation once warm).
+    pending: Vec<sys::Outgoing>,
+    pending_bytes: Vec<u8>,
 }
 
 struct Slot {
@@ -102,6 +106,8 @@ pub struct MultiDriver {
     on_event: Option<MultiEventHook>,
     on_error: Option<super::ErrorHook>,
     buf: Vec<u8>,
+    /// Where routers write their next packet before it is queued or sent.
+    tx: Box<[u8]>,
     link_poll: Option<std::time::Duration>,
     groups: Vec<SyncGroup>,
     commands: Option<tokio::sync::mpsc::UnboundedReceiver<MultiCommand>>,
@@ -132,6 +138,7 @@ impl MultiDriver {
             on_event: None,
             on_error: None,
             buf: vec![0; MAX_TRANSMIT_LEN.max(65536)],
+            tx: vec![0; MAX_TRANSMIT_LEN].into_boxed_slice(),
             link_poll: Some(std::time::Duration::from_millis(500)),
             groups: Vec::new(),
             commands: None,
@@ -166,6 +173,8 @@ impl MultiDriver {
                     icmp6: None,
                     by_vrid: vec![Vec::new(); 256],
                     up: true,
+                    pending: Vec::with_capacity(sys::SEND_BATCH),
+                    pending_bytes: Vec::with_capacity(sys::SEND_BATCH * 64),
                 });
                 self.links.len() - 1
             }
@@ -264,8 +273,9 @@ impl MultiDriver {
         let now = self.now();
         for i in 0..self.slots.len() {
             self.slots[i].router.handle_startup(now);
-            self.flush(i);
+            self.process(i);
         }
+        self.send_pending();
         tokio::pin!(stop);
         let mut link_timer = self.link_poll.map(tokio::time::interval);
         let mut commands = self.commands.take();
@@ -328,12 +338,16 @@ impl MultiDriver {
                     }
                 }
             }
+            // Whatever this turn queued (every router whose timer fired, every
+            // answer to a received packet) leaves in one sendmmsg per link.
+            self.send_pending();
         }
         let now = self.now();
         for i in 0..self.slots.len() {
             self.slots[i].router.handle_shutdown(now);
-            self.flush(i);
+            self.process(i);
         }
+        self.send_pending();
         Ok(())
     }
 
@@ -361,7 +375,7 @@ impl MultiDriver {
             }
             self.slots[i].scheduled = None;
             self.slots[i].router.handle_timeout(now);
-            self.flush(i);
+            self.process(i);
         }
     }
 
@@ -388,7 +402,7 @@ impl MultiDriver {
                         self.slots[i]
                             .router
                             .handle_packet(now, meta, &self.buf[range.clone()]);
-                        self.flush(i);
+                        self.process(i);
                     }
                 }
                 Ok(None) => {}
@@ -420,14 +434,22 @@ impl MultiDriver {
         for i in 0..self.slots.len() {
             if self.slots[i].link == li {
                 self.slots[i].router.handle_link(now, up);
-                self.flush(i);
+                self.process(i);
             }
         }
     }
 
     /// Applies router `index`'s pending events and packets (as
     /// [`Driver::flush`](super::Driver::flush)) and reschedules its timer.
+    /// Call it after any `handle_*` on [`router_mut`](Self::router_mut).
     pub fn flush(&mut self, index: usize) {
+        self.process(index);
+        self.send_pending();
+    }
+
+    /// [`flush`](Self::flush) without sending the queued advertisements:
+    /// the loop sends them once per turn, batched.
+    fn process(&mut self, index: usize) {
         let mut sync = Vec::new();
         while let Some(ev) = self.slots[index].router.poll_event() {
             match ev {
@@ -457,19 +479,36 @@ impl MultiDriver {
         for (m, cmd) in sync {
             let now = self.now();
             self.slots[m].router.handle_sync(now, cmd);
-            self.flush(m);
+            self.process(m);
         }
     }
 
-    /// Sends router `index`'s pending packets and reschedules its timer.
+    /// Queues router `index`'s advertisements on its link (other packets
+    /// go out at once, after what is queued, so the order on the wire is the
+    /// router's) and reschedules its timer.
     fn send(&mut self, index: usize) {
-        let mut buf = [0u8; MAX_TRANSMIT_LEN];
-        let link = &self.links[self.slots[index].link];
-        while let Some(t) = self.slots[index].router.poll_transmit(&mut buf) {
-            let bytes = &buf[..t.len()];
+        let li = self.slots[index].link;
+        while let Some(t) = self.slots[index].router.poll_transmit(&mut self.tx) {
+            let bytes = &self.tx[..t.len()];
+            if let Transmit::Advertisement { src, dst, .. } = t {
+                let link = &mut self.links[li];
+                link.pending.push(sys::Outgoing {
+                    src,
+                    dst,
+                    start: link.pending_bytes.len(),
+                    len: bytes.len(),
+                });
+                link.pending_bytes.extend_from_slice(bytes);
+                if link.pending.len() == sys::SEND_BATCH {
+                    self.send_link(li);
+                }
+                continue;
+            }
+            self.send_link(li);
+            let link = &self.links[li];
             let r = super::send_transmit(
                 t,
-                bytes,
+                &self.tx[..t.len()],
                 link.vrrp.get_ref(),
                 link.arp.as_ref(),
                 link.icmp6.as_ref(),
@@ -488,6 +527,35 @@ impl MultiDriver {
                 self.heap.push(Reverse((t, index)));
             }
         }
+    }
+
+    /// Sends every link's queued advertisements.
+    fn send_pending(&mut self) {
+        for li in 0..self.links.len() {
+            self.send_link(li);
+        }
+    }
+
+    /// Sends link `li`'s queued advertisements with one `sendmmsg`.
+    fn send_link(&mut self, li: usize) {
+        let link = &mut self.links[li];
+        if link.pending.is_empty() {
+            return;
+        }
+        let on_error = &mut self.on_error;
+        sys::send_vrrp_batch(
+            link.vrrp.get_ref().as_raw_fd(),
+            link.ifindex,
+            &link.pending_bytes,
+            &link.pending,
+            |e| {
+                if let Some(f) = on_error.as_mut() {
+                    f(&e);
+                }
+            },
+        );
+        link.pending.clear();
+        link.pending_bytes.clear();
     }
 
     fn change_addresses(&mut self, index: usize, add: bool) {
