@@ -153,3 +153,88 @@ fn netns_director_fwmark_dr_seed() {
     let logtext = std::fs::read_to_string(&log).unwrap();
     assert!(logtext.contains("fwmark rules installed"), "{logtext}");
 }
+
+/// The marking rules follow mastership: dir1, master alone, holds its
+/// `inet lb_director_mark` table; dir2 with a higher priority takes over
+/// and dir1 (now backup) removes its table while dir2 installs one; when
+/// dir2 stops, dir1 is master again and installs it again.
+#[test]
+fn netns_director_fwmark_rules_only_while_master() {
+    let Some(l) = lab_or_skip!("dirfwv", "nft") else {
+        return;
+    };
+    let sw = l.add_switch("sw").unwrap();
+    let hosts: Vec<_> = (1..=2)
+        .map(|i| l.add_host(&format!("dir{i}")).unwrap())
+        .collect();
+    for (h, a) in hosts.iter().zip([11u8, 12]) {
+        let p = l.attach(&sw, h, "eth0").unwrap();
+        sw.host().disable_offloads(&p).unwrap();
+        h.add_addr("eth0", std::net::Ipv4Addr::new(10, 0, 0, a), 24)
+            .unwrap();
+    }
+    let conf = |prio: u8| {
+        format!(
+            "fwmark_rules {{
+    tcp daddr 10.0.0.100 dport 80,443 mark 100
+}}
+vrrp_instance VI_M {{
+    state BACKUP
+    interface eth0
+    virtual_router_id 83
+    priority {prio}
+    advert_int 0.1
+    version 3
+    virtual_ipaddress {{ 10.0.0.100/24 }}
+}}
+virtual_server fwmark 100 {{
+    lb_kind DR
+    real_server 10.0.0.21 80 {{
+        weight 1
+    }}
+}}
+"
+        )
+    };
+    let d = l.dir().unwrap().to_owned();
+    let start = |i: usize, prio: u8| {
+        let cfg = d.join(format!("dir{i}.conf"));
+        std::fs::write(&cfg, conf(prio)).unwrap();
+        let mut cmd = hosts[i].command(BIN);
+        cmd.arg("run")
+            .arg("-f")
+            .arg(&cfg)
+            .args(["--dataplane", "userspace", "--runtime-dir"])
+            .arg(d.join(format!("run{i}")))
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(d.join(format!("dir{i}.log"))).unwrap());
+        Process::spawn(cmd).unwrap()
+    };
+    let has_table = |i: usize| {
+        hosts[i]
+            .run("nft", ["list", "table", "inet", "lb_director_mark"])
+            .is_ok()
+    };
+    let show = || {
+        (0..2)
+            .map(|i| std::fs::read_to_string(d.join(format!("dir{i}.log"))).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n----\n")
+    };
+    let mut p1 = start(0, 100);
+    wait_for("dir1, master, to install its marks", 15, show, || {
+        has_table(0)
+    });
+    let mut p2 = start(1, 200);
+    wait_for("dir2 to take over the marks", 15, show, || {
+        has_table(1) && !has_table(0)
+    });
+    p2.terminate().unwrap();
+    assert!(p2.wait().unwrap().success(), "{}", show());
+    assert!(!has_table(1), "{}", show());
+    wait_for("dir1 to install its marks again", 15, show, || has_table(0));
+    p1.terminate().unwrap();
+    assert!(p1.wait().unwrap().success(), "{}", show());
+    assert!(!has_table(0), "{}", show());
+}
