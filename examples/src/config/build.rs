@@ -802,6 +802,9 @@ impl Builder {
     /// `fwmark_rules { PROTO [saddr P] daddr P [dport PORTS] mark N … }`,
     /// one rule per line.
     fn fwmark_rules(&mut self, s: &Stmt) -> R<Vec<FwmarkRule>> {
+        if let Some(w) = s.args.first() {
+            return bad(w, "fwmark_rules", "a '{' block (it takes no name)");
+        }
         let mut out = Vec::new();
         for (proto, fields) in self.items(s)? {
             out.push(fwmark_rule(proto, fields)?);

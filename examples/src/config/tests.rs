@@ -121,14 +121,7 @@ virtual_server group MARKS {
 /// item of a port list at the item), and `--config-test` exits 3.
 #[test]
 fn fwmark_rules_errors_name_line_and_column() {
-    let conf = |rule: &str| {
-        format!(
-            "fwmark_rules {{
-    {rule}
-}}
-"
-        )
-    };
+    let conf = |rule: &str| format!("fwmark_rules {{\n    {rule}\n}}\n");
     let bad_value = |kw: &str| {
         let kw = kw.to_owned();
         move |k: &ErrorKind| matches!(k, ErrorKind::BadValue { keyword, .. } if *keyword == kw)
@@ -228,44 +221,23 @@ fn fwmark_rules_errors_name_line_and_column() {
             "{e}"
         );
     }
-    // Block structure: a missing block, a nested block, a missing `}`.
+    // Block structure: a name, a missing block, a nested block, a missing `}`.
+    let e = fail("fwmark_rules web {\n}\n");
+    assert_eq!((e.pos.line, e.pos.col), (1, 14), "{e}");
     assert_eq!(
-        fail(
-            "fwmark_rules
-"
-        )
-        .kind,
+        fail("fwmark_rules\n").kind,
         ErrorKind::MissingBlock("fwmark_rules".into())
     );
-    let e = fail(
-        "fwmark_rules {
-    tcp daddr 10.0.0.1 mark 1 {
-    }
-}
-",
-    );
+    let e = fail("fwmark_rules {\n    tcp daddr 10.0.0.1 mark 1 {\n    }\n}\n");
     assert!(matches!(e.kind, ErrorKind::UnclosedBlock { .. }), "{e}");
-    let e = fail(
-        "fwmark_rules {
-    tcp daddr 10.0.0.1 mark 1
-virtual_server fwmark 1 {
-}
-",
-    );
+    let e = fail("fwmark_rules {\n    tcp daddr 10.0.0.1 mark 1\nvirtual_server fwmark 1 {\n}\n");
     assert_eq!(e.pos.line, 3, "{e}");
     assert!(
         matches!(e.kind, ErrorKind::UnclosedBlock { ref keyword, opened: 1, .. } if keyword == "fwmark_rules"),
         "{e}"
     );
     // Inside another block it is a misplaced top-level block.
-    let e = fail(
-        "virtual_server fwmark 1 {
- lb_kind DR
-fwmark_rules {
-}
-}
-",
-    );
+    let e = fail("virtual_server fwmark 1 {\n lb_kind DR\nfwmark_rules {\n}\n}\n");
     assert_eq!(e.pos.line, 3, "{e}");
     assert!(matches!(e.kind, ErrorKind::UnclosedBlock { .. }), "{e}");
 }
@@ -698,10 +670,7 @@ mod props {
             Just("x"), Just(","), Just("/"),
         ], 0..10)) {
             let line = words.join(" ");
-            match parse_str("p.conf", &format!("fwmark_rules {{
-{line}
-}}
-")) {
+            match parse_str("p.conf", &format!("fwmark_rules {{\n{line}\n}}\n")) {
                 Ok(l) => {
                     for r in &l.config.fwmark_rules {
                         prop_assert!(r.rule.mark >= 1);
