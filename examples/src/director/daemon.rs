@@ -555,9 +555,13 @@ async fn main_loop(opts: Options, cfg: Config, dataplane: Dataplane) -> i32 {
                         {
                             let mut s = lock(&st);
                             // Forget results of checks that no longer exist
-                            // or changed: the engine restarts a changed check
-                            // from its initial state (as keepalived does), and
-                            // reports no transition into it.
+                            // or changed (probe, timing or weight): the engine
+                            // restarts a changed check from its initial state
+                            // and reports no transition into it, so a kept
+                            // "down" would never lift. (keepalived keeps the
+                            // state when only the weight changed; here such a
+                            // down server counts as up until its restarted
+                            // check fails.)
                             let old: HashMap<_, _> = all_checks(&s.cfg, None).into_iter().collect();
                             let keep: std::collections::HashSet<CheckId> = all_checks(&new, None)
                                 .into_iter()
