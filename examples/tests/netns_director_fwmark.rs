@@ -128,6 +128,11 @@ fn netns_director_fwmark_dr_seed() {
     wait_for("rs1 to fail its digest", 60, show, || {
         up(&status(), "192.168.1.11:80") == Some(false)
     });
+    // The dataplane applies the new plan within its next control tick.
+    let on_rs1 = site.clients[by_client.iter().position(|s| s == "rs1").unwrap()];
+    wait_for("rs1's clients to move", 5, show, || {
+        site.ask(on_rs1, 80).as_deref() == Some("rs2")
+    });
     for &c in &site.clients {
         for port in [80, 443] {
             assert_eq!(
