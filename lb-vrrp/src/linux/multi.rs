@@ -48,6 +48,9 @@ struct Link {
     vrrp: Arc<AsyncFd<OwnedFd>>,
     arp: Option<OwnedFd>,
     icmp6: Option<OwnedFd>,
+    /// Router Solicitations, once a router on the link sends Router
+    /// Advertisements.
+    rs: Option<AsyncFd<OwnedFd>>,
     /// Router indices per VRID.
     by_vrid: Vec<Vec<usize>>,
     up: bool,
@@ -166,6 +169,9 @@ impl MultiDriver {
     /// and shared by the rest. If the router's [`Config::mac`](crate::Config::mac)
     /// is all zero it is set to the interface's MAC.
     pub fn add(&mut self, mut router: VirtualRouter, ifname: &str) -> io::Result<usize> {
+        if !router.accept_mode() {
+            super::accept::prepare(&router.addresses().collect::<Vec<_>>())?;
+        }
         let family = router.config().family();
         let li = match self
             .links
@@ -187,6 +193,7 @@ impl MultiDriver {
                     vrrp,
                     arp: None,
                     icmp6: None,
+                    rs: None,
                     by_vrid: vec![Vec::new(); 256],
                     up: true,
                     pending: Vec::with_capacity(sys::SEND_BATCH),
@@ -206,6 +213,9 @@ impl MultiDriver {
         }
         if link.icmp6.is_none() && router.addresses().any(|a| a.is_ipv6()) {
             link.icmp6 = Some(sys::icmp6_socket(ifname, link.ifindex)?);
+        }
+        if link.rs.is_none() && router.config().router_advert.is_some() {
+            link.rs = Some(sys::async_fd(sys::rs_socket(ifname, link.ifindex)?)?);
         }
         let idx = self.slots.len();
         link.by_vrid[usize::from(router.config().vrid)].push(idx);
@@ -393,10 +403,26 @@ impl MultiDriver {
                 }
                 Poll::Pending
             });
+            let solicited = std::future::poll_fn(|cx| {
+                for (i, l) in links.iter().enumerate() {
+                    if let Some(rs) = &l.rs {
+                        match rs.poll_read_ready(cx) {
+                            Poll::Ready(Ok(_)) => return Poll::Ready(Ok(i)),
+                            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                            Poll::Pending => {}
+                        }
+                    }
+                }
+                Poll::Pending
+            });
             tokio::select! {
                 _ = &mut stop => break,
                 r = readable => match r {
                     Ok(li) => self.drain(li),
+                    Err(e) => self.error(&e),
+                },
+                r = solicited => match r {
+                    Ok(li) => self.drain_solicitations(li),
                     Err(e) => self.error(&e),
                 },
                 () = sleep => self.expire(),
@@ -491,6 +517,54 @@ impl MultiDriver {
         }
     }
 
+    /// Reads link `li`'s Router Solicitations; if one was valid (RFC 4861
+    /// §6.1.1), every router on the link that sends Router Advertisements
+    /// is told.
+    fn drain_solicitations(&mut self, li: usize) {
+        let Some(fd) = self.links[li].rs.as_ref() else {
+            return;
+        };
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let Poll::Ready(Ok(mut guard)) = fd.poll_read_ready(&mut cx) else {
+            return;
+        };
+        let raw = fd.get_ref().as_raw_fd();
+        let mut valid = false;
+        let mut error = None;
+        for _ in 0..RECV_BATCH {
+            match sys::recv_vrrp(raw, AddressFamily::Ipv6, &mut self.buf) {
+                Ok(Some((meta, range))) => {
+                    if let IpAddr::V6(src) = meta.src {
+                        valid |=
+                            crate::wire::ra::is_valid_solicitation(&self.buf[range], src, meta.ttl);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    guard.clear_ready();
+                    break;
+                }
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = error {
+            self.error(&e);
+        }
+        if valid {
+            let now = self.now();
+            for i in 0..self.slots.len() {
+                if self.slots[i].link == li && self.slots[i].router.config().router_advert.is_some()
+                {
+                    self.slots[i].router.handle_router_solicitation(now);
+                    self.process(i);
+                }
+            }
+        }
+    }
+
     /// Reads link `li`'s state and tells its routers when it changed.
     fn check_link(&mut self, li: usize) {
         let state = std::fs::read_to_string(format!(
@@ -578,14 +652,15 @@ impl MultiDriver {
                     }
                     continue;
                 }
-                Transmit::GratuitousArp { address, .. } => IpAddr::V4(address),
-                Transmit::NeighborAdvertisement { address, .. } => IpAddr::V6(address),
+                Transmit::GratuitousArp { address, .. } => Some(IpAddr::V4(address)),
+                Transmit::NeighborAdvertisement { address, .. } => Some(IpAddr::V6(address)),
+                Transmit::RouterAdvertisement { .. } => None,
             };
             self.send_link(li);
             let placed = self
                 .placements
                 .iter()
-                .find(|p| p.slot == index && p.addr == announced)
+                .find(|p| p.slot == index && Some(p.addr) == announced)
                 .and_then(|p| Some((p, p.announce.as_ref()?)));
             let link = &self.links[li];
             let buf = &mut self.tx;
@@ -659,7 +734,15 @@ impl MultiDriver {
     fn change_addresses(&mut self, index: usize, add: bool) {
         let ifindex = self.links[self.slots[index].link].ifindex;
         let addrs: Vec<IpAddr> = self.slots[index].router.addresses().collect();
-        for a in addrs {
+        // Accept_Mode False: drop traffic to the addresses before they exist.
+        let enforce = !self.slots[index].router.accept_mode();
+        if enforce
+            && add
+            && let Err(e) = super::accept::set_blocked(&addrs, true)
+        {
+            self.error(&e);
+        }
+        for &a in &addrs {
             let (prefix, ifindex) = match self
                 .placements
                 .iter()
@@ -678,6 +761,12 @@ impl MultiDriver {
                 Ok(e) => self.error(&io::Error::from_raw_os_error(e)),
                 Err(e) => self.error(&e),
             }
+        }
+        if enforce
+            && !add
+            && let Err(e) = super::accept::set_blocked(&addrs, false)
+        {
+            self.error(&e);
         }
     }
 

@@ -273,7 +273,8 @@ pub(crate) fn send_to(fd: RawFd, dst: IpAddr, ifindex: u32, payload: &[u8]) -> i
     }
 }
 
-/// Sends an advertisement from `src` to `dst` out of `ifindex`, the source
+/// Sends `payload` (a VRRP advertisement, or an ICMPv6 message on the ICMPv6
+/// socket) from `src` to `dst` out of `ifindex`, the source
 /// address given with `IP_PKTINFO` / `IPV6_PKTINFO` (the socket is not bound).
 pub(crate) fn send_vrrp(
     fd: RawFd,
@@ -509,6 +510,36 @@ pub(crate) fn icmp6_socket(ifname: &str, ifindex: u32) -> io::Result<OwnedFd> {
     setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_IF, &idx)?;
     Ok(fd)
 }
+
+/// A raw ICMPv6 socket on the interface that receives only Router
+/// Solicitations (ICMP6_FILTER), joined to all-routers (ff02::2, which the
+/// kernel joins by itself only when forwarding), with the Hop Limit and
+/// destination reported (`recv_vrrp` reads them).
+pub(crate) fn rs_socket(ifname: &str, ifindex: u32) -> io::Result<OwnedFd> {
+    let fd = socket(libc::AF_INET6, libc::SOCK_RAW, libc::IPPROTO_ICMPV6)?;
+    bind_to_device(&fd, ifname)?;
+    // Linux ICMP6_FILTER: a set bit blocks that type.
+    let rs = usize::from(wire::ra::ICMPV6_ROUTER_SOLICITATION);
+    let mut filter = [u32::MAX; 8];
+    filter[rs >> 5] &= !(1u32 << (rs & 31));
+    setsockopt(&fd, libc::IPPROTO_ICMPV6, ICMP6_FILTER, &filter)?;
+    let one: libc::c_int = 1;
+    setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT, &one)?;
+    setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, &one)?;
+    let mreq = libc::ipv6_mreq {
+        ipv6mr_multiaddr: libc::in6_addr {
+            s6_addr: ALL_ROUTERS.octets(),
+        },
+        ipv6mr_interface: ifindex,
+    };
+    setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_ADD_MEMBERSHIP, &mreq)?;
+    Ok(fd)
+}
+
+/// `ICMP6_FILTER` (linux/icmpv6.h), option level `IPPROTO_ICMPV6`.
+const ICMP6_FILTER: libc::c_int = 1;
+/// All-routers link-local multicast, where hosts send Router Solicitations.
+const ALL_ROUTERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2);
 
 // ----- rtnetlink -----
 
