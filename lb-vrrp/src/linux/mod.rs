@@ -94,8 +94,12 @@ impl std::fmt::Debug for Driver {
     }
 }
 
-/// The MAC address of `ifname`, from sysfs.
+/// The MAC address of `ifname`: asked of the kernel in the calling
+/// thread's network namespace, else read from sysfs.
 pub fn interface_mac(ifname: &str) -> Option<[u8; 6]> {
+    if let Ok(mac) = sys::hw_addr(ifname) {
+        return Some(mac);
+    }
     let s = std::fs::read_to_string(format!("/sys/class/net/{ifname}/address")).ok()?;
     let mut mac = [0u8; 6];
     let mut parts = s.trim().split(':');

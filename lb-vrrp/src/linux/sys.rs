@@ -654,6 +654,32 @@ pub(crate) fn netlink_call(fd: &OwnedFd, req: &[u8], seq: u32) -> io::Result<i32
 }
 
 /// The interface index of `ifname`.
+/// The interface's hardware address (`SIOCGIFHWADDR`), asked through a
+/// socket of the calling thread's network namespace — unlike
+/// `/sys/class/net`, which shows the namespace `/sys` was mounted in.
+pub(crate) fn hw_addr(ifname: &str) -> io::Result<[u8; 6]> {
+    let fd = socket(libc::AF_INET, libc::SOCK_DGRAM, 0)?;
+    // SAFETY: all-zero is a valid ifreq.
+    let mut req: libc::ifreq = unsafe { zeroed() };
+    let name = ifname.as_bytes();
+    if name.is_empty() || name.len() >= req.ifr_name.len() || name.contains(&0) {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    for (d, s) in req.ifr_name.iter_mut().zip(name) {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: `req` is a live ifreq with a NUL-terminated name; the kernel
+    // writes at most its size.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFHWADDR, &mut req) })?;
+    // SAFETY: SIOCGIFHWADDR succeeded, so the union holds `ifru_hwaddr`.
+    let sa = unsafe { req.ifr_ifru.ifru_hwaddr };
+    let mut mac = [0u8; 6];
+    for (d, s) in mac.iter_mut().zip(sa.sa_data.iter()) {
+        *d = *s as u8;
+    }
+    Ok(mac)
+}
+
 pub(crate) fn ifindex(ifname: &str) -> io::Result<u32> {
     let c =
         std::ffi::CString::new(ifname).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
@@ -678,6 +704,16 @@ pub(crate) fn async_fd(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<Owned
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hardware_address_of_loopback_and_bad_names() {
+        // Every namespace has `lo`, with an all-zero address.
+        assert_eq!(hw_addr("lo").unwrap(), [0; 6]);
+        assert!(hw_addr("no-such-if0").is_err());
+        assert!(hw_addr("").is_err());
+        assert!(hw_addr("a-name-longer-than-ifnamsiz").is_err());
+        assert!(hw_addr("l\0o").is_err());
+    }
 
     fn recv_all(fd: &OwnedFd) -> Vec<(RxMeta, Vec<u8>)> {
         let mut out = Vec::new();
