@@ -48,6 +48,13 @@ fn vm_director_traffic_nat_rr() {
         n.dir.enable_forwarding().unwrap();
         let mut listings = Vec::new();
         nat_rr_scenario(&l, &n, "ipvs", 10, |n, phase| {
+            if let NatPhase::Drained = phase {
+                // The dataplane thread applies the new plan a moment
+                // after the health result.
+                wait_for("rs2 out of the kernel's table", 30, || {
+                    dest_line(&ipvsadm(&n.dir), "10.11.12.3:80").is_none()
+                });
+            }
             let t = ipvsadm(&n.dir);
             assert!(t.contains("TCP  192.168.200.10:80 rr"), "{t}");
             let rs1 = dest_line(&t, "10.11.12.2:80");
@@ -132,6 +139,12 @@ fn vm_director_traffic_dr_persist() {
         let status = || daemon::status(&run_dir, true).unwrap_or_default();
         wait_for("the three servers up", 120, || {
             status().matches("\"up\":true").count() == 3
+        });
+        // The dataplane thread programs the kernel a moment after the
+        // health results arrive.
+        wait_for("the table", 30, || {
+            let t = ipvsadm(&dir);
+            (11..=13).all(|h| dest_line(&t, &format!("10.0.0.{h}:443")).is_some())
         });
         let t = ipvsadm(&dir);
         assert!(t.contains("TCP  10.0.0.100:443 wlc persistent 9600"), "{t}");

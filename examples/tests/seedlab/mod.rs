@@ -309,6 +309,13 @@ pub(crate) fn nat_rr_scenario(
     });
     let s = status();
     assert!(!s.contains("\"address\":\"10.11.12.3:80\""), "{s}");
+    // The dataplane applies the new plan a moment later; its published
+    // figures (taken after applying) tell when it has.
+    let rs2_weight = format!("lb_director_real_server_weight{{{svc},server=\"10.11.12.3:80\"}}");
+    wait_for("the dataplane to drop rs2", 30, || {
+        let m = scrape(&n.dir, METRICS);
+        m.contains("lb_director_real_server_weight{") && !m.contains(&rs2_weight)
+    });
     check(n, NatPhase::Drained);
     let drained: Vec<Option<u8>> = (0..requests / 2).map(|_| ask()).collect();
     assert!(drained.iter().all(|&x| x == Some(1)), "{drained:?}");
