@@ -397,8 +397,9 @@ pub(crate) fn vrrp_sync_scenario(l: &Lab, dataplane: &str) {
             .join("\n----\n")
     };
     wait_for("dir1 to own both VIPs", 30, || owns_both(0) && owns_none(1));
-    let s = daemon::status(&run1, true).unwrap();
-    assert_eq!(s.matches("\"MASTER\"").count(), 2, "{s}");
+    wait_for("dir1's status to show both instances MASTER", 10, || {
+        daemon::status(&run1, true).is_ok_and(|s| s.matches("\"MASTER\"").count() == 2)
+    });
     // The failing chk_haproxy took its weight off dir1's VI_OUT (150 - 20).
     wait_for("the track_script weight", 15, || {
         logs().contains("priority=130")
