@@ -67,6 +67,10 @@ pub const MAX_TIMEOUT_MS: u32 = 1 << 31;
 pub const EXPIRE_LATER_MS: u32 = 60_000;
 /// Most templates per address family.
 pub const MAX_ENTRIES: usize = (1 << 26) - 2;
+/// Distinct IPv6 virtual addresses a pre-sized table
+/// ([`PersistTable::with_capacity`]) holds before creating a template can
+/// allocate.
+pub const VIP_RESERVE: usize = 256;
 
 const IDX_BITS: u32 = 26;
 const IDX_MASK: u32 = (1 << IDX_BITS) - 1;
@@ -321,6 +325,8 @@ trait Addr: Copy + Eq + std::hash::Hash + std::fmt::Debug {
     fn vip_release(vips: &mut Vips<Self>, vip: u32);
     /// The virtual address an entry stores as `vip`.
     fn vip_addr(vips: &Vips<Self>, vip: u32) -> Self;
+    /// Room for `n` distinct virtual addresses.
+    fn vip_reserve(vips: &mut Vips<Self>, n: usize);
 }
 impl Addr for [u8; 4] {
     const LEN: usize = 4;
@@ -338,6 +344,7 @@ impl Addr for [u8; 4] {
     fn vip_addr(_: &Vips<Self>, vip: u32) -> Self {
         vip.to_ne_bytes()
     }
+    fn vip_reserve(_: &mut Vips<Self>, _: usize) {}
 }
 impl Addr for [u8; 16] {
     const LEN: usize = 16;
@@ -356,6 +363,9 @@ impl Addr for [u8; 16] {
     #[inline]
     fn vip_addr(vips: &Vips<Self>, vip: u32) -> Self {
         vips.addrs[vip as usize]
+    }
+    fn vip_reserve(vips: &mut Vips<Self>, n: usize) {
+        vips.reserve(n);
     }
 }
 
@@ -398,6 +408,13 @@ impl<A: Addr> Vips<A> {
         };
         self.ids.insert(vaddr, id);
         id
+    }
+
+    fn reserve(&mut self, n: usize) {
+        self.addrs.reserve(n.saturating_sub(self.addrs.len()));
+        self.refs.reserve(n.saturating_sub(self.refs.len()));
+        self.free.reserve(n.saturating_sub(self.free.len()));
+        self.ids.reserve(n.saturating_sub(self.ids.len()));
     }
 
     /// One entry naming index `vip` is gone.
@@ -477,6 +494,9 @@ impl<A: Addr, D: Copy> Core<A, D> {
 
     fn reserve(&mut self, n: usize) {
         self.entries.reserve(n.saturating_sub(self.entries.len()));
+        if n > 0 {
+            A::vip_reserve(&mut self.vips, VIP_RESERVE);
+        }
         let want = index_cap(n);
         if want > self.index.len() {
             self.rebuild_index(want);
@@ -758,7 +778,9 @@ impl<D: Copy> PersistTable<D> {
     }
 
     /// An empty table pre-sized for `v4` and `v6` templates (no growth, and
-    /// no rehash pause, until then).
+    /// no rehash pause, until then), and for [`VIP_RESERVE`] distinct IPv6
+    /// virtual addresses when `v6 > 0`: creating a template does not
+    /// allocate within those bounds.
     #[must_use]
     pub fn with_capacity(config: PersistConfig, v4: usize, v6: usize) -> Self {
         let mut t = Self::new(config);
