@@ -53,6 +53,7 @@
 //! backward-shift deletion). Expiry is stored as 32 bits relative to the last
 //! advance, which bounds timeouts to [`MAX_TIMEOUT_MS`].
 
+use crate::AddressFamily;
 use crate::hashkey::{HashKey, KeyedBuildHasher, fastrange};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -123,8 +124,8 @@ pub struct PersistService {
 /// A template key in the kernel's layout (client port is always 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TemplateKey {
-    /// IPv6 when true.
-    pub v6: bool,
+    /// IPv4 or IPv6 (separate tables).
+    pub family: AddressFamily,
     /// Packet protocol, or [`IPPROTO_IP`] for fwmark templates.
     pub protocol: u8,
     /// Masked client address (first 4 bytes used for IPv4).
@@ -161,11 +162,11 @@ impl TemplateKey {
     ) -> Result<Self, PersistError> {
         let mut c = [0u8; 16];
         let mut v = [0u8; 16];
-        let v6 = match (client, vaddr, svc.netmask) {
+        let family = match (client, vaddr, svc.netmask) {
             (IpAddr::V4(ca), IpAddr::V4(va), Netmask::V4(mask)) => {
                 c[..4].copy_from_slice(&(u32::from(ca) & mask).to_be_bytes());
                 v[..4].copy_from_slice(&va.octets());
-                false
+                AddressFamily::Inet
             }
             (IpAddr::V6(ca), IpAddr::V6(va), Netmask::V6(plen)) => {
                 if plen > 128 {
@@ -178,12 +179,12 @@ impl TemplateKey {
                 };
                 c = (u128::from(ca) & mask).to_be_bytes();
                 v = va.octets();
-                true
+                AddressFamily::Inet6
             }
             _ => return Err(PersistError::FamilyMismatch),
         };
         let mut key = Self {
-            v6,
+            family,
             protocol,
             client: c,
             vaddr: v,
@@ -854,7 +855,7 @@ impl<D: Copy> PersistTable<D> {
             let live = Core::<A, D>::full_expiry(e, last) > now || e.n_control > 0;
             live.then_some(e.dest)
         }
-        if key.v6 {
+        if key.family == AddressFamily::Inet6 {
             look(&self.v6, key, self.last, now_ms)
         } else {
             look(&self.v4, key, self.last, now_ms)
@@ -885,7 +886,7 @@ impl<D: Copy> PersistTable<D> {
         self.advance(now_ms, dests);
         let now = self.last.max(now_ms);
         let quiescent = self.expire_quiescent;
-        if key.v6 {
+        if key.family == AddressFamily::Inet6 {
             sched_core(
                 &mut self.v6,
                 true,

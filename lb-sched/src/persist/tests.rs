@@ -97,7 +97,7 @@ fn keys_follow_ip_vs_sched_persist() {
     };
     let k = TemplateKey::for_packet(&s64, TCP, v6("2001:db8:1:2:3:4:5:6"), v6("2001:db8::1"), 80)
         .unwrap();
-    assert!(k.v6);
+    assert_eq!(k.family, AddressFamily::Inet6);
     assert_eq!(
         k.client,
         v6("2001:db8:1:2::")
