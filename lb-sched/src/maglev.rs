@@ -17,8 +17,9 @@
 //! Backends of weight 0 get no slots. Unlike the kernel `mh` scheduler (which
 //! keeps a quiesced dest's slots via `last_weight`), a quiesced backend should
 //! keep its weight here and be filtered with [`MaglevTable::get_fallback`].
-//! Build cost is `O(M log M)` permutation steps for equal weights, plus one
-//! credit step per backend per round (`M · w_max / Σw` rounds) for skewed ones.
+//! Build cost is `O(M log M)` permutation steps, plus, for unequal weights,
+//! `w_max · N` credit steps (one period of the turn order, which repeats;
+//! at most `M` rounds).
 //! The last `√M`-or-so claims, where walking a permutation to the next free
 //! slot would take `M / free` steps, instead compute each free slot's step
 //! number along the permutation (`(slot − pos) · skip⁻¹ mod M`) and take the
@@ -171,8 +172,6 @@ struct Perm {
     skip: u64,
     /// `skip⁻¹ mod M`, 0 until the scan phase needs it.
     inv: u64,
-    weight: u64,
-    credit: u64,
 }
 
 /// Fill a table of `m` slots with backend ids (Katran V2 credit turns) and
@@ -189,55 +188,68 @@ fn populate<D: Copy>(m: u32, backends: &[(u64, u64, u32)], ids: &[D]) -> (Vec<D>
         shares[0] = m;
         return (table, shares);
     }
-    let w_max = u64::from(backends.iter().map(|b| b.2).max().unwrap_or(1));
     let mut perms: Vec<Perm> = backends
         .iter()
-        .map(|&(h1, h2, w)| {
+        .map(|&(h1, h2, _)| {
             let (pos, skip) = permutation(m, h1, h2);
-            Perm {
-                pos,
-                skip,
-                inv: 0,
-                weight: u64::from(w),
-                credit: 0,
-            }
+            Perm { pos, skip, inv: 0 }
         })
         .collect();
-    let all_equal = perms.iter().all(|p| p.weight == w_max);
+    let turns = turn_order(m, backends);
     let mut fill = Fill::new(m);
-    // The backends that take a turn this round, in order. Who takes a turn
-    // is decided for the whole round first, without a branch (it is a coin
-    // flip for the predictor when weights differ); claims follow in order.
-    let mut turns: Vec<u32> = (0..n as u32).collect();
+    // Free slots; kept here, in a register, rather than in `fill`.
+    let mut free = m;
     loop {
-        let mut k = n;
-        if !all_equal {
-            k = 0;
-            for (i, perm) in perms.iter_mut().enumerate() {
-                let c = perm.credit + perm.weight;
-                let take = c >= w_max;
-                perm.credit = c - w_max * u64::from(take);
-                turns[k] = i as u32;
-                k += usize::from(take);
-            }
-        }
-        for &i in &turns[..k] {
+        for &i in &turns {
             let i = i as usize;
-            let p = fill.claim(&mut perms[i]);
+            let p = fill.claim(&mut perms[i], free);
             table[p] = ids[i];
             shares[i] += 1;
-            if fill.left == 0 {
+            free -= 1;
+            if free == 0 {
                 return (table, shares);
             }
         }
     }
 }
 
+/// The order in which backends take turns, as one period to be repeated
+/// (or at least `m` turns, whichever is shorter). After `w_max` credit
+/// rounds every credit is back to 0 (`w_max · w_i` added, `w_max` paid per
+/// turn), so the credit scheme repeats with that period, `Σw` turns long;
+/// computing it once costs `w_max · n` credit steps instead of one per
+/// backend per round of the whole fill. Each round gives at least one turn
+/// (to a backend of weight `w_max`), so building stops within `m` rounds.
+fn turn_order(m: u32, backends: &[(u64, u64, u32)]) -> Vec<u32> {
+    let n = backends.len() as u32;
+    let w_max = backends.iter().map(|b| b.2).max().unwrap_or(1);
+    if backends.iter().all(|b| b.2 == w_max) {
+        return (0..n).collect();
+    }
+    let total: u64 = backends.iter().map(|b| u64::from(b.2)).sum();
+    let mut turns = Vec::with_capacity(total.min(u64::from(m)) as usize);
+    let mut credit = vec![0u32; backends.len()];
+    for _ in 0..w_max {
+        for (i, (c, b)) in credit.iter_mut().zip(backends).enumerate() {
+            // c < w_max, so c + w >= w_max is c >= w_max - w (no overflow).
+            if *c >= w_max - b.2 {
+                *c -= w_max - b.2;
+                turns.push(i as u32);
+            } else {
+                *c += b.2;
+            }
+        }
+        if turns.len() >= m as usize {
+            break;
+        }
+    }
+    turns
+}
+
 /// Slot occupancy during a build: a bitmap (8 KiB for M = 65537, L1
 /// resident) while many slots are free, then the list of free slots.
 struct Fill {
     m: u64,
-    left: u32,
     taken: Vec<u64>,
     /// The free slots once `left <= SCAN_BELOW` (empty before).
     free: Vec<u32>,
@@ -248,7 +260,6 @@ impl Fill {
     fn new(m: u32) -> Self {
         Self {
             m: u64::from(m),
-            left: m,
             taken: vec![0u64; (m as usize).div_ceil(64)],
             free: Vec::new(),
             modulus: Barrett::new(u64::from(m)),
@@ -256,12 +267,11 @@ impl Fill {
     }
 
     /// Claim the first free slot of `perm`'s permutation from `perm.pos` on,
-    /// and move `perm.pos` past it.
+    /// and move `perm.pos` past it; `free` slots (at least one) are left.
     #[inline]
-    fn claim(&mut self, perm: &mut Perm) -> usize {
+    fn claim(&mut self, perm: &mut Perm, free: u32) -> usize {
         let m = self.m;
-        self.left -= 1;
-        if self.left + 1 > SCAN_BELOW {
+        if free > SCAN_BELOW {
             let (mut p, s) = (perm.pos, perm.skip);
             while self.taken[(p >> 6) as usize] & (1 << (p & 63)) != 0 {
                 p += s;
@@ -701,7 +711,7 @@ mod tests {
         #[test]
         fn matches_naive_population(
             m in prop::sample::select(vec![2u32, 7, 13, 251, 257, 509, 1021, 4093]),
-            ws in prop::collection::vec(0u32..6, 0..40),
+            ws in prop::collection::vec(prop_oneof![4 => 0u32..6, 1 => 0u32..(1 << 30)], 0..40),
             seed in any::<u64>(),
         ) {
             let key = HashKey::new(seed, !seed);
