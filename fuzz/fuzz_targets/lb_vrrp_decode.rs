@@ -1,5 +1,6 @@
-//! Decodes arbitrary bytes as a VRRP advertisement (IPv4 and IPv6), and
-//! feeds them through a virtual router's receive path. The first byte picks
+//! Decodes arbitrary bytes as a VRRP advertisement (IPv4 and IPv6) and as an
+//! ICMPv6 Router Advertisement, and feeds them through a virtual router's
+//! receive path. The first byte picks
 //! the TTL, the rest is the IP payload. Checksums pass under `cfg(fuzzing)`.
 #![no_main]
 
@@ -24,6 +25,21 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
                     let again = Packet::new_checked(&buf[..n], family).expect("emitted packet parses");
                     assert_eq!(Repr::parse(&again).expect("emitted packet parses"), r);
                 }
+            }
+        }
+    }
+    if let Ok(p) = lb_vrrp::wire::ra::Packet::new_checked(payload) {
+        let all_nodes = lb_vrrp::wire::ndisc::ALL_NODES;
+        let src = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 3);
+        let _ = p.verify_checksum(src, all_nodes);
+        if let Some(r) = lb_vrrp::wire::ra::Repr::parse(&p) {
+            let mut buf = [0u8; lb_vrrp::wire::ra::MAX_LEN];
+            let n = r.emit(&mut buf, src, all_nodes).expect("fits MAX_LEN");
+            let again = lb_vrrp::wire::ra::Packet::new_checked(&buf[..n]).expect("emitted RA parses");
+            assert!(again.verify_checksum(src, all_nodes));
+            let back = lb_vrrp::wire::ra::Repr::parse(&again).expect("emitted RA parses");
+            if r.prefixes.len() <= lb_vrrp::wire::ra::MAX_PREFIXES {
+                assert_eq!(back, r);
             }
         }
     }

@@ -73,6 +73,18 @@ impl Classifier {
         self.rules.push(rule).map(|_| ())
     }
 
+    /// Drops every mark rule (to install a new set: flows already tracked
+    /// keep their destination, only new flows see the new rules).
+    pub fn clear_rules(&mut self) {
+        self.rules = fwmark::Classifier::new();
+    }
+
+    /// The mark rules, in order.
+    #[must_use]
+    pub fn rules(&self) -> &[Rule] {
+        self.rules.rules()
+    }
+
     /// Indexes service `svc` under `key`; false if the key is taken (or is
     /// fwmark 0).
     pub fn insert(&mut self, key: ServiceKey, svc: u16) -> bool {

@@ -425,6 +425,19 @@ impl<S: Scheduler> Forwarder<S> {
         Ok(self.classifier.add_rule(rule)?)
     }
 
+    /// Removes every firewall-mark rule, to replace the set (a reload):
+    /// tracked connections keep their destination; new flows are
+    /// classified by the rules added afterwards.
+    pub fn clear_fwmark_rules(&mut self) {
+        self.classifier.clear_rules();
+    }
+
+    /// The firewall-mark rules, in order.
+    #[must_use]
+    pub fn fwmark_rules(&self) -> &[Rule] {
+        self.classifier.rules()
+    }
+
     /// The timeouts, to change them (`ipvsadm --set`); new values apply
     /// from each connection's next packet.
     pub fn timeouts_mut(&mut self) -> &mut Timeouts {

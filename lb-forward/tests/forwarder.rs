@@ -694,6 +694,66 @@ fn fwmark_service_with_persistence_spans_protocols_and_ports() {
 }
 
 #[test]
+fn clearing_fwmark_rules_keeps_tracked_flows() {
+    // Input: mark 7 for TCP :443 to the VIP, a fwmark-7 service with two
+    // servers, one flow through it; then the rules are cleared (a reload).
+    // Output: the tracked flow still reaches its server, a new flow to :443
+    // is no longer ours (Pass), and a rule added afterwards classifies again.
+    use lb_sched::fwmark::{PortSet, Prefix, Rule};
+    let mut l = lab(Config::default(), false, 6, Method::Dr, 2, None);
+    let rule = || {
+        Rule::mark(7)
+            .protocol(6)
+            .dst(Prefix::new(vip(false), 32).unwrap())
+            .dports(PortSet::parse("443").unwrap())
+    };
+    l.fwd.add_fwmark_rule(rule()).unwrap();
+    assert_eq!(l.fwd.fwmark_rules().len(), 1);
+    let svc = l
+        .fwd
+        .add_service(
+            ServiceConfig {
+                key: ServiceKey::Fwmark(7),
+                persistence: None,
+                one_packet: false,
+            },
+            RoundRobin::default(),
+        )
+        .unwrap();
+    for i in 0..2 {
+        l.fwd
+            .add_dest(
+                svc,
+                DestConfig {
+                    addr: rip(false, i),
+                    port: 0,
+                    method: Method::Dr,
+                    weight: 1,
+                },
+            )
+            .unwrap();
+    }
+    let (IpAddr::V4(c), IpAddr::V4(v)) = (client(false, 1), vip(false)) else {
+        unreachable!()
+    };
+    let mut f = frame4(c.octets(), 1000, v.octets(), 443, L4::Tcp(SYN), b"");
+    let (verdict, out) = l.send(&mut f);
+    assert!(matches!(verdict, Verdict::Transmit { .. }), "{verdict:?}");
+    let first = l.which(&out);
+    l.fwd.clear_fwmark_rules();
+    assert!(l.fwd.fwmark_rules().is_empty());
+    let mut f = frame4(c.octets(), 1000, v.octets(), 443, L4::Tcp(ACK), b"x");
+    let (verdict, out) = l.send(&mut f);
+    assert!(matches!(verdict, Verdict::Transmit { .. }), "{verdict:?}");
+    assert_eq!(l.which(&out), first);
+    let mut f = frame4(c.octets(), 1001, v.octets(), 443, L4::Tcp(SYN), b"");
+    assert!(matches!(l.send(&mut f).0, Verdict::Pass));
+    l.fwd.add_fwmark_rule(rule()).unwrap();
+    let mut f = frame4(c.octets(), 1002, v.octets(), 443, L4::Tcp(SYN), b"");
+    assert!(matches!(l.send(&mut f).0, Verdict::Transmit { .. }));
+}
+
+#[test]
 fn conn_reuse_mode_reschedules_a_syn_after_close() {
     // Input: a TCP connection to server 0 reset (state CLOSE), then
     // a new SYN from the same client port. Output: with conn_reuse_mode 1

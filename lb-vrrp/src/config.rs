@@ -35,6 +35,66 @@ impl Default for GarpConfig {
     }
 }
 
+/// Router Advertisements sent while Active for an IPv6 virtual router
+/// (RFC 9568 §6.4.3: the Active router "MUST send ND Router Advertisements
+/// for the Virtual Router"; a Backup MUST NOT, §6.4.2), on the schedule of
+/// RFC 4861 §6.2.4: one at once on becoming Active, then at a uniformly
+/// random interval in `[min_interval, max_interval]`, the first three capped
+/// at 16 s (MAX_INITIAL_RTR_ADVERT_INTERVAL).
+///
+/// The source is the virtual router's link-local address when the first
+/// virtual address is one (RFC 9568 §5.2.9), else the primary address. With
+/// a virtual link-local source the router hosts know moves with the Active
+/// role and nothing is sent on leaving Active; with the primary address as
+/// source, leaving Active sends one final advertisement with Router
+/// Lifetime 0 (RFC 4861 §6.2.5), so hosts stop using this node as the
+/// virtual router's default router.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterAdvertConfig {
+    /// MinRtrAdvInterval: 3 s to 0.75 × `max_interval` (default 200 s).
+    pub min_interval: Duration,
+    /// MaxRtrAdvInterval: 4–1800 s (default 600 s).
+    pub max_interval: Duration,
+    /// The advertisement's fields and prefixes. Its Router Lifetime must be
+    /// 0 or `max_interval`–9000 s (default 1800 s); its `source_mac` is
+    /// replaced by [`Config::mac`] (the MAC of the GARPs and NAs).
+    pub message: crate::wire::ra::Repr,
+    /// Seeds the interval jitter (the core draws no random numbers of its
+    /// own); mixed with the VRID and primary address.
+    pub seed: u64,
+}
+
+impl Default for RouterAdvertConfig {
+    fn default() -> Self {
+        Self {
+            min_interval: Duration::from_secs(200),
+            max_interval: Duration::from_secs(600),
+            message: crate::wire::ra::Repr::new(1800),
+            seed: 0,
+        }
+    }
+}
+
+impl RouterAdvertConfig {
+    fn validate(&self) -> Result<(), &'static str> {
+        let max = self.max_interval;
+        if !(Duration::from_secs(4)..=Duration::from_secs(1800)).contains(&max) {
+            return Err("max_interval must be 4-1800 s");
+        }
+        if self.min_interval < Duration::from_secs(3) || self.min_interval > max * 3 / 4 {
+            return Err("min_interval must be 3 s to 0.75 x max_interval");
+        }
+        let lifetime = Duration::from_secs(u64::from(self.message.router_lifetime));
+        if lifetime != Duration::ZERO && !(max..=Duration::from_secs(9000)).contains(&lifetime) {
+            return Err("router_lifetime must be 0 or max_interval-9000 s");
+        }
+        if self.message.prefixes.len() > crate::wire::ra::MAX_PREFIXES {
+            return Err("too many prefixes");
+        }
+        Ok(())
+    }
+}
+
 /// One virtual router (keepalived `vrrp_instance`). Build it with
 /// [`Config::new`] and change the public fields; [`Config::validate`] (called
 /// by [`crate::VirtualRouter::new`]) checks them.
@@ -80,8 +140,14 @@ pub struct Config {
     /// With unicast peers, discard advertisements from other sources
     /// (keepalived `check_unicast_src`; default true here).
     pub check_unicast_src: bool,
-    /// Whether the TTL 255 check also applies to unicast advertisements
-    /// (keepalived skips it; default true here, keepalived sends 255 anyway).
+    /// Whether the TTL / Hop Limit 255 check also applies to unicast
+    /// advertisements. Default false, as keepalived: unicast peers are a
+    /// keepalived extension, guarded by the source allow-list
+    /// ([`check_unicast_src`](Self::check_unicast_src)), and keepalived 2.2.7
+    /// sends IPv6 unicast advertisements with Hop Limit 64 (seen on the wire
+    /// in `netns_keepalived_matrix_v3_ipv6_unicast`), so checking them
+    /// would make us ignore the Active router and take over (split brain).
+    /// We always send 255.
     pub check_ttl_unicast: bool,
     /// Discard advertisements whose address list differs from ours unless
     /// sent by an address owner (RFC 3768 §7.1; RFC 9568 §7.1 "MAY").
@@ -92,6 +158,15 @@ pub struct Config {
     /// RFC 3768 just discards; keepalived answers (unless
     /// `lower_prio_no_advert`), which is the default here.
     pub v2_answer_lower_priority: bool,
+    /// v3 over IPv4 only: the VRRPv2 interoperation mode of RFC 9568 §8.4.2
+    /// (a MAY, "NOT RECOMMENDED" beyond an upgrade): every advertisement is
+    /// also sent as VRRPv2 (interval rounded to whole seconds, at least 1),
+    /// VRRPv2 advertisements are accepted, and a VRRPv2 Active router's
+    /// interval is read as seconds × 100 cs. A VRRPv2 advertisement from a
+    /// router we also hear VRRPv3 from is ignored (§8.4.2 SHOULD). Requires
+    /// no authentication and an interval of whole seconds (v2 peers discard
+    /// other intervals). Default false.
+    pub v2_interop: bool,
     /// The MAC announced in gratuitous ARPs and NAs (the interface's MAC or
     /// the virtual MAC, see [`crate::wire::virtual_mac`]).
     pub mac: [u8; 6],
@@ -99,6 +174,10 @@ pub struct Config {
     pub nd_router_flag: bool,
     /// Gratuitous ARP / NA schedule.
     pub garp: GarpConfig,
+    /// IPv6 only: send Router Advertisements while Active. Off by default:
+    /// a load-balancer director is usually not the LAN's router, and an RA
+    /// would make every host route through it.
+    pub router_advert: Option<RouterAdvertConfig>,
     /// Tracked objects (interfaces, scripts, files) and their weights.
     pub tracked: Vec<Tracked>,
     /// Minimum time between two [`crate::Event::Discarded`] reports of the
@@ -143,12 +222,14 @@ impl Config {
             checksum_mode: ChecksumMode::default(),
             unicast_peers: Vec::new(),
             check_unicast_src: true,
-            check_ttl_unicast: true,
+            check_ttl_unicast: false,
             check_address_list: true,
             v2_answer_lower_priority: true,
+            v2_interop: false,
             mac: [0; 6],
             nd_router_flag: true,
             garp: GarpConfig::default(),
+            router_advert: None,
             tracked: Vec::new(),
             discard_log_interval: Duration::from_secs(1),
         }
@@ -201,6 +282,21 @@ impl Config {
             (_, Auth::None) | (Version::V2, Auth::SimpleText(_)) => {}
             _ => return Err(ConfigError::Auth),
         }
+        if self.v2_interop
+            && (self.version != Version::V3
+                || family != AddressFamily::Ipv4
+                || self.auth != Auth::None
+                || !self.interval.is_multiple_of(100)
+                || self.interval > 25_500)
+        {
+            return Err(ConfigError::V2Interop);
+        }
+        if let Some(ra) = &self.router_advert {
+            if family != AddressFamily::Ipv6 {
+                return Err(ConfigError::RouterAdvert("IPv6 routers only"));
+            }
+            ra.validate().map_err(ConfigError::RouterAdvert)?;
+        }
         if self.discard_log_interval.is_zero() {
             return Err(ConfigError::DiscardLogInterval);
         }
@@ -249,6 +345,13 @@ pub enum ConfigError {
     /// Authentication other than none / simple text, or any in v3.
     #[error("auth: only none or simple text, and only in v2")]
     Auth,
+    /// `v2_interop` needs v3 over IPv4, no authentication and an interval
+    /// of whole seconds.
+    #[error("v2_interop: needs version 3 over IPv4, no auth, and an interval of whole seconds")]
+    V2Interop,
+    /// `router_advert` out of range (RFC 4861 §6.2.1 limits), or on IPv4.
+    #[error("router_advert: {0}")]
+    RouterAdvert(&'static str),
     /// The discard log interval must be positive.
     #[error("discard_log_interval: must be positive")]
     DiscardLogInterval,

@@ -130,6 +130,13 @@ pub struct Counters {
     pub ignored_not_running: u64,
     /// Gratuitous ARPs and NAs sent.
     pub announcements_sent: u64,
+    /// v2 interop: VRRPv2 advertisements ignored because their sender also
+    /// speaks VRRPv3 (RFC 9568 §8.4.2).
+    pub v2_ignored_from_v3_speaker: u64,
+    /// Router Solicitations handled as Active with Router Advertisements on.
+    pub router_solicitations: u64,
+    /// Router Advertisements sent (final zero-lifetime ones included).
+    pub router_adverts_sent: u64,
     /// Transmissions dropped because the caller's buffer was too small.
     pub transmit_errors: u64,
 }

@@ -38,7 +38,7 @@ mod track;
 mod transmit;
 pub mod wire;
 
-pub use config::{Config, ConfigError, GarpConfig};
+pub use config::{Config, ConfigError, GarpConfig, RouterAdvertConfig};
 pub use discard::{Counters, DiscardReason};
 pub use event::{Event, Reason, State, SyncCommand};
 pub use router::VirtualRouter;

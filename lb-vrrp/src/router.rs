@@ -20,6 +20,8 @@ use crate::wire::{self, AddressFamily, Auth, ChecksumVariant, Packet, Version};
 struct PendingAdvert {
     priority: u8,
     next_peer: usize,
+    /// The version to send it as (VRRPv2 only in interop mode).
+    version: Version,
 }
 
 /// Gratuitous ARPs / NAs waiting to be sent: `waves` more rounds over all
@@ -42,7 +44,8 @@ struct Announce {
 ///   [`handle_packet`](Self::handle_packet),
 ///   [`handle_timeout`](Self::handle_timeout),
 ///   [`handle_track`](Self::handle_track),
-///   [`handle_link`](Self::handle_link), [`handle_sync`](Self::handle_sync);
+///   [`handle_link`](Self::handle_link), [`handle_sync`](Self::handle_sync),
+///   [`handle_router_solicitation`](Self::handle_router_solicitation);
 /// * outputs `poll_*`.
 ///
 /// After every input (and at start), call the outputs in this order until
@@ -50,8 +53,9 @@ struct Announce {
 ///
 /// 1. [`poll_event`](Self::poll_event): apply address changes first, so that
 ///    the virtual addresses exist before they are announced;
-/// 2. [`poll_transmit`](Self::poll_transmit): send advertisements, then
-///    gratuitous ARPs / NAs;
+/// 2. [`poll_transmit`](Self::poll_transmit): send advertisements, then a
+///    Router Advertisement (IPv6, when configured), then gratuitous ARPs /
+///    NAs;
 /// 3. [`poll_timeout`](Self::poll_timeout): arm one timer for the returned
 ///    instant and call [`handle_timeout`](Self::handle_timeout) when it
 ///    passes (calling it early is harmless).
@@ -94,6 +98,18 @@ pub struct VirtualRouter {
     timers: TimerTable,
     adverts: VecDeque<PendingAdvert>,
     announce: Announce,
+    /// Router Lifetime of a Router Advertisement waiting to be sent.
+    ra_pending: Option<u16>,
+    /// Initial advertisements (RFC 4861 MAX_INITIAL_RTR_ADVERTISEMENTS) left
+    /// whose interval is capped at 16 s.
+    ra_initial: u8,
+    /// When the last Router Advertisement was queued (RFC 4861 rate limit).
+    ra_last: Option<Instant>,
+    /// State of the interval jitter generator (splitmix64).
+    ra_rng: u64,
+    /// v2 interop: the last router heard speaking VRRPv3, whose VRRPv2
+    /// duplicates are ignored (RFC 9568 §8.4.2).
+    v3_speaker: Option<IpAddr>,
     events: VecDeque<Event>,
     counters: Counters,
     discard_log: DiscardLog,
@@ -106,6 +122,17 @@ impl VirtualRouter {
         config.validate()?;
         let track_status: Vec<TrackStatus> = config.tracked.iter().map(|t| t.initial).collect();
         let effect = track::effect(config.priority, &config.tracked, &track_status);
+        let ra_rng = config.router_advert.as_ref().map_or(0, |ra| {
+            let addr = match config.primary_address {
+                IpAddr::V4(a) => u64::from(a.to_bits()),
+                IpAddr::V6(a) => (a.to_bits() as u64) ^ ((a.to_bits() >> 64) as u64),
+            };
+            ra.seed ^ addr.rotate_left(8) ^ u64::from(config.vrid)
+        });
+        let mut config = config;
+        if let Some(ra) = config.router_advert.as_mut() {
+            ra.message.source_mac = Some(config.mac);
+        }
         Ok(Self {
             family: config.family(),
             master_interval: config.interval,
@@ -121,6 +148,11 @@ impl VirtualRouter {
             timers: TimerTable::default(),
             adverts: VecDeque::with_capacity(4),
             announce: Announce::default(),
+            ra_pending: None,
+            ra_initial: 0,
+            ra_last: None,
+            ra_rng,
+            v3_speaker: None,
             events: VecDeque::with_capacity(8),
             counters: Counters::default(),
             discard_log: DiscardLog::default(),
@@ -180,6 +212,23 @@ impl VirtualRouter {
     /// a driver fills it in from the interface.
     pub fn set_mac(&mut self, mac: [u8; 6]) {
         self.config.mac = mac;
+        if let Some(ra) = self.config.router_advert.as_mut() {
+            ra.message.source_mac = Some(mac);
+        }
+    }
+
+    /// The source of our Router Advertisements: the virtual router's
+    /// link-local address when the first virtual address is one (RFC 9568
+    /// §5.2.9), else the primary address; `None` on an IPv4 router.
+    pub fn router_advert_source(&self) -> Option<Ipv6Addr> {
+        match (
+            self.config.virtual_addresses.first(),
+            self.config.primary_address,
+        ) {
+            (Some(IpAddr::V6(a)), _) if a.is_unicast_link_local() => Some(*a),
+            (_, IpAddr::V6(a)) => Some(a),
+            _ => None,
+        }
     }
 
     /// The addresses owned while Master: virtual then excluded ones.
@@ -268,6 +317,26 @@ impl VirtualRouter {
         self.retrack(now, Reason::FaultCleared);
     }
 
+    /// A valid Router Solicitation arrived on the interface (RFC 4861
+    /// §6.2.6). As Active with [`Config::router_advert`] set, a multicast
+    /// advertisement follows after a random delay of up to 0.5 s
+    /// (MAX_RA_DELAY_TIME), and no sooner than 3 s after the previous one
+    /// (MIN_DELAY_BETWEEN_RAS). Otherwise ignored.
+    pub fn handle_router_solicitation(&mut self, now: Instant) {
+        if self.state != State::Master || self.config.router_advert.is_none() {
+            return;
+        }
+        self.counters.router_solicitations += 1;
+        let delay = self.next_random() % 500_001;
+        let mut at = now.add_micros(delay);
+        if let Some(last) = self.ra_last {
+            at = at.max(last.add_micros(3_000_000));
+        }
+        if self.timers.get(Timer::RouterAdvert).is_none_or(|t| at < t) {
+            self.timers.set(Timer::RouterAdvert, at);
+        }
+    }
+
     /// An order from this router's sync group.
     pub fn handle_sync(&mut self, now: Instant, cmd: SyncCommand) {
         match cmd {
@@ -295,10 +364,23 @@ impl VirtualRouter {
             Err(reason) => self.discard(now, reason, meta.src),
             Ok(packet) => {
                 let priority = packet.priority();
-                let interval = match self.config.version {
-                    Version::V2 => u16::from(packet.adver_int()),
-                    Version::V3 => packet.max_adver_int(),
+                let interval = match (self.config.version, packet.version()) {
+                    (Version::V2, _) => u16::from(packet.adver_int()),
+                    // RFC 9568 §8.4.2: a VRRPv2 Active router's rate, seconds
+                    // translated to centiseconds.
+                    (Version::V3, Some(Version::V2)) => u16::from(packet.adver_int()) * 100,
+                    (Version::V3, _) => packet.max_adver_int(),
                 };
+                if self.config.v2_interop {
+                    if packet.version() == Some(Version::V3) {
+                        self.v3_speaker = Some(meta.src);
+                    } else if self.v3_speaker == Some(meta.src) {
+                        // "SHOULD ignore VRRPv2 ADVERTISEMENTs from the current
+                        // Active Router if it is also receiving VRRPv3 ones from it."
+                        self.counters.v2_ignored_from_v3_speaker += 1;
+                        return;
+                    }
+                }
                 self.on_advert(now, meta.src, priority, interval);
             }
         }
@@ -320,6 +402,7 @@ impl VirtualRouter {
     pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Transmit> {
         while let Some(pending) = self.adverts.front_mut() {
             let priority = pending.priority;
+            let version = pending.version;
             let dst = if self.config.unicast_peers.is_empty() {
                 self.adverts.pop_front();
                 match self.family {
@@ -334,7 +417,7 @@ impl VirtualRouter {
                 }
                 dst
             };
-            match self.emit_advert(buf, priority, dst) {
+            match self.emit_advert(buf, priority, dst, version) {
                 Some(len) => {
                     self.counters.adverts_sent += 1;
                     if priority == 0 {
@@ -346,6 +429,15 @@ impl VirtualRouter {
                         priority,
                         len,
                     });
+                }
+                None => self.counters.transmit_errors += 1,
+            }
+        }
+        if let Some(lifetime) = self.ra_pending.take() {
+            match self.emit_router_advert(buf, lifetime) {
+                Some(t) => {
+                    self.counters.router_adverts_sent += 1;
+                    return Some(t);
                 }
                 None => self.counters.transmit_errors += 1,
             }
@@ -458,6 +550,12 @@ impl VirtualRouter {
         }
         self.timers
             .set(Timer::Advert, now.add_micros(self.advert_micros()));
+        // RFC 9568 §6.4.3: the Active router sends Router Advertisements
+        // (RFC 4861 §6.2.4: the first at once, up to three initial ones).
+        if self.config.router_advert.is_some() {
+            self.ra_initial = MAX_INITIAL_RTR_ADVERTISEMENTS;
+            self.queue_router_advert(now);
+        }
     }
 
     /// Cancels what only a Master does and withdraws the addresses.
@@ -465,8 +563,67 @@ impl VirtualRouter {
         self.timers.stop(Timer::Advert);
         self.timers.stop(Timer::GarpDelay);
         self.timers.stop(Timer::GarpRefresh);
+        self.timers.stop(Timer::RouterAdvert);
         self.announce = Announce::default();
+        // RFC 9568 §6.4.2: a Backup MUST NOT send Router Advertisements. A
+        // final zero-lifetime one (RFC 4861 §6.2.5) only when they came from
+        // this node's own address: the virtual link-local router lives on at
+        // the next Active, and a zero lifetime would withdraw it from hosts.
+        self.ra_pending = None;
+        if self.config.router_advert.is_some()
+            && self.router_advert_source().map(IpAddr::V6) == Some(self.config.primary_address)
+        {
+            self.ra_pending = Some(0);
+        }
         self.events.push_back(Event::RemoveAddresses);
+    }
+
+    /// Queues an advertisement with the configured lifetime and arms the
+    /// timer for the next one.
+    fn queue_router_advert(&mut self, now: Instant) {
+        let Some(ra) = &self.config.router_advert else {
+            return;
+        };
+        self.ra_pending = Some(ra.message.router_lifetime);
+        self.ra_last = Some(now);
+        let min = duration_micros(ra.min_interval);
+        let max = duration_micros(ra.max_interval).max(min);
+        let mut next = min + self.next_random() % (max - min + 1);
+        // The first MAX_INITIAL_RTR_ADVERTISEMENTS (this one included) come
+        // at most 16 s apart.
+        self.ra_initial = self.ra_initial.saturating_sub(1);
+        if self.ra_initial > 0 {
+            next = next.min(MAX_INITIAL_RTR_ADVERT_INTERVAL_US);
+        }
+        self.timers.set(Timer::RouterAdvert, now.add_micros(next));
+    }
+
+    /// splitmix64 over the seeded state: the interval jitter RFC 4861
+    /// §6.2.4 asks for, deterministic for a given seed.
+    fn next_random(&mut self) -> u64 {
+        self.ra_rng = self.ra_rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.ra_rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Writes a Router Advertisement with `lifetime`.
+    fn emit_router_advert(&mut self, buf: &mut [u8], lifetime: u16) -> Option<Transmit> {
+        let src = self.router_advert_source()?;
+        let dst = wire::ndisc::ALL_NODES;
+        let msg = &mut self.config.router_advert.as_mut()?.message;
+        let configured = msg.router_lifetime;
+        msg.router_lifetime = lifetime;
+        let r = msg.emit(buf, src, dst);
+        msg.router_lifetime = configured;
+        let len = r.ok()?;
+        Some(Transmit::RouterAdvertisement {
+            src,
+            dst,
+            lifetime,
+            len,
+        })
     }
 
     fn advert_micros(&self) -> u64 {
@@ -477,7 +634,16 @@ impl VirtualRouter {
         self.adverts.push_back(PendingAdvert {
             priority,
             next_peer: 0,
+            version: self.config.version,
         });
+        if self.config.v2_interop {
+            // RFC 9568 §8.4.2: send both VRRPv2 and VRRPv3 advertisements.
+            self.adverts.push_back(PendingAdvert {
+                priority,
+                next_peer: 0,
+                version: Version::V2,
+            });
+        }
     }
 
     fn on_timer(&mut self, now: Instant, t: Timer) {
@@ -496,6 +662,7 @@ impl VirtualRouter {
                     next: 0,
                 };
             }
+            (Timer::RouterAdvert, State::Master) => self.queue_router_advert(now),
             (Timer::GarpRefresh, State::Master) => {
                 self.announce = Announce {
                     waves: self.config.garp.refresh_repeat,
@@ -579,7 +746,9 @@ impl VirtualRouter {
             wire::Error::Truncated { .. } => DiscardReason::Truncated,
             _ => DiscardReason::UnknownVersion,
         })?;
-        if packet.version() != Some(cfg.version) {
+        let version = packet.version();
+        let interop_v2 = cfg.v2_interop && version == Some(Version::V2);
+        if version != Some(cfg.version) && !interop_v2 {
             return Err(DiscardReason::VersionMismatch);
         }
         if packet.kind() != vrrp::TYPE_ADVERTISEMENT {
@@ -595,7 +764,7 @@ impl VirtualRouter {
         if packet.vrid() != cfg.vrid {
             return Err(DiscardReason::VridMismatch);
         }
-        if cfg.version == Version::V2 {
+        if cfg.version == Version::V2 || interop_v2 {
             // RFC 3768 §7.1: MUST perform the authentication of the configured Auth Type.
             match (packet.auth_type(), cfg.auth) {
                 (2, _) => return Err(DiscardReason::AuthAh),
@@ -606,9 +775,10 @@ impl VirtualRouter {
                 _ => {}
             }
         }
-        let interval = match cfg.version {
-            Version::V2 => u16::from(packet.adver_int()),
-            Version::V3 => packet.max_adver_int(),
+        let interval = match (cfg.version, interop_v2) {
+            (Version::V2, _) => u16::from(packet.adver_int()),
+            (Version::V3, true) => u16::from(packet.adver_int()) * 100,
+            (Version::V3, false) => packet.max_adver_int(),
         };
         if interval == 0 {
             return Err(DiscardReason::IntervalZero);
@@ -722,26 +892,37 @@ impl VirtualRouter {
     }
 
     /// Writes an advertisement without allocating.
-    fn emit_advert(&self, buf: &mut [u8], priority: u8, dst: IpAddr) -> Option<usize> {
+    fn emit_advert(
+        &self,
+        buf: &mut [u8],
+        priority: u8,
+        dst: IpAddr,
+        version: Version,
+    ) -> Option<usize> {
         let cfg = &self.config;
         let count = cfg.virtual_addresses.len() as u8;
-        let len = vrrp::message_len(cfg.version, self.family, count)?;
+        let len = vrrp::message_len(version, self.family, count)?;
         let mut p = Packet::new_unchecked(buf.get_mut(..len)?, self.family);
-        p.set_version_kind(cfg.version.number(), vrrp::TYPE_ADVERTISEMENT);
+        p.set_version_kind(version.number(), vrrp::TYPE_ADVERTISEMENT);
         p.set_vrid(cfg.vrid);
         p.set_priority(priority);
         p.set_count(count);
-        match cfg.version {
-            Version::V2 => {
+        match (cfg.version, version) {
+            (Version::V2, _) => {
                 p.set_auth_type(cfg.auth.auth_type());
                 p.set_adver_int(cfg.interval as u8);
             }
-            Version::V3 => p.set_max_adver_int(cfg.interval),
+            // v2 interop: centiseconds to whole seconds (validated: a multiple of 100).
+            (Version::V3, Version::V2) => {
+                p.set_auth_type(0);
+                p.set_adver_int((cfg.interval / 100).clamp(1, 255) as u8);
+            }
+            (Version::V3, Version::V3) => p.set_max_adver_int(cfg.interval),
         }
         for (i, a) in cfg.virtual_addresses.iter().enumerate() {
             p.set_address(i, *a);
         }
-        if cfg.version == Version::V2 {
+        if version == Version::V2 {
             let data = match cfg.auth {
                 Auth::SimpleText(d) => d,
                 _ => [0; 8],
@@ -752,6 +933,15 @@ impl VirtualRouter {
             .ok()?;
         Some(len)
     }
+}
+
+/// RFC 4861 §10: MAX_INITIAL_RTR_ADVERTISEMENTS.
+const MAX_INITIAL_RTR_ADVERTISEMENTS: u8 = 3;
+/// RFC 4861 §10: MAX_INITIAL_RTR_ADVERT_INTERVAL, 16 s.
+const MAX_INITIAL_RTR_ADVERT_INTERVAL_US: u64 = 16_000_000;
+
+fn duration_micros(d: core::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// "The primary IPvX address of the sender is greater than the local

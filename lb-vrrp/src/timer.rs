@@ -8,19 +8,21 @@ pub(crate) enum Timer {
     Advert = 1,
     GarpDelay = 2,
     GarpRefresh = 3,
+    RouterAdvert = 4,
 }
 
 impl Timer {
-    pub(crate) const VALUES: [Self; 4] = [
+    pub(crate) const VALUES: [Self; 5] = [
         Self::MasterDown,
         Self::Advert,
         Self::GarpDelay,
         Self::GarpRefresh,
+        Self::RouterAdvert,
     ];
 }
 
 #[derive(Debug, Clone, Default)]
-pub(crate) struct TimerTable([Option<Instant>; 4]);
+pub(crate) struct TimerTable([Option<Instant>; 5]);
 
 impl TimerTable {
     pub(crate) fn set(&mut self, t: Timer, at: Instant) {

@@ -55,6 +55,20 @@ pub enum Transmit {
         /// Bytes written.
         len: usize,
     },
+    /// An ICMPv6 Router Advertisement for the virtual router (IPv6 Active
+    /// only, when [`Config::router_advert`](crate::Config::router_advert) is
+    /// set), to send to `dst` (ff02::1) with Hop Limit 255 from `src`, a
+    /// link-local address the interface holds.
+    RouterAdvertisement {
+        /// Source the checksum was computed for.
+        src: Ipv6Addr,
+        /// Destination, all-nodes.
+        dst: Ipv6Addr,
+        /// The Router Lifetime advertised (0 in a final advertisement).
+        lifetime: u16,
+        /// Bytes written.
+        len: usize,
+    },
 }
 
 impl Transmit {
@@ -63,7 +77,8 @@ impl Transmit {
         match *self {
             Self::Advertisement { len, .. }
             | Self::GratuitousArp { len, .. }
-            | Self::NeighborAdvertisement { len, .. } => len,
+            | Self::NeighborAdvertisement { len, .. }
+            | Self::RouterAdvertisement { len, .. } => len,
         }
     }
 

@@ -17,6 +17,7 @@ const VIP4: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
 const A6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0xa);
 const B6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0xb);
 const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100);
+const ALL_NODES6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
 
 struct Daemon {
     proc: Process,
@@ -80,8 +81,10 @@ fn keepalived(lab: &Lab, host: &Host, version: u8, instance: &str) -> Daemon {
 
 /// Starts lb-vrrpd on `host`.
 fn lb(lab: &Lab, host: &Host, args: &[&str]) -> Daemon {
+    static RUN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let run = RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = lab.dir().unwrap();
-    let log = dir.join(format!("{}-lb.log", host.name()));
+    let log = dir.join(format!("{}{run}-lb.log", host.name()));
     let mut cmd = host.command(env!("CARGO_BIN_EXE_lb-vrrpd"));
     cmd.args(["--iface", "eth0", "--vrid", "51"])
         .args(args)
@@ -630,6 +633,428 @@ fn netns_driver_link_down_is_fault() {
     wait_for("Master again", LIMIT, &[&ours], || has(&a, VIP4));
 }
 
+/// RFC 9568 §6.4.3: as Active with `--router-advert`, lb-vrrpd sends Router
+/// Advertisements from the virtual router's link-local address (the first
+/// VIP), Hop Limit 255, to ff02::1, with our MAC in the source link-layer
+/// option; a Linux host on the link installs its default route through the
+/// virtual address. Without the option (the default) it sends none, and the
+/// graceful stop sends no zero-lifetime one (the virtual router lives on).
+#[test]
+fn netns_driver_router_advertisement() {
+    let Some(lab) = lab_or_skip!("vrrpra", "tcpdump") else {
+        return;
+    };
+    let (a, b) = setup(&lab);
+    b.sysctl("net.ipv6.conf.eth0.forwarding", "0").unwrap();
+    b.sysctl("net.ipv6.conf.eth0.accept_ra", "1").unwrap();
+    let mac = a.mac("eth0").unwrap();
+    let vll: Ipv6Addr = "fe80::100".parse().unwrap();
+    let default_route = || b.ip(["-6", "route", "show", "default"]).unwrap_or_default();
+    let args = [
+        "--src",
+        "fe80::a",
+        "--priority",
+        "255",
+        "--vip",
+        "fe80::100",
+        "--vip",
+        "2001:db8::100",
+    ];
+    // 1. Off (the default): Master, and no Router Advertisement.
+    let (mut dump, pcap) = capture_with(&lab, &b, "ra-off", "icmp6");
+    let mut off = lb(&lab, &a, &args);
+    wait_for("Master", LIMIT, &[&off], || has(&a, VIP6));
+    std::thread::sleep(Duration::from_secs(2));
+    off.proc.terminate().unwrap();
+    off.proc.wait().unwrap();
+    dump.terminate().unwrap();
+    dump.wait().unwrap();
+    assert!(pcap_router_adverts(&pcap).is_empty(), "RA sent while off");
+    assert!(
+        !default_route().contains("fe80::100"),
+        "{}",
+        default_route()
+    );
+    // 2. On.
+    let (mut dump, pcap) = capture_with(&lab, &b, "ra-on", "icmp6");
+    let mut with_ra = args.to_vec();
+    with_ra.extend(["--router-advert", "--ra-prefix", "2001:db8::/64"]);
+    let mut on = lb(&lab, &a, &with_ra);
+    wait_for(
+        "b's default route via the virtual link-local address",
+        LIMIT,
+        &[&on],
+        || default_route().contains("via fe80::100 dev eth0"),
+    );
+    on.proc.terminate().unwrap();
+    on.proc.wait().unwrap();
+    assert!(!has(&a, vll), "VIP withdrawn on stop");
+    std::thread::sleep(Duration::from_millis(500));
+    dump.terminate().unwrap();
+    dump.wait().unwrap();
+    let ras = pcap_router_adverts(&pcap);
+    assert!(!ras.is_empty(), "no Router Advertisement captured");
+    for (src_mac, src, dst, hops, msg) in &ras {
+        assert_eq!((*src, *dst, *hops), (vll, ALL_NODES6, 255));
+        assert_eq!(*src_mac, mac);
+        let p = lb_vrrp::wire::ra::Packet::new_checked(&msg[..]).unwrap();
+        assert!(p.verify_checksum(*src, *dst), "bad checksum {msg:02x?}");
+        let r = lb_vrrp::wire::ra::Repr::parse(&p).unwrap();
+        assert_eq!(
+            r.router_lifetime, 1800,
+            "no zero-lifetime RA from the virtual address"
+        );
+        assert_eq!(r.source_mac, Some(mac));
+        assert_eq!(
+            r.prefixes.as_slice(),
+            &[lb_vrrp::wire::ra::PrefixInfo::new(
+                "2001:db8::".parse().unwrap(),
+                64
+            )]
+        );
+    }
+    // tcpdump's decoder reads the same fields.
+    let out = std::process::Command::new("tcpdump")
+        .args(["-r"])
+        .arg(&pcap)
+        .args(["-v", "-n", "icmp6 and ip6[40] == 134"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "fe80::100 > ff02::1: [icmp6 sum ok] ICMP6, router advertisement",
+        "hlim 255",
+        "router lifetime 1800s",
+        "source link-address option",
+        "2001:db8::/64, Flags [onlink, auto]",
+    ] {
+        assert!(text.contains(want), "tcpdump lacks {want:?}:\n{text}");
+    }
+}
+
+/// RFC 4861 §6.2.6 as the Active router with `--router-advert`: a host's
+/// Router Solicitation (sent when b re-enables IPv6 on its interface) is
+/// received, validated and answered: lb-vrrpd counts it, an RA from the
+/// virtual link-local address follows it on the wire, and b gets its
+/// default route back.
+#[test]
+fn netns_driver_answers_router_solicitation() {
+    let Some(lab) = lab_or_skip!("vrrprs", "tcpdump") else {
+        return;
+    };
+    let (a, b) = setup(&lab);
+    b.sysctl("net.ipv6.conf.eth0.forwarding", "0").unwrap();
+    b.sysctl("net.ipv6.conf.eth0.accept_ra", "1").unwrap();
+    let default_route = || b.ip(["-6", "route", "show", "default"]).unwrap_or_default();
+    let mut ours = lb(
+        &lab,
+        &a,
+        &[
+            "--src",
+            "fe80::a",
+            "--priority",
+            "255",
+            "--vip",
+            "fe80::100",
+            "--vip",
+            "2001:db8::100",
+            "--router-advert",
+        ],
+    );
+    wait_for("b's default route (takeover RA)", LIMIT, &[&ours], || {
+        default_route().contains("via fe80::100 dev eth0")
+    });
+    let (mut dump, pcap) = capture_with(&lab, &b, "rs", "icmp6");
+    // Re-enabling IPv6 flushes b's routes and makes it solicit routers.
+    b.sysctl("net.ipv6.conf.eth0.disable_ipv6", "1").unwrap();
+    assert!(!default_route().contains("fe80::100"));
+    b.sysctl("net.ipv6.conf.eth0.accept_ra", "1").unwrap();
+    b.sysctl("net.ipv6.conf.eth0.disable_ipv6", "0").unwrap();
+    wait_for("b's default route again", LIMIT, &[&ours], || {
+        default_route().contains("via fe80::100 dev eth0")
+    });
+    ours.proc.terminate().unwrap();
+    ours.proc.wait().unwrap();
+    // Let tcpdump read what the kernel already queued for it.
+    std::thread::sleep(Duration::from_millis(500));
+    dump.terminate().unwrap();
+    dump.wait().unwrap();
+    let log = ours.log();
+    let solicited: u64 = log
+        .lines()
+        .find_map(|l| l.split("router_solicitations=").nth(1))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no COUNTERS line\n{log}"));
+    assert!(solicited >= 1, "no Router Solicitation handled\n{log}");
+    // On the wire: b's solicitation, then our advertisement.
+    let frames = pcap_frames(&pcap);
+    let icmp_type =
+        |f: &Vec<u8>| (f.len() > 54 && f[12..14] == [0x86, 0xdd] && f[20] == 58).then(|| f[54]);
+    let rs_at = frames
+        .iter()
+        .position(|f| icmp_type(f) == Some(133))
+        .expect("b sent a Router Solicitation");
+    assert!(
+        frames[rs_at..]
+            .iter()
+            .any(|f| icmp_type(f) == Some(134) && f[22..38] == vll_octets()),
+        "no Router Advertisement after the solicitation:\n{}",
+        String::from_utf8_lossy(
+            &std::process::Command::new("tcpdump")
+                .arg("-r")
+                .arg(&pcap)
+                .args(["-n", "-e"])
+                .output()
+                .unwrap()
+                .stdout
+        )
+    );
+}
+
+fn vll_octets() -> [u8; 16] {
+    "fe80::100".parse::<Ipv6Addr>().unwrap().octets()
+}
+
+/// Accept_Mode (RFC 9568 §6.4.3). By default (true, as keepalived) a host
+/// on the link pings the VIP. With `--no-accept` the non-owner Master holds
+/// the VIPs but drops traffic to them (nftables table `inet lb_vrrp`), while
+/// IPv6 neighbour discovery for the VIP still works (NS/NA exempt). Leaving
+/// Master (a higher-priority router preempts) and a graceful stop remove the
+/// drop.
+#[test]
+fn netns_driver_accept_mode() {
+    let Some(lab) = lab_or_skip!("vrrpacc", "nft", "ping") else {
+        return;
+    };
+    let (a, b) = setup(&lab);
+    // Global addresses so that b can reach the IPv6 VIP and a can answer.
+    a.add_addr("eth0", "2001:db8::1".parse::<Ipv6Addr>().unwrap(), 64)
+        .unwrap();
+    b.add_addr("eth0", "2001:db8::2".parse::<Ipv6Addr>().unwrap(), 64)
+        .unwrap();
+    let v4_args = [
+        "--src",
+        "10.0.0.1",
+        "--priority",
+        "150",
+        "--interval",
+        "20",
+        "--vip",
+        "10.0.0.100",
+    ];
+    let v6_args = [
+        "--src",
+        "fe80::a",
+        "--priority",
+        "150",
+        "--interval",
+        "20",
+        "--vip",
+        "2001:db8::100",
+    ];
+    let set = |name: &str| {
+        a.run("nft", ["list", "set", "inet", "lb_vrrp", name])
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    // 1. Accept_Mode True (the default): the VIPs answer.
+    let mut v4 = lb(&lab, &a, &v4_args);
+    let mut v6 = lb(&lab, &a, &v6_args);
+    wait_for("Masters", LIMIT, &[&v4, &v6], || {
+        has(&a, VIP4) && has(&a, VIP6)
+    });
+    b.ping_wait(VIP4, Duration::from_secs(5))
+        .expect("accept mode: the IPv4 VIP answers");
+    b.ping_wait(VIP6, Duration::from_secs(5))
+        .expect("accept mode: the IPv6 VIP answers");
+    assert!(!set("vips4").contains("10.0.0.100"));
+    v4.proc.terminate().unwrap();
+    v6.proc.terminate().unwrap();
+    v4.proc.wait().unwrap();
+    v6.proc.wait().unwrap();
+    let _ = b.ip(["-6", "neigh", "flush", "dev", "eth0"]);
+    // 2. Accept_Mode False: the VIPs are held but do not answer.
+    let no_accept = |args: &[&str]| {
+        let mut v = args.to_vec();
+        v.push("--no-accept");
+        lb(&lab, &a, &v)
+    };
+    let mut v4 = no_accept(&v4_args);
+    let mut v6 = no_accept(&v6_args);
+    wait_for("Masters", LIMIT, &[&v4, &v6], || {
+        has(&a, VIP4) && has(&a, VIP6)
+    });
+    assert!(set("vips4").contains("10.0.0.100"), "{}", set("vips4"));
+    assert!(set("vips6").contains("2001:db8::100"), "{}", set("vips6"));
+    assert!(
+        b.ping_wait(VIP4, Duration::from_secs(2)).is_err(),
+        "the IPv4 VIP answered with Accept_Mode False"
+    );
+    assert!(
+        b.ping_wait(VIP6, Duration::from_secs(2)).is_err(),
+        "the IPv6 VIP answered with Accept_Mode False"
+    );
+    // Neighbour discovery for the VIP was not dropped: b resolved it to a's MAC.
+    let mac = a
+        .mac("eth0")
+        .unwrap()
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    let neigh = b
+        .ip(["-6", "neigh", "show", "2001:db8::100", "dev", "eth0"])
+        .unwrap_or_default();
+    assert!(neigh.contains(&mac), "NS/NA for the VIP: {neigh:?}");
+    // 3. Leaving Master: a higher-priority router on b preempts, a's drop goes.
+    let hi = lb(
+        &lab,
+        &b,
+        &[
+            "--src",
+            "10.0.0.2",
+            "--priority",
+            "200",
+            "--interval",
+            "20",
+            "--vip",
+            "10.0.0.100",
+        ],
+    );
+    wait_for("a leaves Master", LIMIT, &[&v4, &hi], || !has(&a, VIP4));
+    wait_for("a's IPv4 drop removed", LIMIT, &[&v4], || {
+        !set("vips4").contains("10.0.0.100")
+    });
+    assert!(has(&b, VIP4));
+    // 4. Graceful stop: the IPv6 drop goes with the address.
+    v6.proc.terminate().unwrap();
+    v6.proc.wait().unwrap();
+    assert!(!has(&a, VIP6));
+    assert!(!set("vips6").contains("2001:db8::100"), "{}", set("vips6"));
+    v4.proc.terminate().unwrap();
+    v4.proc.wait().unwrap();
+}
+
+/// RFC 9568 §8.4.2 interop mode against a VRRPv2 keepalived: lb-vrrpd (v3
+/// with `--v2-interop`) sends both versions; keepalived follows our VRRPv2
+/// advertisements, we follow its. (1) We win by priority; (2) a
+/// higher-priority keepalived preempts us and we stay Backup; (3) its
+/// graceful stop (VRRPv2 priority 0) hands the VIP back. VIP on exactly one
+/// node after each step; the wire: keepalived's packets pass our validation,
+/// tcpdump decodes ours in both versions.
+#[test]
+fn netns_keepalived_v2_interop_mode() {
+    let Some(lab) = lab_or_skip!("vrrpmix", "keepalived", "tcpdump") else {
+        return;
+    };
+    let (a, b) = setup(&lab);
+    let (mut dump, pcap) = capture(&lab, &b);
+    let instance = |prio: u8| {
+        format!(
+            "  state BACKUP\n  priority {prio}\n  advert_int 1\n  virtual_ipaddress {{\n    10.0.0.100/32\n  }}"
+        )
+    };
+    let ka = keepalived(&lab, &b, 2, &instance(100));
+    let ours = lb(
+        &lab,
+        &a,
+        &[
+            "--src",
+            "10.0.0.1",
+            "--priority",
+            "150",
+            "--interval",
+            "100",
+            "--v2-interop",
+            "--vip",
+            "10.0.0.100",
+        ],
+    );
+    // 1. We win.
+    wait_for("lb-vrrpd Master", LIMIT, &[&ours, &ka], || {
+        ours.log().contains("STATE Backup Master")
+    });
+    wait_for("keepalived Backup", LIMIT, &[&ours, &ka], || {
+        ka.log().contains("Entering BACKUP STATE")
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(has(&a, VIP4) && !has(&b, VIP4), "VIP on a only");
+    assert!(!ka.log().contains("Entering MASTER STATE"), "{}", ka.log());
+    // 2. A higher-priority keepalived preempts; we follow its VRRPv2 adverts.
+    drop(ka);
+    let mut ka = keepalived(&lab, &b, 2, &instance(200));
+    wait_for("keepalived Master", LIMIT, &[&ours, &ka], || has(&b, VIP4));
+    wait_for("lb-vrrpd Backup", LIMIT, &[&ours, &ka], || {
+        ours.log().contains("STATE Master Backup")
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(has(&b, VIP4) && !has(&a, VIP4), "VIP on b only");
+    assert_eq!(
+        ours.log().matches("STATE Backup Master").count(),
+        1,
+        "we must stay Backup behind a VRRPv2 Master\n{}",
+        ours.log()
+    );
+    // 3. keepalived stops gracefully: its VRRPv2 priority 0 hands over.
+    ka.proc.terminate().unwrap();
+    ka.proc.wait().unwrap();
+    wait_for(
+        "lb-vrrpd Master after priority 0",
+        LIMIT,
+        &[&ours, &ka],
+        || has(&a, VIP4),
+    );
+    assert!(!has(&b, VIP4));
+    std::thread::sleep(Duration::from_secs(1));
+    dump.terminate().unwrap();
+    dump.wait().unwrap();
+    drop(ours);
+    // keepalived's VRRPv2 packets pass our validation in interop mode.
+    let mut cfg = lb_vrrp::Config::new(lb_vrrp::wire::Version::V3, 51, IpAddr::V4(A4));
+    cfg.virtual_addresses = vec![IpAddr::V4(VIP4)];
+    cfg.v2_interop = true;
+    let mut checker = lb_vrrp::VirtualRouter::new(cfg).unwrap();
+    checker.handle_startup(lb_vrrp::Instant::ZERO);
+    let mut theirs = Vec::new();
+    for (src, dst, ttl, payload) in pcap_vrrp(&pcap) {
+        if src != IpAddr::V4(B4) {
+            continue;
+        }
+        assert_eq!(payload[0] >> 4, 2, "keepalived sent VRRPv2");
+        checker.handle_packet(
+            lb_vrrp::Instant::ZERO,
+            lb_vrrp::RxMeta { src, dst, ttl },
+            &payload,
+        );
+        assert_eq!(checker.counters().total_discards(), 0, "{payload:02x?}");
+        theirs.push(payload[2]);
+    }
+    // Its Master advertisements (step 2) and its priority 0 (step 3); at 100
+    // (step 1) it was Backup and silent.
+    for p in [0u8, 200] {
+        assert!(theirs.contains(&p), "keepalived priority {p}: {theirs:?}");
+    }
+    // tcpdump decodes ours in both versions.
+    let out = std::process::Command::new("tcpdump")
+        .args(["-r"])
+        .arg(&pcap)
+        .args(["-v", "-n"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let ours: Vec<&str> = text.lines().filter(|l| l.contains("10.0.0.1 > ")).collect();
+    for v in [
+        "VRRPv2, Advertisement, vrid 51, prio 150",
+        "VRRPv3, Advertisement, vrid 51, prio 150",
+    ] {
+        assert!(ours.iter().any(|l| l.contains(v)), "no {v:?} in\n{text}");
+    }
+    for l in &ours {
+        assert!(!l.contains("bad") && !l.contains("[|vrrp]"), "tcpdump: {l}");
+        assert!(l.contains("addrs: 10.0.0.100"), "tcpdump: {l}");
+    }
+}
+
 // ===== The interop matrix: election, SIGKILL failover, nopreempt and the
 // priority-0 handoff in both directions, with the wire decoded by both sides.
 
@@ -638,6 +1063,9 @@ fn netns_driver_link_down_is_fault() {
 struct Cell {
     version: u8,
     v6: bool,
+    /// Unicast peers on both sides (keepalived `unicast_src_ip` /
+    /// `unicast_peer`, lb-vrrpd `--unicast-peer`) instead of the group.
+    unicast: bool,
 }
 
 impl Cell {
@@ -664,8 +1092,17 @@ impl Cell {
         } else {
             "10.0.0.100/32"
         };
+        let unicast = if self.unicast {
+            format!(
+                "  unicast_src_ip {}\n  unicast_peer {{\n    {}\n  }}\n",
+                self.theirs(),
+                self.ours()
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "  state BACKUP\n  priority {priority}\n  advert_int {}\n{extra}  virtual_ipaddress {{\n    {vip}\n  }}",
+            "  state BACKUP\n  priority {priority}\n  advert_int {}\n{unicast}{extra}  virtual_ipaddress {{\n    {vip}\n  }}",
             self.intervals().0
         )
     }
@@ -682,6 +1119,9 @@ impl Cell {
             "--vip".into(),
             self.vip().to_string(),
         ];
+        if self.unicast {
+            v.extend(["--unicast-peer".into(), self.theirs().to_string()]);
+        }
         v.extend(extra.iter().map(|s| s.to_string()));
         v
     }
@@ -694,14 +1134,21 @@ fn lb_owned(lab: &Lab, host: &Host, args: &[String]) -> Daemon {
 
 /// `tcpdump -w` of VRRP on `host`'s eth0 into the lab directory.
 fn capture(lab: &Lab, host: &Host) -> (Process, PathBuf) {
+    capture_with(lab, host, "vrrp", "ip proto 112 or ip6 proto 112")
+}
+
+/// `tcpdump -w` of `filter` on `host`'s eth0 into `<host>-<tag>.pcap` in the lab directory.
+fn capture_with(lab: &Lab, host: &Host, tag: &str, filter: &str) -> (Process, PathBuf) {
     let file = lab
         .dir()
         .unwrap()
-        .join(format!("{}-vrrp.pcap", host.name()));
+        .join(format!("{}-{tag}.pcap", host.name()));
     let mut cmd = host.command("tcpdump");
-    cmd.args(["-i", "eth0", "-U", "-n", "-w"])
+    // --immediate-mode: hand each packet to tcpdump at once (not in blocks
+    // that a prompt SIGTERM would leave unread).
+    cmd.args(["-i", "eth0", "-U", "--immediate-mode", "-n", "-w"])
         .arg(&file)
-        .arg("ip proto 112 or ip6 proto 112")
+        .arg(filter)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     let p = Process::spawn(cmd).unwrap();
@@ -710,8 +1157,8 @@ fn capture(lab: &Lab, host: &Host) -> (Process, PathBuf) {
     (p, file)
 }
 
-/// The VRRP packets of a pcap file (Ethernet link type): (source, TTL, payload).
-fn pcap_vrrp(file: &std::path::Path) -> Vec<(IpAddr, IpAddr, u8, Vec<u8>)> {
+/// The Ethernet frames of a pcap file.
+fn pcap_frames(file: &std::path::Path) -> Vec<Vec<u8>> {
     let data = std::fs::read(file).unwrap();
     assert!(data.len() >= 24, "pcap too short");
     let le = data[..4] == [0xd4, 0xc3, 0xb2, 0xa1];
@@ -727,8 +1174,16 @@ fn pcap_vrrp(file: &std::path::Path) -> Vec<(IpAddr, IpAddr, u8, Vec<u8>)> {
     let mut off = 24;
     while off + 16 <= data.len() {
         let caplen = u32_at(off + 8) as usize;
-        let frame = &data[off + 16..(off + 16 + caplen).min(data.len())];
+        out.push(data[off + 16..(off + 16 + caplen).min(data.len())].to_vec());
         off += 16 + caplen;
+    }
+    out
+}
+
+/// The VRRP packets of a pcap file (Ethernet link type): (source, destination, TTL, payload).
+fn pcap_vrrp(file: &std::path::Path) -> Vec<(IpAddr, IpAddr, u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    for frame in pcap_frames(file) {
         if frame.len() < 14 {
             continue;
         }
@@ -747,6 +1202,28 @@ fn pcap_vrrp(file: &std::path::Path) -> Vec<(IpAddr, IpAddr, u8, Vec<u8>)> {
             }
             _ => {}
         }
+    }
+    out
+}
+
+/// A captured ICMPv6 message: (source MAC, source, destination, Hop Limit, message).
+type Icmp6Capture = ([u8; 6], Ipv6Addr, Ipv6Addr, u8, Vec<u8>);
+
+/// The ICMPv6 Router Advertisements of a pcap file.
+fn pcap_router_adverts(file: &std::path::Path) -> Vec<Icmp6Capture> {
+    let mut out = Vec::new();
+    for frame in pcap_frames(file) {
+        if frame.len() < 14 + 40 + 16 || frame[12..14] != [0x86, 0xdd] {
+            continue;
+        }
+        let ip = &frame[14..];
+        if ip[6] != 58 || ip[40] != 134 {
+            continue;
+        }
+        let mac = <[u8; 6]>::try_from(&frame[6..12]).unwrap();
+        let src = Ipv6Addr::from(<[u8; 16]>::try_from(&ip[8..24]).unwrap());
+        let dst = Ipv6Addr::from(<[u8; 16]>::try_from(&ip[24..40]).unwrap());
+        out.push((mac, src, dst, ip[7], ip[40..].to_vec()));
     }
     out
 }
@@ -944,6 +1421,7 @@ fn netns_keepalived_matrix_v2_ipv4() {
         Cell {
             version: 2,
             v6: false,
+            unicast: false,
         },
     );
 }
@@ -958,6 +1436,7 @@ fn netns_keepalived_matrix_v3_ipv4() {
         Cell {
             version: 3,
             v6: false,
+            unicast: false,
         },
     );
 }
@@ -972,6 +1451,41 @@ fn netns_keepalived_matrix_v3_ipv6() {
         Cell {
             version: 3,
             v6: true,
+            unicast: false,
+        },
+    );
+}
+
+/// The matrix with unicast peers on both sides, VRRPv2 (the multicast cells
+/// above; v3/IPv4 unicast is `netns_keepalived_unicast_peers`).
+#[test]
+fn netns_keepalived_matrix_v2_ipv4_unicast() {
+    let Some(lab) = lab_or_skip!("vrrpu2", "keepalived", "tcpdump") else {
+        return;
+    };
+    matrix(
+        &lab,
+        Cell {
+            version: 2,
+            v6: false,
+            unicast: true,
+        },
+    );
+}
+
+/// The matrix with unicast peers on both sides, v3 over IPv6 (link-local
+/// peers, keepalived's pseudo-header with the unicast destination).
+#[test]
+fn netns_keepalived_matrix_v3_ipv6_unicast() {
+    let Some(lab) = lab_or_skip!("vrrpu6", "keepalived", "tcpdump") else {
+        return;
+    };
+    matrix(
+        &lab,
+        Cell {
+            version: 3,
+            v6: true,
+            unicast: true,
         },
     );
 }
@@ -1018,6 +1532,7 @@ fn netns_keepalived_v2_ipv4_failover_after_sigkill() {
         Cell {
             version: 2,
             v6: false,
+            unicast: false,
         },
     );
 }
@@ -1032,6 +1547,7 @@ fn netns_keepalived_v3_ipv6_failover_after_sigkill() {
         Cell {
             version: 3,
             v6: true,
+            unicast: false,
         },
     );
 }

@@ -30,6 +30,7 @@ fn home(keyword: &str) -> Option<Ctx> {
         | "virtual_server"
         | "virtual_server_group"
         | "track_file"
+        | "fwmark_rules"
         | "static_ipaddress"
         | "static_routes"
         | "static_rules"
@@ -369,6 +370,10 @@ impl Builder {
                 "track_file" => {
                     let v = self.track_file(s)?;
                     cfg.track_files.push(v);
+                }
+                "fwmark_rules" => {
+                    let v = self.fwmark_rules(s)?;
+                    cfg.fwmark_rules.extend(v);
                 }
                 _ if home(&s.keyword.text) == Some(Ctx::Top) => {
                     self.warn(
@@ -792,6 +797,19 @@ impl Builder {
             g.ranges.push((first, count, port));
         }
         Ok(g)
+    }
+
+    /// `fwmark_rules { PROTO [saddr P] daddr P [dport PORTS] mark N … }`,
+    /// one rule per line.
+    fn fwmark_rules(&mut self, s: &Stmt) -> R<Vec<FwmarkRule>> {
+        if let Some(w) = s.args.first() {
+            return bad(w, "fwmark_rules", "a '{' block (it takes no name)");
+        }
+        let mut out = Vec::new();
+        for (proto, fields) in self.items(s)? {
+            out.push(fwmark_rule(proto, fields)?);
+        }
+        Ok(out)
     }
 
     fn method(&mut self, c: &Stmt) -> R<LvsMethod> {
@@ -1477,8 +1495,146 @@ impl Builder {
                 self.warn(&vs.pos, "virtual_server has no real_server");
             }
         }
+        // A mark no virtual server serves: the rule would mark packets for
+        // nothing, so the dataplanes never install it.
+        let served = |m: u32| {
+            cfg.virtual_servers.iter().any(|vs| match &vs.key {
+                VsKey::Fwmark(x) => *x == m,
+                VsKey::Group(g) => cfg
+                    .virtual_server_groups
+                    .iter()
+                    .any(|x| &x.name == g && x.fwmarks.contains(&m)),
+                VsKey::Addr { .. } => false,
+            })
+        };
+        for r in &cfg.fwmark_rules {
+            if !served(r.rule.mark) {
+                self.warn(
+                    &r.pos,
+                    format!(
+                        "fwmark_rules: no virtual_server serves mark {}; the rule is not installed",
+                        r.rule.mark
+                    ),
+                );
+            }
+        }
         Ok(())
     }
+}
+
+/// `ADDR[/LEN]` with its host bits cleared.
+fn net_prefix(w: &Word, keyword: &str) -> R<(IpAddr, u8)> {
+    let (addr, len) = ip_prefix(w, keyword)?;
+    let net = match addr {
+        IpAddr::V4(a) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+            IpAddr::V4((u32::from(a) & mask).into())
+        }
+        IpAddr::V6(a) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+            IpAddr::V6((u128::from(a) & mask).into())
+        }
+    };
+    Ok((net, len))
+}
+
+/// `80,443,10000:20000` (iptables `multiport` syntax). An error stands at
+/// the offending item, not at the start of the list.
+fn port_list(w: &Word) -> R<Vec<(u16, u16)>> {
+    let mut out = Vec::new();
+    let mut col = w.pos.col;
+    for item in w.text.split(',') {
+        let at = Word {
+            text: item.to_owned(),
+            pos: Pos::new(w.pos.file.clone(), w.pos.line, col),
+        };
+        let port = |t: &str| t.parse::<u16>().ok();
+        let range = match item.split_once(':') {
+            Some((lo, hi)) => port(lo).zip(port(hi)),
+            None => port(item).map(|p| (p, p)),
+        };
+        match range {
+            Some((lo, hi)) if lo <= hi => out.push((lo, hi)),
+            _ => return bad(&at, "dport", "a port or LOW:HIGH range within 0-65535"),
+        }
+        col += item.chars().count() as u32 + 1;
+    }
+    Ok(out)
+}
+
+/// One `fwmark_rules` line: the protocol, then `saddr`, `daddr`, `dport`
+/// and `mark` with their values, in any order, each at most once.
+fn fwmark_rule(proto: &Word, fields: &[Word]) -> R<FwmarkRule> {
+    let protocol = match proto.text.to_ascii_lowercase().as_str() {
+        "tcp" => Some(Protocol::Tcp),
+        "udp" => Some(Protocol::Udp),
+        "sctp" => Some(Protocol::Sctp),
+        "all" => None,
+        _ => {
+            return bad(
+                proto,
+                "fwmark_rules",
+                "a rule: tcp, udp, sctp or all, then its fields",
+            );
+        }
+    };
+    let (mut saddr, mut daddr, mut dports, mut mark) = (None, None, None, None);
+    let mut seen: Vec<&str> = Vec::new();
+    let mut it = fields.iter();
+    while let Some(f) = it.next() {
+        let name = f.text.as_str();
+        if !["saddr", "daddr", "dport", "mark"].contains(&name) {
+            return bad(f, "fwmark_rules", "saddr, daddr, dport or mark");
+        }
+        if seen.contains(&name) {
+            return err(
+                &f.pos,
+                ErrorKind::Conflict(format!("'{name}' given twice in one fwmark rule")),
+            );
+        }
+        seen.push(name);
+        let Some(v) = it.next() else {
+            return err(&f.pos, ErrorKind::MissingValue(name.to_owned()));
+        };
+        match name {
+            "saddr" => saddr = Some((net_prefix(v, "saddr")?, &f.pos)),
+            "daddr" => daddr = Some(net_prefix(v, "daddr")?),
+            "dport" => {
+                if protocol.is_none() {
+                    return err(
+                        &f.pos,
+                        ErrorKind::Conflict("'dport' needs protocol tcp, udp or sctp".into()),
+                    );
+                }
+                dports = Some(port_list(v)?);
+            }
+            _ => mark = Some(num_word(v, "mark", 1, i64::from(u32::MAX))? as u32),
+        }
+    }
+    let Some(daddr) = daddr else {
+        return err(&proto.pos, ErrorKind::MissingValue("daddr".into()));
+    };
+    let Some(mark) = mark else {
+        return err(&proto.pos, ErrorKind::MissingValue("mark".into()));
+    };
+    if let Some(((s, _), at)) = saddr
+        && s.is_ipv4() != daddr.0.is_ipv4()
+    {
+        return err(
+            at,
+            ErrorKind::Conflict("saddr and daddr mix IPv4 and IPv6".into()),
+        );
+    }
+    Ok(FwmarkRule {
+        pos: proto.pos.clone(),
+        rule: MarkRule {
+            protocol,
+            saddr: saddr.map(|(p, _)| p),
+            daddr,
+            dports: dports.unwrap_or_default(),
+            mark,
+        },
+    })
 }
 
 fn hex_bytes(t: &str) -> Option<Vec<u8>> {

@@ -8,6 +8,10 @@
 //! `}`, the error points at the line before which it is missing: the first
 //! keyword that can only belong to an enclosing block.
 //!
+//! One extension: top-level `fwmark_rules { … }` blocks, the marking rules
+//! of fwmark services ([`FwmarkRule`]), which keepalived leaves to iptables
+//! and skips as an unknown keyword.
+//!
 //! ```
 //! let cfg = lb_examples::config::parse_str("inline.conf", r#"
 //! vrrp_instance VI_1 {

@@ -26,6 +26,36 @@ pub struct Config {
     pub virtual_servers: Vec<VirtualServer>,
     /// Top-level `track_file NAME { file PATH; weight N; init_file [V] }` blocks.
     pub track_files: Vec<TrackFile>,
+    /// The director's `fwmark_rules { … }` blocks (an extension keepalived
+    /// skips as unknown), every rule in file order: the first match wins.
+    pub fwmark_rules: Vec<FwmarkRule>,
+}
+
+/// One line of a `fwmark_rules` block, the director's spelling of an
+/// iptables mangle `MARK` rule:
+/// `PROTO [saddr PREFIX] daddr PREFIX [dport PORTS] mark N`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FwmarkRule {
+    /// Where it is written.
+    pub pos: Pos,
+    /// What it matches and the mark it sets.
+    pub rule: MarkRule,
+}
+
+/// What a [`FwmarkRule`] matches and the mark it sets (unset fields match
+/// anything).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MarkRule {
+    /// `tcp`, `udp`, `sctp`; `None` for `all`.
+    pub protocol: Option<Protocol>,
+    /// `saddr ADDR[/LEN]`, host bits cleared.
+    pub saddr: Option<(IpAddr, u8)>,
+    /// `daddr ADDR[/LEN]`, host bits cleared.
+    pub daddr: (IpAddr, u8),
+    /// `dport 80,443,10000:20000`: inclusive ranges; empty for any port.
+    pub dports: Vec<(u16, u16)>,
+    /// `mark N` (1..2³²−1).
+    pub mark: u32,
 }
 
 /// A top-level `track_file` block, shared by VRRP tracking and `FILE_CHECK`.

@@ -52,6 +52,194 @@ fn seed_fwmark_dr() {
     let common = &vs.real_servers[1].checkers[0].common;
     assert_eq!(common.retry, Some(3));
     assert_eq!(common.delay_before_retry, Some(Duration::from_secs(2)));
+    assert_eq!(
+        c.fwmark_rules.iter().map(|r| &r.rule).collect::<Vec<_>>(),
+        [&MarkRule {
+            protocol: Some(Protocol::Tcp),
+            saddr: None,
+            daddr: (ip("192.168.1.100"), 32),
+            dports: vec![(80, 80), (443, 443)],
+            mark: 100,
+        }]
+    );
+}
+
+#[test]
+fn fwmark_rules_blocks() {
+    let l = ok(r#"
+virtual_server_group MARKS {
+    fwmark 21
+}
+fwmark_rules {
+    tcp daddr 192.0.2.1 dport 80,443 mark 100
+    TCP saddr 198.51.100.77/24 daddr 192.0.2.1 dport 21,10000:20000 mark 21
+}
+fwmark_rules {
+    all mark 7 daddr 2001:db8::1/64
+    udp daddr 192.0.2.0/24 mark 100
+}
+virtual_server fwmark 100 {
+    lb_kind DR
+    real_server 10.0.0.1 80 {
+    }
+}
+virtual_server group MARKS {
+    lb_kind DR
+    persistence_timeout 60
+    real_server 10.0.0.2 0 {
+    }
+}
+"#);
+    let r: Vec<&MarkRule> = l.config.fwmark_rules.iter().map(|r| &r.rule).collect();
+    assert_eq!(r.len(), 4);
+    assert_eq!(
+        r[1],
+        &MarkRule {
+            protocol: Some(Protocol::Tcp),
+            saddr: Some((ip("198.51.100.0"), 24)),
+            daddr: (ip("192.0.2.1"), 32),
+            dports: vec![(21, 21), (10000, 20000)],
+            mark: 21,
+        }
+    );
+    assert_eq!(
+        (r[2].protocol, r[2].daddr, r[2].dports.is_empty()),
+        (None, (ip("2001:db8::"), 64), true)
+    );
+    assert_eq!(l.config.fwmark_rules[3].pos.line, 11);
+    // Mark 7 has no virtual server: a warning at its rule, nothing fatal.
+    assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
+    assert_eq!((l.warnings[0].pos.line, l.warnings[0].pos.col), (10, 5));
+    assert!(
+        l.warnings[0].message.contains("mark 7"),
+        "{}",
+        l.warnings[0]
+    );
+}
+
+/// Each malformed rule gives its error class at the offending word (an
+/// item of a port list at the item), and `--config-test` exits 3.
+#[test]
+fn fwmark_rules_errors_name_line_and_column() {
+    let conf = |rule: &str| format!("fwmark_rules {{\n    {rule}\n}}\n");
+    let bad_value = |kw: &str| {
+        let kw = kw.to_owned();
+        move |k: &ErrorKind| matches!(k, ErrorKind::BadValue { keyword, .. } if *keyword == kw)
+    };
+    type Check = Box<dyn Fn(&ErrorKind) -> bool>;
+    let cases: Vec<(&str, u32, Check)> = vec![
+        (
+            "icmp daddr 10.0.0.1 mark 1",
+            5,
+            Box::new(bad_value("fwmark_rules")),
+        ),
+        (
+            "tcp daddr 10.0.0.1 dport 80,x mark 1",
+            33,
+            Box::new(bad_value("dport")),
+        ),
+        (
+            "tcp daddr 10.0.0.1 dport 80,20:10 mark 1",
+            33,
+            Box::new(bad_value("dport")),
+        ),
+        (
+            "tcp daddr 10.0.0.1 dport 70000 mark 1",
+            30,
+            Box::new(bad_value("dport")),
+        ),
+        (
+            "tcp daddr 10.0.0.1 dport 80, mark 1",
+            33,
+            Box::new(bad_value("dport")),
+        ),
+        (
+            "tcp daddr 10.0.0.300 mark 1",
+            15,
+            Box::new(bad_value("daddr")),
+        ),
+        (
+            "tcp daddr 10.0.0.1/33 mark 1",
+            15,
+            Box::new(bad_value("daddr")),
+        ),
+        (
+            "tcp saddr nowhere daddr 10.0.0.1 mark 1",
+            15,
+            Box::new(bad_value("saddr")),
+        ),
+        ("tcp daddr 10.0.0.1 mark 0", 29, Box::new(bad_value("mark"))),
+        (
+            "tcp daddr 10.0.0.1 mark 4294967296",
+            29,
+            Box::new(bad_value("mark")),
+        ),
+        (
+            "tcp daddr 10.0.0.1 port 80 mark 1",
+            24,
+            Box::new(bad_value("fwmark_rules")),
+        ),
+        (
+            "tcp daddr 10.0.0.1 mark",
+            24,
+            Box::new(|k| *k == ErrorKind::MissingValue("mark".into())),
+        ),
+        (
+            "tcp dport 80 mark 1",
+            5,
+            Box::new(|k| *k == ErrorKind::MissingValue("daddr".into())),
+        ),
+        (
+            "tcp daddr 10.0.0.1",
+            5,
+            Box::new(|k| *k == ErrorKind::MissingValue("mark".into())),
+        ),
+        (
+            "all daddr 10.0.0.1 dport 80 mark 1",
+            24,
+            Box::new(|k| matches!(k, ErrorKind::Conflict(m) if m.contains("dport"))),
+        ),
+        (
+            "tcp saddr 2001:db8::/32 daddr 10.0.0.1 mark 1",
+            9,
+            Box::new(|k| matches!(k, ErrorKind::Conflict(m) if m.contains("IPv6"))),
+        ),
+        (
+            "tcp daddr 10.0.0.1 daddr 10.0.0.2 mark 1",
+            24,
+            Box::new(|k| matches!(k, ErrorKind::Conflict(m) if m.contains("twice"))),
+        ),
+    ];
+    for (rule, col, check) in &cases {
+        let r = parse_str("t.conf", &conf(rule));
+        assert_eq!(config_test_exit_code(&r), 3, "{rule}");
+        let e = r.unwrap_err();
+        assert_eq!((e.pos.line, e.pos.col), (2, *col), "{rule}: {e}");
+        assert!(check(&e.kind), "{rule}: {e}");
+        assert!(
+            e.to_string().starts_with(&format!("t.conf:2:{col}: ")),
+            "{e}"
+        );
+    }
+    // Block structure: a name, a missing block, a nested block, a missing `}`.
+    let e = fail("fwmark_rules web {\n}\n");
+    assert_eq!((e.pos.line, e.pos.col), (1, 14), "{e}");
+    assert_eq!(
+        fail("fwmark_rules\n").kind,
+        ErrorKind::MissingBlock("fwmark_rules".into())
+    );
+    let e = fail("fwmark_rules {\n    tcp daddr 10.0.0.1 mark 1 {\n    }\n}\n");
+    assert!(matches!(e.kind, ErrorKind::UnclosedBlock { .. }), "{e}");
+    let e = fail("fwmark_rules {\n    tcp daddr 10.0.0.1 mark 1\nvirtual_server fwmark 1 {\n}\n");
+    assert_eq!(e.pos.line, 3, "{e}");
+    assert!(
+        matches!(e.kind, ErrorKind::UnclosedBlock { ref keyword, opened: 1, .. } if keyword == "fwmark_rules"),
+        "{e}"
+    );
+    // Inside another block it is a misplaced top-level block.
+    let e = fail("virtual_server fwmark 1 {\n lb_kind DR\nfwmark_rules {\n}\n}\n");
+    assert_eq!(e.pos.line, 3, "{e}");
+    assert!(matches!(e.kind, ErrorKind::UnclosedBlock { .. }), "{e}");
 }
 
 #[test]
@@ -468,6 +656,30 @@ mod props {
             if let Err(e) = parse_str("p.conf", &text) {
                 let lines = text.lines().count() as u32;
                 prop_assert!(e.pos.line <= lines.max(1), "{e}");
+            }
+        }
+
+        /// A `fwmark_rules` line made of any arrangement of its words and
+        /// plausible or broken values gives rules or an error on that line,
+        /// never a panic; a rule that parses matches what it says.
+        #[test]
+        fn fwmark_rule_lines(words in proptest::collection::vec(prop_oneof![
+            Just("tcp"), Just("udp"), Just("all"), Just("sctp"), Just("saddr"), Just("daddr"),
+            Just("dport"), Just("mark"), Just("10.0.0.1"), Just("10.0.0.0/8"), Just("::1"),
+            Just("80"), Just("80,443"), Just("1:65535"), Just("9:1"), Just("0"), Just("7"),
+            Just("x"), Just(","), Just("/"),
+        ], 0..10)) {
+            let line = words.join(" ");
+            match parse_str("p.conf", &format!("fwmark_rules {{\n{line}\n}}\n")) {
+                Ok(l) => {
+                    for r in &l.config.fwmark_rules {
+                        prop_assert!(r.rule.mark >= 1);
+                        prop_assert!(r.rule.dports.iter().all(|(a, b)| a <= b));
+                        prop_assert!(r.rule.dports.is_empty() || r.rule.protocol.is_some());
+                        prop_assert!(line.contains("daddr") && line.contains("mark"));
+                    }
+                }
+                Err(e) => prop_assert!(e.pos.line == 2 || (line.is_empty() && e.pos.line <= 3), "{e}"),
             }
         }
 

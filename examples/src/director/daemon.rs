@@ -554,10 +554,21 @@ async fn main_loop(opts: Options, cfg: Config, dataplane: Dataplane) -> i32 {
                         }
                         {
                             let mut s = lock(&st);
+                            // Forget results of checks that no longer exist
+                            // or changed (probe, timing or weight): the engine
+                            // restarts a changed check from its initial state
+                            // and reports no transition into it, so a kept
+                            // "down" would never lift. (keepalived keeps the
+                            // state when only the weight changed; here such a
+                            // down server counts as up until its restarted
+                            // check fails.)
+                            let old: HashMap<_, _> = all_checks(&s.cfg, None).into_iter().collect();
+                            let keep: std::collections::HashSet<CheckId> = all_checks(&new, None)
+                                .into_iter()
+                                .filter(|(k, c)| old.get(k) == Some(c))
+                                .map(|(k, _)| k)
+                                .collect();
                             s.cfg = new.clone();
-                            // Forget results of checks that no longer exist.
-                            let keep: std::collections::HashSet<CheckId> =
-                                all_checks(&new, None).into_iter().map(|(k, _)| k).collect();
                             s.checks.retain(|k, _| keep.contains(k));
                             s.fold_health();
                         }

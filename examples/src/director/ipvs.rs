@@ -16,7 +16,8 @@ use lb_ipvs::{
     VirtualService,
 };
 
-use super::plan::{PlannedService, SvcKey};
+use super::marks::{MarkTable, Mode};
+use super::plan::{self, PlannedService, SvcKey};
 use super::userspace::{DestStats, Shared};
 use crate::config::{LvsMethod, Protocol, TunCsum, TunType};
 
@@ -99,13 +100,16 @@ pub fn table(plan: &[PlannedService]) -> Table {
 }
 
 /// Runs the kernel dataplane until `shared.stop`: applies each new plan
-/// (services this run ever installed and no longer wanted are deleted),
-/// publishes counters, and finally applies the empty plan.
+/// (services this run ever installed and no longer wanted are deleted) and
+/// the marking rules of its fwmark services (nftables, [`super::marks`]),
+/// publishes counters, and finally applies the empty plan (which removes
+/// the marking table too).
 pub fn run(shared: Arc<Shared>) -> Result<(), String> {
     let mut client = Client::new().map_err(|e| format!("IPVS netlink: {e}"))?;
     let mut applied = u64::MAX;
     let mut ours: BTreeSet<ServiceKey> = BTreeSet::new();
     let mut last_stats = Instant::now() - Duration::from_secs(10);
+    let mut marks = MarkTable::new(Mode::Kernel);
     let apply = |client: &mut Client, plan: &[PlannedService], ours: &mut BTreeSet<ServiceKey>| {
         let want = table(plan);
         ours.extend(want.services.iter().map(|s| s.service.key));
@@ -138,6 +142,7 @@ pub fn run(shared: Arc<Shared>) -> Result<(), String> {
         };
         if let Some((generation, services)) = plan {
             apply(&mut client, &services, &mut ours);
+            marks.sync(&plan::marks(&services));
             applied = generation;
         }
         if last_stats.elapsed() >= Duration::from_millis(500) {
@@ -170,5 +175,6 @@ pub fn run(shared: Arc<Shared>) -> Result<(), String> {
     // The daemon published an empty plan before stopping us; make sure it
     // is applied.
     apply(&mut client, &[], &mut ours);
+    marks.remove();
     Ok(())
 }

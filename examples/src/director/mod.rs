@@ -6,6 +6,9 @@
 //! * [`checks`], [`vrrp`]: the configuration mapped onto `lb-health` and
 //!   `lb-vrrp` types.
 //! * [`userspace`]: the `lb-forward` dataplane, reconciling plans.
+//! * [`ipvs`]: the kernel IPVS dataplane, reconciling plans.
+//! * [`marks`]: the `fwmark_rules` of planned fwmark services, in
+//!   nftables and the forwarder's classifier.
 //! * [`daemon`]: the running director (signals, reload, status, metrics).
 //! * [`lab`]: the one-command network-namespace demonstration.
 
@@ -13,6 +16,7 @@ pub mod checks;
 pub mod daemon;
 pub mod ipvs;
 pub mod lab;
+pub mod marks;
 pub mod plan;
 pub mod privs;
 pub mod sys;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::config::{Config, LvsMethod, Protocol, RealServer, VirtualServer, VsKey};
+use crate::config::{Config, LvsMethod, MarkRule, Protocol, RealServer, VirtualServer, VsKey};
 
 /// What identifies a service in the dataplane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -55,6 +55,44 @@ pub struct PlannedService {
     pub dests: Vec<PlannedDest>,
     /// Quorum is lost (the sorry server, if any, is in `dests`).
     pub quorum_lost: bool,
+    /// The `fwmark_rules` that mark packets for this service (fwmark
+    /// services only): installed exactly while the service is planned.
+    pub marks: Vec<PlannedMark>,
+}
+
+/// A marking rule, with its place among all the configuration's rules:
+/// the first match wins across marks, so the dataplanes install the rules
+/// of every planned service merged back into this order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PlannedMark {
+    /// Index in [`Config::fwmark_rules`].
+    pub order: usize,
+    /// The rule.
+    pub rule: MarkRule,
+}
+
+/// The marking rules of a plan, in configuration order, each once (a mark
+/// served twice, by a virtual server and a group, lists its rules twice).
+///
+/// ```
+/// use std::collections::HashMap;
+/// use lb_examples::director::plan::{marks, plan, QuorumState};
+/// let cfg = lb_examples::config::parse_str("x.conf", "fwmark_rules {
+///   tcp daddr 192.0.2.1 dport 80,443 mark 7
+/// }
+/// virtual_server fwmark 7 {
+///   lb_kind DR
+///   real_server 10.0.0.1 80 { weight 1 }
+/// }").unwrap().config;
+/// let p = plan(&cfg, &HashMap::new(), true, &mut QuorumState::new());
+/// assert_eq!(marks(&p)[0].dports, [(80, 80), (443, 443)]);
+/// assert!(marks(&plan(&cfg, &HashMap::new(), false, &mut QuorumState::new())).is_empty());
+/// ```
+pub fn marks(plan: &[PlannedService]) -> Vec<MarkRule> {
+    let mut all: Vec<&PlannedMark> = plan.iter().flat_map(|p| &p.marks).collect();
+    all.sort_by_key(|m| m.order);
+    all.dedup_by_key(|m| m.order);
+    all.into_iter().map(|m| m.rule.clone()).collect()
 }
 
 /// One destination as the dataplane must hold it.
@@ -138,7 +176,7 @@ pub fn plan(
     let mut out = Vec::new();
     for vs in &cfg.virtual_servers {
         for key in expand(cfg, vs) {
-            out.push(plan_one(vs, key, health, quorum));
+            out.push(plan_one(cfg, vs, key, health, quorum));
         }
     }
     out
@@ -176,6 +214,7 @@ fn add_to(ip: IpAddr, i: u32) -> Option<IpAddr> {
 }
 
 fn plan_one(
+    cfg: &Config,
     vs: &VirtualServer,
     key: SvcKey,
     health: &HashMap<RsId, Health>,
@@ -242,6 +281,19 @@ fn plan_one(
         ops: vs.ops,
         dests,
         quorum_lost: !up,
+        marks: match key {
+            SvcKey::Fwmark(m) => cfg
+                .fwmark_rules
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.rule.mark == m)
+                .map(|(order, r)| PlannedMark {
+                    order,
+                    rule: r.rule.clone(),
+                })
+                .collect(),
+            SvcKey::Addr(..) => Vec::new(),
+        },
     }
 }
 
@@ -337,6 +389,62 @@ mod tests {
         assert!(plan(&c, &only2, true, &mut q)[0].quorum_lost);
         // 5 live: back.
         assert!(!plan(&c, &HashMap::new(), true, &mut q)[0].quorum_lost);
+    }
+
+    /// Rules follow their services: a group's fwmark entries get theirs as
+    /// a `virtual_server fwmark` does, rules of marks nobody serves are
+    /// never planned, the merged list keeps the file's order (first match
+    /// wins across marks), and a backup plans none.
+    #[test]
+    fn marks_follow_their_services() {
+        let c = crate::config::parse_str(
+            "t.conf",
+            "fwmark_rules {
+               tcp daddr 192.0.2.1 dport 21,10000:20000 mark 21
+               tcp daddr 192.0.2.1 dport 80,443 mark 100
+               udp daddr 192.0.2.9 mark 9
+               tcp daddr 192.0.2.0/24 mark 100
+             }
+             virtual_server_group G {
+               fwmark 21
+               192.0.2.5 80
+             }
+             virtual_server fwmark 100 {
+               lb_kind DR
+               real_server 10.0.0.1 80 { weight 1 }
+             }
+             virtual_server group G {
+               lb_kind DR
+               persistence_timeout 60
+               real_server 10.0.0.2 80 { weight 1 }
+             }",
+        )
+        .unwrap()
+        .config;
+        let mut q = QuorumState::new();
+        let p = plan(&c, &HashMap::new(), true, &mut q);
+        let orders = |k: SvcKey| -> Vec<usize> {
+            p.iter()
+                .find(|s| s.key == k)
+                .unwrap()
+                .marks
+                .iter()
+                .map(|m| m.order)
+                .collect()
+        };
+        assert_eq!(orders(SvcKey::Fwmark(100)), [1, 3]);
+        assert_eq!(orders(SvcKey::Fwmark(21)), [0]);
+        assert!(
+            orders(SvcKey::Addr(
+                Protocol::Tcp,
+                "192.0.2.5".parse().unwrap(),
+                80
+            ))
+            .is_empty()
+        );
+        let all: Vec<u32> = marks(&p).iter().map(|r| r.mark).collect();
+        assert_eq!(all, [21, 100, 100]);
+        assert!(marks(&plan(&c, &HashMap::new(), false, &mut q)).is_empty());
     }
 
     proptest! {

@@ -1,5 +1,5 @@
 //! The userspace dataplane: `lb-forward` on AF_PACKET, scheduling with
-//! `lb-sched`, driven by the [`plan`](super::plan).
+//! `lb-sched`, driven by the [`plan`].
 //!
 //! One thread runs [`lb_forward::driver::run`]; its `control` hook (called
 //! at least every 50 ms) applies a new plan when its generation changed —
@@ -9,7 +9,10 @@
 //! The kernel must not answer the VIP traffic the forwarder handles (it
 //! would reset TCP connections to ports it does not listen on), so the
 //! dataplane installs an nftables table `inet lb_director` dropping, on
-//! input, packets to each service's VIP and port.
+//! input, packets to each service's VIP and port. fwmark services are
+//! classified by the forwarder itself from the plan's `fwmark_rules`
+//! (`lb-sched`'s fwmark table); the traffic they match is kept from the
+//! kernel by the [`marks`] table while they are planned.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -28,7 +31,8 @@ use lb_forward::sched::DestIndex;
 use lb_forward::tunnel::{GueCsum, TunnelKind};
 use lb_sched::{SchedulerKind, ServiceFlags, SplitMix64};
 
-use super::plan::{PlannedDest, PlannedService, SvcKey};
+use super::marks::{self, MarkTable, Mode};
+use super::plan::{self, PlannedDest, PlannedService, SvcKey};
 use super::sys;
 use crate::config::{LvsMethod, Protocol, TunCsum, TunType};
 
@@ -171,6 +175,9 @@ fn reconcile(
                 }),
                 one_packet: w.ops,
             };
+            if matches!(w.key, SvcKey::Fwmark(_)) && w.marks.is_empty() {
+                tracing::warn!(service = %w.key, "no fwmark_rules mark this service's packets: the userspace dataplane will not see its traffic");
+            }
             match fwd.add_service(cfg, sched) {
                 Ok(id) => {
                     tracing::info!(service = %w.key, scheduler = %w.scheduler, "adding service");
@@ -312,6 +319,8 @@ pub fn run(ifaces: &[String], shared: Arc<Shared>) -> Result<(), String> {
     let mut last_neigh = Instant::now() - Duration::from_secs(10);
     let mut neigh: HashMap<IpAddr, [u8; 6]> = HashMap::new();
     let mut gateway_set = false;
+    let mut mark_table = MarkTable::new(Mode::Userspace);
+    let mut mark_rules = Vec::new();
     let stats = lb_forward::driver::run(&mut fwd, &socks, &shared.stop, |fwd| {
         let now = Instant::now();
         let plan = {
@@ -320,6 +329,24 @@ pub fn run(ifaces: &[String], shared: Arc<Shared>) -> Result<(), String> {
         };
         if let Some((generation, services)) = plan {
             reconcile(fwd, &mut have, &services, now);
+            let want = plan::marks(&services);
+            // The kernel's copy is dropped before the forwarder classifies
+            // it, so no connection is answered by both (a failed install is
+            // tried again with the next plan).
+            mark_table.sync(&want);
+            if want != mark_rules {
+                fwd.clear_fwmark_rules();
+                for r in &want {
+                    let added = marks::classifier_rule(r)
+                        .map_err(|e| e.to_string())
+                        .and_then(|c| fwd.add_fwmark_rule(c).map_err(|e| e.to_string()));
+                    if let Err(e) = added {
+                        tracing::warn!(mark = r.mark, error = %e, "cannot add fwmark rule");
+                    }
+                }
+                tracing::info!(rules = want.len(), "fwmark classifier updated");
+                mark_rules = want;
+            }
             gen_applied = generation;
         }
         if now.duration_since(last_neigh) >= Duration::from_millis(200) {
@@ -361,6 +388,7 @@ pub fn run(ifaces: &[String], shared: Arc<Shared>) -> Result<(), String> {
             *shared.stats.lock().unwrap_or_else(|e| e.into_inner()) = (out, fwd.stats());
         }
     });
+    mark_table.remove();
     // Leave nothing behind in the forwarder's view either.
     shared.stop.store(true, Ordering::Relaxed);
     stats.map(|_| ()).map_err(|e| e.to_string())

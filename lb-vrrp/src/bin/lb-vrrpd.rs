@@ -5,19 +5,28 @@
 //! lb-vrrpd --iface IF --src IP --vrid N [--priority P] [--version 2|3]
 //!          [--interval N (v2: s, v3: cs)] --vip IP [--vip IP ...]
 //!          [--nopreempt] [--preempt-delay SECS] [--pass PASSWORD]
-//!          [--unicast-peer IP ...] [--checksum pseudo|message]
+//!          [--unicast-peer IP ...] [--check-ttl-unicast] [--checksum pseudo|message]
+//!          [--no-accept] [--v2-interop]
+//!          [--router-advert [--ra-lifetime SECS] [--ra-prefix P/LEN ...]]
 //! ```
 //!
+//! `--v2-interop` (v3 over IPv4) also sends and accepts VRRPv2 (RFC 9568
+//! §8.4.2). `--no-accept` sets Accept_Mode False (traffic to the VIPs is dropped with
+//! nftables while Master, unless priority 255). `--router-advert` (IPv6) sends Router Advertisements while Master, with
+//! RFC 4861's default intervals (200–600 s) and lifetime (1800 s).
+//!
 //! Prints one line per event (`STATE from to reason`, `DISCARD reason src`,
-//! `PRIORITY from to`). SIGTERM / SIGINT shut down gracefully (priority 0).
+//! `PRIORITY from to`), and a `COUNTERS …` line on exit. SIGTERM / SIGINT
+//! shut down gracefully (priority 0).
 
 use std::net::IpAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use lb_vrrp::linux::Driver;
+use lb_vrrp::wire::ra::PrefixInfo;
 use lb_vrrp::wire::{Auth, ChecksumMode, Version};
-use lb_vrrp::{Config, Event, VirtualRouter};
+use lb_vrrp::{Config, Event, RouterAdvertConfig, VirtualRouter};
 
 fn parse() -> Result<(Config, String), String> {
     let mut args = std::env::args().skip(1);
@@ -32,7 +41,13 @@ fn parse() -> Result<(Config, String), String> {
     let mut preempt_delay = 0u64;
     let mut pass = None;
     let mut peers = Vec::new();
+    let mut check_ttl_unicast = false;
+    let mut accept = true;
+    let mut v2_interop = false;
     let mut checksum = ChecksumMode::PseudoHeader;
+    let mut ra: Option<RouterAdvertConfig> = None;
+    let mut ra_lifetime = None;
+    let mut ra_prefixes = Vec::new();
     while let Some(a) = args.next() {
         let mut val = || args.next().ok_or_else(|| format!("{a}: missing value"));
         match a.as_str() {
@@ -68,6 +83,20 @@ fn parse() -> Result<(Config, String), String> {
                     v => return Err(format!("--checksum: {v}")),
                 }
             }
+            "--check-ttl-unicast" => check_ttl_unicast = true,
+            "--no-accept" => accept = false,
+            "--v2-interop" => v2_interop = true,
+            "--router-advert" => ra = Some(RouterAdvertConfig::default()),
+            "--ra-lifetime" => {
+                ra_lifetime = Some(val()?.parse().map_err(|e| format!("--ra-lifetime: {e}"))?)
+            }
+            "--ra-prefix" => {
+                let v = val()?;
+                let (p, l) = v.split_once('/').ok_or("--ra-prefix: PREFIX/LEN")?;
+                let p = p.parse().map_err(|e| format!("--ra-prefix: {e}"))?;
+                let l = l.parse().map_err(|e| format!("--ra-prefix: {e}"))?;
+                ra_prefixes.push(PrefixInfo::new(p, l));
+            }
             _ => return Err(format!("unknown argument {a}")),
         }
     }
@@ -88,7 +117,17 @@ fn parse() -> Result<(Config, String), String> {
         c.auth = Auth::simple_text(p.as_bytes());
     }
     c.unicast_peers = peers;
+    c.check_ttl_unicast = check_ttl_unicast;
+    c.accept_mode = accept;
+    c.v2_interop = v2_interop;
     c.checksum_mode = checksum;
+    if let Some(mut ra) = ra {
+        if let Some(l) = ra_lifetime {
+            ra.message.router_lifetime = l;
+        }
+        ra.message.prefixes.extend(ra_prefixes);
+        c.router_advert = Some(ra);
+    }
     Ok((c, iface))
 }
 
@@ -131,7 +170,13 @@ fn main() -> ExitCode {
                 _ = tokio::signal::ctrl_c() => {}
             }
         };
-        d.run(stop).await
+        d.run(stop).await?;
+        let c = d.router().counters();
+        println!(
+            "COUNTERS adverts_sent={} router_adverts_sent={} router_solicitations={}",
+            c.adverts_sent, c.router_adverts_sent, c.router_solicitations
+        );
+        Ok::<(), std::io::Error>(())
     });
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,12 +5,17 @@
 //!   224.0.0.18 / ff02::12, sending with TTL / Hop Limit 255; the received
 //!   TTL comes from the IPv4 header or the `IPV6_HOPLIMIT` control message
 //!   (`IPV6_RECVHOPLIMIT`), the IPv6 destination from `IPV6_PKTINFO`;
-//! * gratuitous ARPs through an `AF_PACKET` socket, unsolicited NAs through a
-//!   raw ICMPv6 socket (Hop Limit 255);
+//! * gratuitous ARPs through an `AF_PACKET` socket, unsolicited NAs and
+//!   Router Advertisements (when configured) through a raw ICMPv6 socket
+//!   (Hop Limit 255);
 //! * virtual addresses added / removed with rtnetlink `RTM_NEWADDR` /
 //!   `RTM_DELADDR` (IPv4 /32 by default, IPv6 /128 `nodad`);
 //! * time from tokio's monotonic clock, as microseconds since the driver
 //!   started.
+//!
+//! * Accept_Mode False on a non-owner: nftables drop rules for the
+//!   addresses while Active (see the `accept` module: table `inet lb_vrrp`,
+//!   IPv6 NS/NA exempted), through the `nft` program.
 //!
 //! Needs `CAP_NET_RAW` and `CAP_NET_ADMIN`. The interface's link state is
 //! polled from sysfs (`operstate`, every 500 ms by default) and fed to
@@ -20,6 +25,7 @@
 //! [`MultiDriver::commands`] channel. [`MultiDriver::add_sync_group`] makes
 //! its routers change state together.
 
+mod accept;
 mod multi;
 mod sys;
 
@@ -63,6 +69,9 @@ pub struct Driver {
     vrrp: AsyncFd<OwnedFd>,
     arp: Option<OwnedFd>,
     icmp6: Option<OwnedFd>,
+    /// Router Solicitations, when the router sends Router Advertisements.
+    rs: Option<AsyncFd<OwnedFd>>,
+    rs_buf: Vec<u8>,
     netlink: OwnedFd,
     seq: u32,
     epoch: tokio::time::Instant,
@@ -110,6 +119,25 @@ async fn recv_one(
     }
 }
 
+/// Waits for a Router Solicitation on `fd` (forever without one); whether
+/// it was valid (RFC 4861 §6.1.1).
+async fn recv_solicitation(fd: Option<&AsyncFd<OwnedFd>>, buf: &mut [u8]) -> io::Result<bool> {
+    let Some(fd) = fd else {
+        return std::future::pending().await;
+    };
+    Ok(
+        match recv_one(fd, crate::wire::AddressFamily::Ipv6, buf).await? {
+            Some((meta, range)) => match meta.src {
+                IpAddr::V6(src) => {
+                    crate::wire::ra::is_valid_solicitation(&buf[range], src, meta.ttl)
+                }
+                IpAddr::V4(_) => false,
+            },
+            None => false,
+        },
+    )
+}
+
 impl Driver {
     /// Opens the sockets on `ifname`. Call inside a tokio runtime. If the
     /// router's [`Config::mac`](crate::Config::mac) is all zero, it is set to
@@ -120,6 +148,9 @@ impl Driver {
             && let Some(mac) = interface_mac(ifname)
         {
             router.set_mac(mac);
+        }
+        if !router.accept_mode() {
+            accept::prepare(&router.addresses().collect::<Vec<_>>())?;
         }
         let cfg = router.config();
         let vrrp = sys::async_fd(sys::vrrp_socket(cfg.primary_address, ifname, ifindex)?)?;
@@ -135,12 +166,18 @@ impl Driver {
         } else {
             None
         };
+        let rs = match router.config().router_advert {
+            Some(_) => Some(sys::async_fd(sys::rs_socket(ifname, ifindex)?)?),
+            None => None,
+        };
         Ok(Self {
             router,
             ifindex,
             vrrp,
             arp,
             icmp6,
+            rs,
+            rs_buf: vec![0; 1500],
             netlink: sys::netlink_socket()?,
             seq: 1,
             epoch: tokio::time::Instant::now(),
@@ -245,6 +282,15 @@ impl Driver {
                     self.check_link();
                     self.flush();
                 }
+                r = recv_solicitation(self.rs.as_ref(), &mut self.rs_buf) => match r {
+                    Ok(true) => {
+                        let now = self.now();
+                        self.router.handle_router_solicitation(now);
+                        self.flush();
+                    }
+                    Ok(false) => {}
+                    Err(e) => self.error(&e),
+                },
             }
         }
         let now = self.now();
@@ -298,7 +344,16 @@ impl Driver {
 
     fn change_addresses(&mut self, add: bool) {
         let addrs: Vec<IpAddr> = self.router.addresses().collect();
-        for a in addrs {
+        // Accept_Mode False: drop traffic to the addresses before they exist
+        // (and until after they are gone).
+        let enforce = !self.router.accept_mode();
+        if enforce
+            && add
+            && let Err(e) = accept::set_blocked(&addrs, true)
+        {
+            self.error(&e);
+        }
+        for &a in &addrs {
             let prefix = if a.is_ipv4() {
                 self.prefix_v4
             } else {
@@ -315,6 +370,12 @@ impl Driver {
                 Err(e) => self.error(&e),
             }
         }
+        if enforce
+            && !add
+            && let Err(e) = accept::set_blocked(&addrs, false)
+        {
+            self.error(&e);
+        }
     }
 
     fn error(&mut self, e: &io::Error) {
@@ -326,7 +387,7 @@ impl Driver {
 
 /// Sends one polled [`Transmit`] on the socket its kind needs: VRRP on the
 /// raw protocol-112 socket, gratuitous ARP on the packet socket, unsolicited
-/// NA on the ICMPv6 socket (a kind whose socket the interface lacks is
+/// NA and Router Advertisement on the ICMPv6 socket (a kind whose socket the interface lacks is
 /// dropped). Shared by [`Driver`] and [`MultiDriver`].
 fn send_transmit(
     t: Transmit,
@@ -345,6 +406,17 @@ fn send_transmit(
         }
         Transmit::NeighborAdvertisement { dst, .. } => icmp6.map_or(Ok(()), |fd| {
             sys::send_to(fd.as_raw_fd(), IpAddr::V6(dst), ifindex, bytes)
+        }),
+        // From the (virtual) link-local source, chosen with IPV6_PKTINFO as
+        // for advertisements; the kernel fills in the ICMPv6 checksum.
+        Transmit::RouterAdvertisement { src, dst, .. } => icmp6.map_or(Ok(()), |fd| {
+            sys::send_vrrp(
+                fd.as_raw_fd(),
+                IpAddr::V6(src),
+                IpAddr::V6(dst),
+                ifindex,
+                bytes,
+            )
         }),
     }
 }

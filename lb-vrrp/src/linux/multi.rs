@@ -24,7 +24,7 @@ use crate::event::Event;
 use crate::router::VirtualRouter;
 use crate::sync::SyncGroup;
 use crate::time::Instant;
-use crate::transmit::MAX_TRANSMIT_LEN;
+use crate::transmit::{MAX_TRANSMIT_LEN, Transmit};
 use crate::wire::AddressFamily;
 
 /// A callback for router events: the router's index (from
@@ -48,9 +48,16 @@ struct Link {
     vrrp: Arc<AsyncFd<OwnedFd>>,
     arp: Option<OwnedFd>,
     icmp6: Option<OwnedFd>,
+    /// Router Solicitations, once a router on the link sends Router
+    /// Advertisements.
+    rs: Option<AsyncFd<OwnedFd>>,
     /// Router indices per VRID.
     by_vrid: Vec<Vec<usize>>,
     up: bool,
+    /// Advertisements queued for the next `sendmmsg` on this link, and
+    /// their bytes (both keep their capacity: no allocation once warm).
+    pending: Vec<sys::Outgoing>,
+    pending_bytes: Vec<u8>,
 }
 
 struct Slot {
@@ -102,6 +109,8 @@ pub struct MultiDriver {
     on_event: Option<MultiEventHook>,
     on_error: Option<super::ErrorHook>,
     buf: Vec<u8>,
+    /// Where routers write their next packet before it is queued or sent.
+    tx: Box<[u8]>,
     link_poll: Option<std::time::Duration>,
     groups: Vec<SyncGroup>,
     commands: Option<tokio::sync::mpsc::UnboundedReceiver<MultiCommand>>,
@@ -132,6 +141,7 @@ impl MultiDriver {
             on_event: None,
             on_error: None,
             buf: vec![0; MAX_TRANSMIT_LEN.max(65536)],
+            tx: vec![0; MAX_TRANSMIT_LEN].into_boxed_slice(),
             link_poll: Some(std::time::Duration::from_millis(500)),
             groups: Vec::new(),
             commands: None,
@@ -143,6 +153,9 @@ impl MultiDriver {
     /// and shared by the rest. If the router's [`Config::mac`](crate::Config::mac)
     /// is all zero it is set to the interface's MAC.
     pub fn add(&mut self, mut router: VirtualRouter, ifname: &str) -> io::Result<usize> {
+        if !router.accept_mode() {
+            super::accept::prepare(&router.addresses().collect::<Vec<_>>())?;
+        }
         let family = router.config().family();
         let li = match self
             .links
@@ -164,8 +177,11 @@ impl MultiDriver {
                     vrrp,
                     arp: None,
                     icmp6: None,
+                    rs: None,
                     by_vrid: vec![Vec::new(); 256],
                     up: true,
+                    pending: Vec::with_capacity(sys::SEND_BATCH),
+                    pending_bytes: Vec::with_capacity(sys::SEND_BATCH * 64),
                 });
                 self.links.len() - 1
             }
@@ -181,6 +197,9 @@ impl MultiDriver {
         }
         if link.icmp6.is_none() && router.addresses().any(|a| a.is_ipv6()) {
             link.icmp6 = Some(sys::icmp6_socket(ifname, link.ifindex)?);
+        }
+        if link.rs.is_none() && router.config().router_advert.is_some() {
+            link.rs = Some(sys::async_fd(sys::rs_socket(ifname, link.ifindex)?)?);
         }
         let idx = self.slots.len();
         link.by_vrid[usize::from(router.config().vrid)].push(idx);
@@ -264,8 +283,9 @@ impl MultiDriver {
         let now = self.now();
         for i in 0..self.slots.len() {
             self.slots[i].router.handle_startup(now);
-            self.flush(i);
+            self.process(i);
         }
+        self.send_pending();
         tokio::pin!(stop);
         let mut link_timer = self.link_poll.map(tokio::time::interval);
         let mut commands = self.commands.take();
@@ -310,10 +330,26 @@ impl MultiDriver {
                 }
                 Poll::Pending
             });
+            let solicited = std::future::poll_fn(|cx| {
+                for (i, l) in links.iter().enumerate() {
+                    if let Some(rs) = &l.rs {
+                        match rs.poll_read_ready(cx) {
+                            Poll::Ready(Ok(_)) => return Poll::Ready(Ok(i)),
+                            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                            Poll::Pending => {}
+                        }
+                    }
+                }
+                Poll::Pending
+            });
             tokio::select! {
                 _ = &mut stop => break,
                 r = readable => match r {
                     Ok(li) => self.drain(li),
+                    Err(e) => self.error(&e),
+                },
+                r = solicited => match r {
+                    Ok(li) => self.drain_solicitations(li),
                     Err(e) => self.error(&e),
                 },
                 () = sleep => self.expire(),
@@ -328,12 +364,16 @@ impl MultiDriver {
                     }
                 }
             }
+            // Whatever this turn queued (every router whose timer fired, every
+            // answer to a received packet) leaves in one sendmmsg per link.
+            self.send_pending();
         }
         let now = self.now();
         for i in 0..self.slots.len() {
             self.slots[i].router.handle_shutdown(now);
-            self.flush(i);
+            self.process(i);
         }
+        self.send_pending();
         Ok(())
     }
 
@@ -361,7 +401,7 @@ impl MultiDriver {
             }
             self.slots[i].scheduled = None;
             self.slots[i].router.handle_timeout(now);
-            self.flush(i);
+            self.process(i);
         }
     }
 
@@ -388,7 +428,7 @@ impl MultiDriver {
                         self.slots[i]
                             .router
                             .handle_packet(now, meta, &self.buf[range.clone()]);
-                        self.flush(i);
+                        self.process(i);
                     }
                 }
                 Ok(None) => {}
@@ -399,6 +439,54 @@ impl MultiDriver {
                 Err(e) => {
                     self.error(&e);
                     return;
+                }
+            }
+        }
+    }
+
+    /// Reads link `li`'s Router Solicitations; if one was valid (RFC 4861
+    /// §6.1.1), every router on the link that sends Router Advertisements
+    /// is told.
+    fn drain_solicitations(&mut self, li: usize) {
+        let Some(fd) = self.links[li].rs.as_ref() else {
+            return;
+        };
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let Poll::Ready(Ok(mut guard)) = fd.poll_read_ready(&mut cx) else {
+            return;
+        };
+        let raw = fd.get_ref().as_raw_fd();
+        let mut valid = false;
+        let mut error = None;
+        for _ in 0..RECV_BATCH {
+            match sys::recv_vrrp(raw, AddressFamily::Ipv6, &mut self.buf) {
+                Ok(Some((meta, range))) => {
+                    if let IpAddr::V6(src) = meta.src {
+                        valid |=
+                            crate::wire::ra::is_valid_solicitation(&self.buf[range], src, meta.ttl);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    guard.clear_ready();
+                    break;
+                }
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = error {
+            self.error(&e);
+        }
+        if valid {
+            let now = self.now();
+            for i in 0..self.slots.len() {
+                if self.slots[i].link == li && self.slots[i].router.config().router_advert.is_some()
+                {
+                    self.slots[i].router.handle_router_solicitation(now);
+                    self.process(i);
                 }
             }
         }
@@ -420,14 +508,22 @@ impl MultiDriver {
         for i in 0..self.slots.len() {
             if self.slots[i].link == li {
                 self.slots[i].router.handle_link(now, up);
-                self.flush(i);
+                self.process(i);
             }
         }
     }
 
     /// Applies router `index`'s pending events and packets (as
     /// [`Driver::flush`](super::Driver::flush)) and reschedules its timer.
+    /// Call it after any `handle_*` on [`router_mut`](Self::router_mut).
     pub fn flush(&mut self, index: usize) {
+        self.process(index);
+        self.send_pending();
+    }
+
+    /// [`flush`](Self::flush) without sending the queued advertisements:
+    /// the loop sends them once per turn, batched.
+    fn process(&mut self, index: usize) {
         let mut sync = Vec::new();
         while let Some(ev) = self.slots[index].router.poll_event() {
             match ev {
@@ -457,19 +553,36 @@ impl MultiDriver {
         for (m, cmd) in sync {
             let now = self.now();
             self.slots[m].router.handle_sync(now, cmd);
-            self.flush(m);
+            self.process(m);
         }
     }
 
-    /// Sends router `index`'s pending packets and reschedules its timer.
+    /// Queues router `index`'s advertisements on its link (other packets
+    /// go out at once, after what is queued, so the order on the wire is the
+    /// router's) and reschedules its timer.
     fn send(&mut self, index: usize) {
-        let mut buf = [0u8; MAX_TRANSMIT_LEN];
-        let link = &self.links[self.slots[index].link];
-        while let Some(t) = self.slots[index].router.poll_transmit(&mut buf) {
-            let bytes = &buf[..t.len()];
+        let li = self.slots[index].link;
+        while let Some(t) = self.slots[index].router.poll_transmit(&mut self.tx) {
+            let bytes = &self.tx[..t.len()];
+            if let Transmit::Advertisement { src, dst, .. } = t {
+                let link = &mut self.links[li];
+                link.pending.push(sys::Outgoing {
+                    src,
+                    dst,
+                    start: link.pending_bytes.len(),
+                    len: bytes.len(),
+                });
+                link.pending_bytes.extend_from_slice(bytes);
+                if link.pending.len() == sys::SEND_BATCH {
+                    self.send_link(li);
+                }
+                continue;
+            }
+            self.send_link(li);
+            let link = &self.links[li];
             let r = super::send_transmit(
                 t,
-                bytes,
+                &self.tx[..t.len()],
                 link.vrrp.get_ref(),
                 link.arp.as_ref(),
                 link.icmp6.as_ref(),
@@ -490,10 +603,47 @@ impl MultiDriver {
         }
     }
 
+    /// Sends every link's queued advertisements.
+    fn send_pending(&mut self) {
+        for li in 0..self.links.len() {
+            self.send_link(li);
+        }
+    }
+
+    /// Sends link `li`'s queued advertisements with one `sendmmsg`.
+    fn send_link(&mut self, li: usize) {
+        let link = &mut self.links[li];
+        if link.pending.is_empty() {
+            return;
+        }
+        let on_error = &mut self.on_error;
+        sys::send_vrrp_batch(
+            link.vrrp.get_ref().as_raw_fd(),
+            link.ifindex,
+            &link.pending_bytes,
+            &link.pending,
+            |e| {
+                if let Some(f) = on_error.as_mut() {
+                    f(&e);
+                }
+            },
+        );
+        link.pending.clear();
+        link.pending_bytes.clear();
+    }
+
     fn change_addresses(&mut self, index: usize, add: bool) {
         let ifindex = self.links[self.slots[index].link].ifindex;
         let addrs: Vec<IpAddr> = self.slots[index].router.addresses().collect();
-        for a in addrs {
+        // Accept_Mode False: drop traffic to the addresses before they exist.
+        let enforce = !self.slots[index].router.accept_mode();
+        if enforce
+            && add
+            && let Err(e) = super::accept::set_blocked(&addrs, true)
+        {
+            self.error(&e);
+        }
+        for &a in &addrs {
             let prefix = if a.is_ipv4() {
                 self.prefix_v4
             } else {
@@ -508,6 +658,12 @@ impl MultiDriver {
                 Ok(e) => self.error(&io::Error::from_raw_os_error(e)),
                 Err(e) => self.error(&e),
             }
+        }
+        if enforce
+            && !add
+            && let Err(e) = super::accept::set_blocked(&addrs, false)
+        {
+            self.error(&e);
         }
     }
 

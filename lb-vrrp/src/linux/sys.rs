@@ -273,7 +273,8 @@ pub(crate) fn send_to(fd: RawFd, dst: IpAddr, ifindex: u32, payload: &[u8]) -> i
     }
 }
 
-/// Sends an advertisement from `src` to `dst` out of `ifindex`, the source
+/// Sends `payload` (a VRRP advertisement, or an ICMPv6 message on the ICMPv6
+/// socket) from `src` to `dst` out of `ifindex`, the source
 /// address given with `IP_PKTINFO` / `IPV6_PKTINFO` (the socket is not bound).
 pub(crate) fn send_vrrp(
     fd: RawFd,
@@ -282,68 +283,187 @@ pub(crate) fn send_vrrp(
     ifindex: u32,
     payload: &[u8],
 ) -> io::Result<()> {
-    let mut control = [0u64; 8];
-    let mut iov = libc::iovec {
-        iov_base: payload.as_ptr() as *mut libc::c_void,
-        iov_len: payload.len(),
-    };
+    let mut slot = MsgSlot::new();
     // SAFETY: all-zero is a valid msghdr.
     let mut msg: libc::msghdr = unsafe { zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    let mut sin;
-    let mut sin6;
-    match (src, dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => {
-            sin = sockaddr_in(d);
-            msg.msg_name = (&mut sin as *mut libc::sockaddr_in).cast();
-            msg.msg_namelen = size_of::<libc::sockaddr_in>() as _;
-            let info = libc::in_pktinfo {
-                ipi_ifindex: ifindex as libc::c_int,
-                ipi_spec_dst: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(s.octets()),
-                },
-                ipi_addr: libc::in_addr { s_addr: 0 },
-            };
-            // SAFETY: the control buffer is large enough for one in_pktinfo cmsg
-            // (CMSG_SPACE of 12 bytes is 32 < 64); writes stay inside it.
-            unsafe {
-                msg.msg_controllen = libc::CMSG_SPACE(size_of::<libc::in_pktinfo>() as u32) as _;
-                let c = libc::CMSG_FIRSTHDR(&msg);
-                (*c).cmsg_level = libc::IPPROTO_IP;
-                (*c).cmsg_type = libc::IP_PKTINFO;
-                (*c).cmsg_len = libc::CMSG_LEN(size_of::<libc::in_pktinfo>() as u32) as _;
-                std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<libc::in_pktinfo>(), info);
-            }
-        }
-        (IpAddr::V6(s), IpAddr::V6(d)) => {
-            sin6 = sockaddr_in6(d, ifindex);
-            msg.msg_name = (&mut sin6 as *mut libc::sockaddr_in6).cast();
-            msg.msg_namelen = size_of::<libc::sockaddr_in6>() as _;
-            let info = libc::in6_pktinfo {
-                ipi6_addr: libc::in6_addr {
-                    s6_addr: s.octets(),
-                },
-                ipi6_ifindex: ifindex,
-            };
-            // SAFETY: as above, for one in6_pktinfo (20 bytes; CMSG_SPACE 40 < 64).
-            unsafe {
-                msg.msg_controllen = libc::CMSG_SPACE(size_of::<libc::in6_pktinfo>() as u32) as _;
-                let c = libc::CMSG_FIRSTHDR(&msg);
-                (*c).cmsg_level = libc::IPPROTO_IPV6;
-                (*c).cmsg_type = libc::IPV6_PKTINFO;
-                (*c).cmsg_len = libc::CMSG_LEN(size_of::<libc::in6_pktinfo>() as u32) as _;
-                std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<libc::in6_pktinfo>(), info);
-            }
-        }
-        _ => return Err(io::Error::from(io::ErrorKind::InvalidInput)),
-    }
-    // SAFETY: every pointer in `msg` refers to a live local buffer of the length given.
+    slot.fill(&mut msg, src, dst, ifindex, payload)?;
+    // SAFETY: every pointer in `msg` refers to `slot` or `payload`, both live
+    // and unmoved until the call returns, with the lengths given.
     let n = unsafe { libc::sendmsg(fd, &msg, 0) };
     if n < 0 {
         Err(io::Error::last_os_error())
     } else {
+        Ok(())
+    }
+}
+
+/// Advertisements sent per `sendmmsg` call by [`send_vrrp_batch`].
+pub(crate) const SEND_BATCH: usize = 32;
+
+/// One advertisement queued for [`send_vrrp_batch`]: its bytes are
+/// `bytes[start..start + len]` of the batch's buffer.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Outgoing {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub start: usize,
+    pub len: usize,
+}
+
+/// Sends up to [`SEND_BATCH`] advertisements out of `ifindex` with one
+/// `sendmmsg`: one system call for the advertisements of every router whose
+/// timer fired in the same turn of the loop. A message the kernel refuses
+/// is reported to `on_error` and skipped; the rest are still sent.
+pub(crate) fn send_vrrp_batch(
+    fd: RawFd,
+    ifindex: u32,
+    bytes: &[u8],
+    out: &[Outgoing],
+    mut on_error: impl FnMut(io::Error),
+) {
+    let mut slots = [const { MsgSlot::new() }; SEND_BATCH];
+    // SAFETY: all-zero is a valid mmsghdr.
+    let mut msgs: [libc::mmsghdr; SEND_BATCH] = unsafe { zeroed() };
+    let mut n = 0;
+    for (o, (slot, m)) in out.iter().zip(slots.iter_mut().zip(msgs.iter_mut())) {
+        let Some(payload) = bytes.get(o.start..o.start + o.len) else {
+            on_error(io::Error::from(io::ErrorKind::InvalidInput));
+            continue;
+        };
+        match slot.fill(&mut m.msg_hdr, o.src, o.dst, ifindex, payload) {
+            Ok(()) => n += 1,
+            Err(e) => {
+                on_error(e);
+                m.msg_hdr.msg_iovlen = 0;
+            }
+        }
+    }
+    // Messages that failed to fill are left out: compact the filled ones.
+    let mut filled = 0;
+    for i in 0..out.len().min(SEND_BATCH) {
+        if msgs[i].msg_hdr.msg_iovlen == 1 {
+            msgs.swap(filled, i);
+            filled += 1;
+        }
+    }
+    debug_assert_eq!(filled, n);
+    let mut sent = 0;
+    while sent < filled {
+        // SAFETY: `msgs[sent..filled]` are initialised headers whose pointers
+        // refer to `slots` and `bytes`, which stay live and unmoved for the
+        // call; the count passed is the number of headers from `sent`.
+        let r = unsafe {
+            libc::sendmmsg(
+                fd,
+                msgs.as_mut_ptr().add(sent),
+                (filled - sent) as libc::c_uint,
+                0,
+            )
+        };
+        if r < 0 {
+            // The first remaining message failed (sendmmsg reports an error
+            // only when it sent nothing): report it and go on after it.
+            on_error(io::Error::last_os_error());
+            sent += 1;
+        } else {
+            sent += r as usize;
+        }
+    }
+}
+
+/// Storage a `msghdr` points into: the destination, the one iovec and the
+/// `IP_PKTINFO` / `IPV6_PKTINFO` control message.
+struct MsgSlot {
+    name: libc::sockaddr_in6,
+    iov: libc::iovec,
+    control: [u64; 8],
+}
+
+impl MsgSlot {
+    const fn new() -> Self {
+        // SAFETY: all-zero is a valid sockaddr_in6; the iovec is set in `fill`.
+        Self {
+            name: unsafe { zeroed() },
+            iov: libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 0,
+            },
+            control: [0; 8],
+        }
+    }
+
+    /// Points `msg` at this slot for one advertisement: `msg` is only valid
+    /// while `self` and `payload` stay where they are.
+    fn fill(
+        &mut self,
+        msg: &mut libc::msghdr,
+        src: IpAddr,
+        dst: IpAddr,
+        ifindex: u32,
+        payload: &[u8],
+    ) -> io::Result<()> {
+        self.iov = libc::iovec {
+            iov_base: payload.as_ptr() as *mut libc::c_void,
+            iov_len: payload.len(),
+        };
+        self.control = [0; 8];
+        msg.msg_iov = &mut self.iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = self.control.as_mut_ptr().cast();
+        msg.msg_name = (&mut self.name as *mut libc::sockaddr_in6).cast();
+        match (src, dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                let sin = sockaddr_in(d);
+                // SAFETY: a sockaddr_in (16 bytes) fits in the sockaddr_in6
+                // (28 bytes) storage, which is suitably aligned for it.
+                unsafe {
+                    std::ptr::write((&mut self.name as *mut libc::sockaddr_in6).cast(), sin);
+                }
+                msg.msg_namelen = size_of::<libc::sockaddr_in>() as _;
+                let info = libc::in_pktinfo {
+                    ipi_ifindex: ifindex as libc::c_int,
+                    ipi_spec_dst: libc::in_addr {
+                        s_addr: u32::from_ne_bytes(s.octets()),
+                    },
+                    ipi_addr: libc::in_addr { s_addr: 0 },
+                };
+                // SAFETY: the control buffer is large enough for one in_pktinfo cmsg
+                // (CMSG_SPACE of 12 bytes is 32 < 64); writes stay inside it.
+                unsafe {
+                    msg.msg_controllen =
+                        libc::CMSG_SPACE(size_of::<libc::in_pktinfo>() as u32) as _;
+                    let c = libc::CMSG_FIRSTHDR(msg);
+                    (*c).cmsg_level = libc::IPPROTO_IP;
+                    (*c).cmsg_type = libc::IP_PKTINFO;
+                    (*c).cmsg_len = libc::CMSG_LEN(size_of::<libc::in_pktinfo>() as u32) as _;
+                    std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<libc::in_pktinfo>(), info);
+                }
+            }
+            (IpAddr::V6(s), IpAddr::V6(d)) => {
+                self.name = sockaddr_in6(d, ifindex);
+                msg.msg_namelen = size_of::<libc::sockaddr_in6>() as _;
+                let info = libc::in6_pktinfo {
+                    ipi6_addr: libc::in6_addr {
+                        s6_addr: s.octets(),
+                    },
+                    ipi6_ifindex: ifindex,
+                };
+                // SAFETY: as above, for one in6_pktinfo (20 bytes; CMSG_SPACE 40 < 64).
+                unsafe {
+                    msg.msg_controllen =
+                        libc::CMSG_SPACE(size_of::<libc::in6_pktinfo>() as u32) as _;
+                    let c = libc::CMSG_FIRSTHDR(msg);
+                    (*c).cmsg_level = libc::IPPROTO_IPV6;
+                    (*c).cmsg_type = libc::IPV6_PKTINFO;
+                    (*c).cmsg_len = libc::CMSG_LEN(size_of::<libc::in6_pktinfo>() as u32) as _;
+                    std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<libc::in6_pktinfo>(), info);
+                }
+            }
+            _ => {
+                msg.msg_iovlen = 0;
+                return Err(io::Error::from(io::ErrorKind::InvalidInput));
+            }
+        }
         Ok(())
     }
 }
@@ -390,6 +510,36 @@ pub(crate) fn icmp6_socket(ifname: &str, ifindex: u32) -> io::Result<OwnedFd> {
     setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_IF, &idx)?;
     Ok(fd)
 }
+
+/// A raw ICMPv6 socket on the interface that receives only Router
+/// Solicitations (ICMP6_FILTER), joined to all-routers (ff02::2, which the
+/// kernel joins by itself only when forwarding), with the Hop Limit and
+/// destination reported (`recv_vrrp` reads them).
+pub(crate) fn rs_socket(ifname: &str, ifindex: u32) -> io::Result<OwnedFd> {
+    let fd = socket(libc::AF_INET6, libc::SOCK_RAW, libc::IPPROTO_ICMPV6)?;
+    bind_to_device(&fd, ifname)?;
+    // Linux ICMP6_FILTER: a set bit blocks that type.
+    let rs = usize::from(wire::ra::ICMPV6_ROUTER_SOLICITATION);
+    let mut filter = [u32::MAX; 8];
+    filter[rs >> 5] &= !(1u32 << (rs & 31));
+    setsockopt(&fd, libc::IPPROTO_ICMPV6, ICMP6_FILTER, &filter)?;
+    let one: libc::c_int = 1;
+    setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT, &one)?;
+    setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, &one)?;
+    let mreq = libc::ipv6_mreq {
+        ipv6mr_multiaddr: libc::in6_addr {
+            s6_addr: ALL_ROUTERS.octets(),
+        },
+        ipv6mr_interface: ifindex,
+    };
+    setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_ADD_MEMBERSHIP, &mreq)?;
+    Ok(fd)
+}
+
+/// `ICMP6_FILTER` (linux/icmpv6.h), option level `IPPROTO_ICMPV6`.
+const ICMP6_FILTER: libc::c_int = 1;
+/// All-routers link-local multicast, where hosts send Router Solicitations.
+const ALL_ROUTERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2);
 
 // ----- rtnetlink -----
 
@@ -523,4 +673,104 @@ pub(crate) fn async_fd(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<Owned
     Ok(unsafe {
         tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
     }?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recv_all(fd: &OwnedFd) -> Vec<(RxMeta, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        for _ in 0..200 {
+            match recv_vrrp(fd.as_raw_fd(), AddressFamily::Ipv4, &mut buf) {
+                Ok(Some((meta, r))) => out.push((meta, buf[r].to_vec())),
+                Ok(None) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if out.len() >= 2 {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => panic!("recv: {e}"),
+            }
+        }
+        out
+    }
+
+    /// One `sendmmsg` batch in which one message cannot be built (address
+    /// families mixed) and one is refused by the kernel (larger than an IP
+    /// packet): both are reported, and the others still go out, in order,
+    /// with TTL 255, multicast and unicast alike.
+    #[test]
+    fn netns_send_vrrp_batch_reports_and_skips_failures() {
+        let Some(lab) = lb_testing_netns::lab_or_skip!("vbatch") else {
+            return;
+        };
+        let a = lab.add_host("a").unwrap();
+        let b = lab.add_host("b").unwrap();
+        lab.link(&a, "eth0", &b, "eth0").unwrap();
+        let (ip_a, ip_b) = (Ipv4Addr::new(10, 9, 0, 1), Ipv4Addr::new(10, 9, 0, 2));
+        a.add_addr("eth0", ip_a, 24).unwrap();
+        b.add_addr("eth0", ip_b, 24).unwrap();
+        let rx = b
+            .run_in(move || vrrp_socket(IpAddr::V4(ip_b), "eth0", ifindex("eth0").unwrap()))
+            .unwrap()
+            .unwrap();
+        let (tx, idx) = a
+            .run_in(move || {
+                let idx = ifindex("eth0").unwrap();
+                (vrrp_socket(IpAddr::V4(ip_a), "eth0", idx).unwrap(), idx)
+            })
+            .unwrap();
+        let mut bytes = b"first".to_vec();
+        let mut out = vec![Outgoing {
+            src: IpAddr::V4(ip_a),
+            dst: IpAddr::V4(wire::MULTICAST_V4),
+            start: 0,
+            len: 5,
+        }];
+        out.push(Outgoing {
+            src: IpAddr::V4(ip_a),
+            dst: IpAddr::V6(wire::MULTICAST_V6),
+            start: 0,
+            len: 5,
+        });
+        out.push(Outgoing {
+            src: IpAddr::V4(ip_a),
+            dst: IpAddr::V4(ip_b),
+            start: bytes.len(),
+            len: 70_000,
+        });
+        bytes.resize(bytes.len() + 70_000, 0);
+        out.push(Outgoing {
+            src: IpAddr::V4(ip_a),
+            dst: IpAddr::V4(ip_b),
+            start: bytes.len(),
+            len: 4,
+        });
+        bytes.extend_from_slice(b"last");
+        let mut errors = Vec::new();
+        send_vrrp_batch(tx.as_raw_fd(), idx, &bytes, &out, |e| errors.push(e));
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert_eq!(errors[0].kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(errors[1].raw_os_error(), Some(libc::EMSGSIZE), "{errors:?}");
+        let got = recv_all(&rx);
+        let got: Vec<(IpAddr, IpAddr, u8, &[u8])> = got
+            .iter()
+            .map(|(m, p)| (m.src, m.dst, m.ttl, p.as_slice()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    IpAddr::V4(ip_a),
+                    IpAddr::V4(wire::MULTICAST_V4),
+                    255,
+                    &b"first"[..]
+                ),
+                (IpAddr::V4(ip_a), IpAddr::V4(ip_b), 255, &b"last"[..]),
+            ]
+        );
+    }
 }

@@ -1,6 +1,7 @@
-//! Wire formats: the VRRP advertisement ([`vrrp`]), and the gratuitous ARP
+//! Wire formats: the VRRP advertisement ([`vrrp`]), the gratuitous ARP
 //! ([`arp`]) and unsolicited Neighbor Advertisement ([`ndisc`]) an Active
-//! router sends on takeover.
+//! router sends on takeover, and the IPv6 Router Advertisement ([`ra`]) it
+//! sends while Active when configured to.
 //!
 //! Every type follows one pattern: a zero-copy `Packet<T: AsRef<[u8]>>` view
 //! with named field offsets, and a `Repr` holding what the bytes mean, with
@@ -32,6 +33,7 @@
 pub mod arp;
 mod checksum;
 pub mod ndisc;
+pub mod ra;
 pub mod vrrp;
 
 use core::net::IpAddr;
