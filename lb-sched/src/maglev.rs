@@ -251,7 +251,7 @@ fn turn_order(m: u32, backends: &[(u64, u64, u32)]) -> Vec<u32> {
 struct Fill {
     m: u64,
     taken: Vec<u64>,
-    /// The free slots once `left <= SCAN_BELOW` (empty before).
+    /// The free slots once at most `SCAN_BELOW` are left (empty before).
     free: Vec<u32>,
     modulus: Barrett,
 }

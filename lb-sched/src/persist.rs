@@ -48,9 +48,9 @@
 //!
 //! IPv4 and IPv6 templates live in separate slabs (32 and 44 bytes per entry
 //! with a `u32` dest id; an IPv6 entry names its virtual address by an index
-//! into the table's list of distinct ones) indexed by an open-addressing table of 4-byte slots
-//! (26-bit entry index + 6-bit hash tag, load ≤ 7/8, linear probing with
-//! backward-shift deletion). Expiry is stored as 32 bits relative to the last
+//! into the table's list of distinct ones) indexed by an open-addressing
+//! table of 4-byte slots (26-bit entry index + 6-bit hash tag, load ≤ 7/8,
+//! linear probing with backward-shift deletion). Expiry is stored as 32 bits relative to the last
 //! advance, which bounds timeouts to [`MAX_TIMEOUT_MS`].
 
 use crate::AddressFamily;
@@ -440,7 +440,10 @@ impl<A: Addr> Vips<A> {
         self.addrs.capacity() * size_of::<A>()
             + self.refs.capacity() * 4
             + self.free.capacity() * 4
-            + self.ids.capacity().next_power_of_two() * 8 / 7 * (size_of::<(A, u32)>() + 1)
+            + match self.ids.capacity() {
+                0 => 0,
+                c => (c * 8 / 7).next_power_of_two() * (size_of::<(A, u32)>() + 1),
+            }
     }
 }
 
