@@ -8,7 +8,10 @@
 //! (`/proc/thread-self/schedstat`), for the same difference natively. `scripts`-free on purpose; the exact command is in
 //! `benches/README.md`. Cases: the 14 kernel scheduler names, `maglev`
 //! (`MaglevTable::get_bytes` on a 13-byte flow key), `p2c`
-//! (`WeightedRandom::pick_two`) and `loop` (the harness alone).
+//! (`WeightedRandom::pick_two`), `loop` (the harness alone) and
+//! `maglev_build` / `maglev_build_equal` (one "pick" is one build of an
+//! `n`-backend table, M = 65537, weights 1..4 / all 1, backends named as in
+//! `sched_beyond`).
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -68,6 +71,18 @@ fn main() {
             for i in 0..picks {
                 flow[..4].copy_from_slice(&i.wrapping_mul(0x9e37_79b9).to_le_bytes());
                 hits += u32::from(black_box(t.get_bytes(black_box(&flow))).is_some());
+            }
+        }
+        "maglev_build" | "maglev_build_equal" => {
+            let mut b = MaglevBuilder::new(HashKey::new(1, 2));
+            for i in 0..n {
+                let name = format!("10.{}.{}.{}:80", i / 65536, (i / 256) % 256, i % 256);
+                let w = if case == "maglev_build" { 1 + i % 4 } else { 1 };
+                b.backend(i, name.as_bytes(), w);
+            }
+            for _ in 0..picks {
+                let t = black_box(&b).build().unwrap();
+                hits += u32::from(black_box(t).get(0).is_some());
             }
         }
         "p2c" => {

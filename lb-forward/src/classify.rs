@@ -8,9 +8,10 @@
 
 use crate::addr::Addr;
 use crate::parse::FlowKey;
+use lb_sched::AddressFamily;
 use lb_sched::fwmark::{self, FwmarkError, Rule};
 use lb_sched::hashkey::HashKey;
-use lb_sched::service_table::{self, ServiceTable};
+use lb_sched::service_table::ServiceTable;
 use std::net::IpAddr;
 
 /// What identifies a virtual service of the forwarder.
@@ -32,18 +33,18 @@ pub enum ServiceKey {
 
 impl ServiceKey {
     /// The `lb-sched` service-table keys this service occupies.
-    fn table_keys(self) -> ([service_table::ServiceKey; 2], usize) {
+    fn table_keys(self) -> ([lb_sched::ServiceKey; 2], usize) {
         match self {
             Self::Addr { proto, addr, port } => {
-                let k = service_table::ServiceKey::Addr {
-                    protocol: proto,
-                    addr: addr.into(),
-                    port,
+                let k = lb_sched::ServiceKey::Addr {
+                    protocol: lb_sched::Protocol::from_number(proto),
+                    addr: std::net::SocketAddr::new(addr.into(), port),
                 };
                 ([k, k], 1)
             }
             Self::Fwmark(mark) => (
-                [false, true].map(|v6| service_table::ServiceKey::Fwmark { v6, mark }),
+                [AddressFamily::Inet, AddressFamily::Inet6]
+                    .map(|family| lb_sched::ServiceKey::Fwmark { mark, family }),
                 2,
             ),
         }

@@ -460,20 +460,6 @@ pub struct Director {
     epoch: Instant,
 }
 
-fn table_key(key: &ServiceKey) -> service_table::ServiceKey {
-    match *key {
-        ServiceKey::Addr { protocol, addr } => service_table::ServiceKey::Addr {
-            protocol: protocol.number(),
-            addr: addr.ip(),
-            port: addr.port(),
-        },
-        ServiceKey::Fwmark { mark, family } => service_table::ServiceKey::Fwmark {
-            v6: family == AddressFamily::Inet6,
-            mark,
-        },
-    }
-}
-
 impl Director {
     /// An empty table. `epoch` is the origin of the template clock (any
     /// instant not after the first `now` passed in).
@@ -506,7 +492,7 @@ impl Director {
 
     fn live_slot(&self, key: &ServiceKey) -> Result<u32, DirectorError> {
         self.table
-            .get(&table_key(key))
+            .get(key)
             .copied()
             .ok_or(DirectorError::NoSuchService(*key))
     }
@@ -531,7 +517,7 @@ impl Director {
         now: Instant,
     ) -> Result<ServiceId, DirectorError> {
         cfg.validate()?;
-        let tkey = table_key(&cfg.key);
+        let tkey = cfg.key;
         if self.table.get(&tkey).is_some() {
             return Err(DirectorError::ServiceExists(cfg.key));
         }
@@ -586,7 +572,7 @@ impl Director {
     /// [`DirectorError::NoSuchService`].
     pub fn remove_service(&mut self, key: &ServiceKey, now: Instant) -> Result<(), DirectorError> {
         let slot = self.live_slot(key)?;
-        self.table.remove(&table_key(key));
+        self.table.remove(key);
         if let Some(live) = self.slots[slot as usize].live.as_mut() {
             let ids: Vec<DestId> = live.service.dests().map(|(id, _)| id).collect();
             for id in ids {
@@ -649,7 +635,7 @@ impl Director {
     /// The id of the service with this key.
     #[must_use]
     pub fn find_service(&self, key: &ServiceKey) -> Option<ServiceId> {
-        self.table.get(&table_key(key)).map(|&s| self.id(s))
+        self.table.get(key).map(|&s| self.id(s))
     }
 
     /// The service a packet belongs to (`ip_vs_service_find`); `fwmark` is

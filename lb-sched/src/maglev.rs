@@ -17,8 +17,13 @@
 //! Backends of weight 0 get no slots. Unlike the kernel `mh` scheduler (which
 //! keeps a quiesced dest's slots via `last_weight`), a quiesced backend should
 //! keep its weight here and be filtered with [`MaglevTable::get_fallback`].
-//! Build cost is `O(M log M)` permutation steps for equal weights, plus one
-//! credit step per backend per round (`M · w_max / Σw` rounds) for skewed ones.
+//! Build cost is `O(M log M)` permutation steps, plus, for unequal weights,
+//! `w_max · N` credit steps (one period of the turn order, which repeats;
+//! at most `M` rounds).
+//! The last `√M`-or-so claims, where walking a permutation to the next free
+//! slot would take `M / free` steps, instead compute each free slot's step
+//! number along the permutation (`(slot − pos) · skip⁻¹ mod M`) and take the
+//! smallest: the same slot, found in `free` steps.
 //!
 //! # Agreement
 //!
@@ -152,6 +157,23 @@ fn permutation(m: u32, h1: u64, h2: u64) -> (u64, u64) {
     (offset, skip)
 }
 
+/// Free slots left when the fill stops probing permutations and scans the
+/// free slots instead. Probing costs about `M / free` steps per claim, a
+/// scan `free` modular products, so they cross near `sqrt(M)`; about half
+/// of all probes of a 65537-slot build fall below 256 free slots. Any value
+/// gives the same table.
+const SCAN_BELOW: u32 = 256;
+
+/// Fill state of one backend.
+#[derive(Debug, Clone, Copy)]
+struct Perm {
+    /// Next permutation position to try (every earlier one is taken).
+    pos: u64,
+    skip: u64,
+    /// `skip⁻¹ mod M`, 0 until the scan phase needs it.
+    inv: u64,
+}
+
 /// Fill a table of `m` slots with backend ids (Katran V2 credit turns) and
 /// count each backend's slots. `m` is prime, `backends.len() == ids.len() <=
 /// m`, all weights > 0.
@@ -166,53 +188,166 @@ fn populate<D: Copy>(m: u32, backends: &[(u64, u64, u32)], ids: &[D]) -> (Vec<D>
         shares[0] = m;
         return (table, shares);
     }
-    let m64 = u64::from(m);
-    let w_max = u64::from(backends.iter().map(|b| b.2).max().unwrap_or(1));
-    let mut pos = Vec::with_capacity(n);
-    let mut skip = Vec::with_capacity(n);
-    for &(h1, h2, _) in backends {
-        let (o, s) = permutation(m, h1, h2);
-        pos.push(o);
-        skip.push(s);
-    }
-    let weight: Vec<u64> = backends.iter().map(|b| u64::from(b.2)).collect();
-    let mut credit = vec![0u64; n];
-    // One bit per slot: the fill loop probes this 8 KiB bitmap (L1-resident
-    // for M = 65537) rather than the table itself.
-    let mut taken = vec![0u64; (m as usize).div_ceil(64)];
-    let mut filled = 0u32;
-    let all_equal = weight.iter().all(|&w| w == w_max);
+    let mut perms: Vec<Perm> = backends
+        .iter()
+        .map(|&(h1, h2, _)| {
+            let (pos, skip) = permutation(m, h1, h2);
+            Perm { pos, skip, inv: 0 }
+        })
+        .collect();
+    let turns = turn_order(m, backends);
+    let mut fill = Fill::new(m);
+    // Free slots; kept here, in a register, rather than in `fill`.
+    let mut free = m;
     loop {
-        for i in 0..n {
-            if !all_equal {
-                credit[i] += weight[i];
-                if credit[i] < w_max {
-                    continue;
-                }
-                credit[i] -= w_max;
-            }
-            let mut p = pos[i];
-            let s = skip[i];
-            while taken[(p >> 6) as usize] & (1 << (p & 63)) != 0 {
-                p += s;
-                if p >= m64 {
-                    p -= m64;
-                }
-            }
-            taken[(p >> 6) as usize] |= 1 << (p & 63);
-            table[p as usize] = ids[i];
+        for &i in &turns {
+            let i = i as usize;
+            let p = fill.claim(&mut perms[i], free);
+            table[p] = ids[i];
             shares[i] += 1;
-            p += s;
-            if p >= m64 {
-                p -= m64;
-            }
-            pos[i] = p;
-            filled += 1;
-            if filled == m {
+            free -= 1;
+            if free == 0 {
                 return (table, shares);
             }
         }
     }
+}
+
+/// The order in which backends take turns, as one period to be repeated
+/// (or at least `m` turns, whichever is shorter). After `w_max` credit
+/// rounds every credit is back to 0 (`w_max · w_i` added, `w_max` paid per
+/// turn), so the credit scheme repeats with that period, `Σw` turns long;
+/// computing it once costs `w_max · n` credit steps instead of one per
+/// backend per round of the whole fill. Each round gives at least one turn
+/// (to a backend of weight `w_max`), so building stops within `m` rounds.
+fn turn_order(m: u32, backends: &[(u64, u64, u32)]) -> Vec<u32> {
+    let n = backends.len() as u32;
+    let w_max = backends.iter().map(|b| b.2).max().unwrap_or(1);
+    if backends.iter().all(|b| b.2 == w_max) {
+        return (0..n).collect();
+    }
+    let total: u64 = backends.iter().map(|b| u64::from(b.2)).sum();
+    let mut turns = Vec::with_capacity(total.min(u64::from(m)) as usize);
+    let mut credit = vec![0u32; backends.len()];
+    for _ in 0..w_max {
+        for (i, (c, b)) in credit.iter_mut().zip(backends).enumerate() {
+            // c < w_max, so c + w >= w_max is c >= w_max - w (no overflow).
+            if *c >= w_max - b.2 {
+                *c -= w_max - b.2;
+                turns.push(i as u32);
+            } else {
+                *c += b.2;
+            }
+        }
+        if turns.len() >= m as usize {
+            break;
+        }
+    }
+    turns
+}
+
+/// Slot occupancy during a build: a bitmap (8 KiB for M = 65537, L1
+/// resident) while many slots are free, then the list of free slots.
+struct Fill {
+    m: u64,
+    taken: Vec<u64>,
+    /// The free slots once at most `SCAN_BELOW` are left (empty before).
+    free: Vec<u32>,
+    modulus: Barrett,
+}
+
+impl Fill {
+    fn new(m: u32) -> Self {
+        Self {
+            m: u64::from(m),
+            taken: vec![0u64; (m as usize).div_ceil(64)],
+            free: Vec::new(),
+            modulus: Barrett::new(u64::from(m)),
+        }
+    }
+
+    /// Claim the first free slot of `perm`'s permutation from `perm.pos` on,
+    /// and move `perm.pos` past it; `free` slots (at least one) are left.
+    #[inline]
+    fn claim(&mut self, perm: &mut Perm, free: u32) -> usize {
+        let m = self.m;
+        if free > SCAN_BELOW {
+            let (mut p, s) = (perm.pos, perm.skip);
+            while self.taken[(p >> 6) as usize] & (1 << (p & 63)) != 0 {
+                p += s;
+                if p >= m {
+                    p -= m;
+                }
+            }
+            self.taken[(p >> 6) as usize] |= 1 << (p & 63);
+            perm.pos = if p + s >= m { p + s - m } else { p + s };
+            return p as usize;
+        }
+        if self.free.is_empty() {
+            // First claim of the scan phase: list what is left.
+            self.free.extend(
+                (0..self.m as u32)
+                    .filter(|&q| self.taken[(q >> 6) as usize] & (1 << (q & 63)) == 0),
+            );
+        }
+        if perm.inv == 0 {
+            perm.inv = mod_inverse(perm.skip, m);
+        }
+        // Slot q is step j = (q - pos) / skip (mod M) along the permutation
+        // from pos; every step before the smallest j over free q is taken.
+        let (pos, inv) = (perm.pos, perm.inv);
+        let mut best = (u64::MAX, 0usize);
+        for (k, &q) in self.free.iter().enumerate() {
+            let q = u64::from(q);
+            let d = if q >= pos { q - pos } else { q + m - pos };
+            let j = self.modulus.reduce(d * inv);
+            if j < best.0 {
+                best = (j, k);
+            }
+        }
+        let p = u64::from(self.free.swap_remove(best.1));
+        perm.pos = if p + perm.skip >= m {
+            p + perm.skip - m
+        } else {
+            p + perm.skip
+        };
+        p as usize
+    }
+}
+
+/// `x mod m` for `x < m^2` by multiplication (Barrett reduction).
+#[derive(Debug, Clone, Copy)]
+struct Barrett {
+    m: u64,
+    /// `floor(2^64 / m)` (up to one short of it for m = 2^k, harmless).
+    c: u64,
+}
+
+impl Barrett {
+    fn new(m: u64) -> Self {
+        Self { m, c: u64::MAX / m }
+    }
+
+    /// The quotient estimate `floor(x · c / 2^64)` is at most one short of
+    /// `floor(x / m)` for any `x < 2^64`, so one correction step suffices.
+    #[inline]
+    fn reduce(self, x: u64) -> u64 {
+        let q = ((u128::from(x) * u128::from(self.c)) >> 64) as u64;
+        let r = x - q * self.m;
+        if r >= self.m { r - self.m } else { r }
+    }
+}
+
+/// `a⁻¹ mod m` for prime `m` and `0 < a < m` (extended Euclid).
+fn mod_inverse(a: u64, m: u64) -> u64 {
+    let (mut r0, mut r1) = (m as i64, a as i64);
+    let (mut t0, mut t1) = (0i64, 1i64);
+    while r1 != 0 {
+        let q = r0 / r1;
+        (r0, r1) = (r1, r0 - q * r1);
+        (t0, t1) = (t1, t0 - q * t1);
+    }
+    t0.rem_euclid(m as i64) as u64
 }
 
 fn is_prime(n: u32) -> bool {
@@ -503,12 +638,80 @@ mod tests {
         assert_eq!(t.get_fallback(5, |_| false), None);
     }
 
+    fn perm_key_params(key: HashKey, names: &[Vec<u8>], ws: &[u32]) -> Vec<(u64, u64, u32)> {
+        let perm_key = key.derive(b"lb-sched maglev permutation");
+        names
+            .iter()
+            .zip(ws)
+            .map(|(name, &w)| {
+                let (h1, h2) = perm_key.hash128(name);
+                (h1, h2, w)
+            })
+            .collect()
+    }
+
+    /// The benchmark's table (M = 65537, 1000 backends of weights 1..4) is
+    /// slot for slot the paper's algorithm: both fill phases (probing, then
+    /// the free-slot scan) at full size.
+    #[test]
+    fn full_size_weighted_table_matches_naive() {
+        let n = 1000u32;
+        let w = |i: u32| 1 + i % 4;
+        let t = builder(n, w, DEFAULT_TABLE_SIZE).build().unwrap();
+        let names: Vec<Vec<u8>> = (0..n)
+            .map(|i| format!("10.0.{}.{}:80", i / 256, i % 256).into_bytes())
+            .collect();
+        let ws: Vec<u32> = (0..n).map(w).collect();
+        let want = naive(DEFAULT_TABLE_SIZE, &perm_key_params(KEY, &names, &ws));
+        let got: Vec<Option<usize>> = t.slots().iter().map(|&d| Some(d as usize)).collect();
+        assert!(got == want, "tables differ");
+    }
+
+    #[test]
+    fn inverse_and_reduction_edges() {
+        for m in [2u64, 3, 7, 65537, 4_294_967_291] {
+            let f = Barrett::new(m);
+            for a in [1, 2, m / 2, m - 2, m - 1]
+                .into_iter()
+                .filter(|&a| a >= 1 && a < m)
+            {
+                let inv = mod_inverse(a, m);
+                assert!(inv < m);
+                assert_eq!(
+                    u128::from(a) * u128::from(inv) % u128::from(m),
+                    1,
+                    "{a}^-1 mod {m}"
+                );
+            }
+            for x in [0, 1, m - 1, m, m * m - 1, (m - 1) * (m - 1)] {
+                assert_eq!(f.reduce(x), x % m, "{x} mod {m}");
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Barrett reduction and the modular inverse against `%`.
+        #[test]
+        fn reduce_and_inverse_match_division(m in 2u32.., a in any::<u64>(), b in any::<u64>()) {
+            let m64 = u64::from(m);
+            let f = Barrett::new(m64);
+            let x = (a % m64) * (b % m64);
+            prop_assert_eq!(f.reduce(x), x % m64);
+            if is_prime(m) {
+                let a = a % (m64 - 1) + 1;
+                prop_assert_eq!(u128::from(a) * u128::from(mod_inverse(a, m64)) % u128::from(m64), 1);
+            }
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
         #[test]
         fn matches_naive_population(
-            m in prop::sample::select(vec![7u32, 13, 251, 509, 1021]),
-            ws in prop::collection::vec(0u32..6, 0..40),
+            m in prop::sample::select(vec![2u32, 7, 13, 251, 257, 509, 1021, 4093]),
+            ws in prop::collection::vec(prop_oneof![4 => 0u32..6, 1 => 0u32..(1 << 30)], 0..40),
             seed in any::<u64>(),
         ) {
             let key = HashKey::new(seed, !seed);

@@ -46,13 +46,16 @@
 //!
 //! # Memory
 //!
-//! IPv4 and IPv6 templates live in separate slabs (32 and 56 bytes per entry
-//! with a `u32` dest id) indexed by an open-addressing table of 4-byte slots
-//! (26-bit entry index + 6-bit hash tag, load ≤ 7/8, linear probing with
-//! backward-shift deletion). Expiry is stored as 32 bits relative to the last
+//! IPv4 and IPv6 templates live in separate slabs (32 and 44 bytes per entry
+//! with a `u32` dest id; an IPv6 entry names its virtual address by an index
+//! into the table's list of distinct ones) indexed by an open-addressing
+//! table of 4-byte slots (26-bit entry index + 6-bit hash tag, load ≤ 7/8,
+//! linear probing with backward-shift deletion). Expiry is stored as 32 bits relative to the last
 //! advance, which bounds timeouts to [`MAX_TIMEOUT_MS`].
 
-use crate::hashkey::{HashKey, fastrange};
+use crate::AddressFamily;
+use crate::hashkey::{HashKey, KeyedBuildHasher, fastrange};
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 /// `IPPROTO_IP`: the protocol of fwmark templates.
@@ -65,6 +68,10 @@ pub const MAX_TIMEOUT_MS: u32 = 1 << 31;
 pub const EXPIRE_LATER_MS: u32 = 60_000;
 /// Most templates per address family.
 pub const MAX_ENTRIES: usize = (1 << 26) - 2;
+/// Distinct IPv6 virtual addresses a pre-sized table
+/// ([`PersistTable::with_capacity`]) holds before creating a template can
+/// allocate.
+pub const VIP_RESERVE: usize = 256;
 
 const IDX_BITS: u32 = 26;
 const IDX_MASK: u32 = (1 << IDX_BITS) - 1;
@@ -117,8 +124,8 @@ pub struct PersistService {
 /// A template key in the kernel's layout (client port is always 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TemplateKey {
-    /// IPv6 when true.
-    pub v6: bool,
+    /// IPv4 or IPv6 (separate tables).
+    pub family: AddressFamily,
     /// Packet protocol, or [`IPPROTO_IP`] for fwmark templates.
     pub protocol: u8,
     /// Masked client address (first 4 bytes used for IPv4).
@@ -155,11 +162,11 @@ impl TemplateKey {
     ) -> Result<Self, PersistError> {
         let mut c = [0u8; 16];
         let mut v = [0u8; 16];
-        let v6 = match (client, vaddr, svc.netmask) {
+        let family = match (client, vaddr, svc.netmask) {
             (IpAddr::V4(ca), IpAddr::V4(va), Netmask::V4(mask)) => {
                 c[..4].copy_from_slice(&(u32::from(ca) & mask).to_be_bytes());
                 v[..4].copy_from_slice(&va.octets());
-                false
+                AddressFamily::Inet
             }
             (IpAddr::V6(ca), IpAddr::V6(va), Netmask::V6(plen)) => {
                 if plen > 128 {
@@ -172,12 +179,12 @@ impl TemplateKey {
                 };
                 c = (u128::from(ca) & mask).to_be_bytes();
                 v = va.octets();
-                true
+                AddressFamily::Inet6
             }
             _ => return Err(PersistError::FamilyMismatch),
         };
         let mut key = Self {
-            v6,
+            family,
             protocol,
             client: c,
             vaddr: v,
@@ -305,10 +312,22 @@ impl PersistConfig {
     }
 }
 
-trait Addr: Copy + Eq + std::fmt::Debug {
+/// An address family's addresses, and how its entries store the virtual
+/// address in 32 bits: IPv4 stores it as is; IPv6 stores an index into the
+/// table's list of distinct virtual addresses (a director has few), so that
+/// an IPv6 entry is 44 bytes rather than 56.
+trait Addr: Copy + Eq + std::hash::Hash + std::fmt::Debug {
     const LEN: usize;
     fn from_key(b: &[u8; 16]) -> Self;
     fn bytes(&self) -> &[u8];
+    /// The stored form of `vaddr` for one more entry.
+    fn vip_acquire(vips: &mut Vips<Self>, vaddr: Self) -> u32;
+    /// One entry storing `vip` is gone.
+    fn vip_release(vips: &mut Vips<Self>, vip: u32);
+    /// The virtual address an entry stores as `vip`.
+    fn vip_addr(vips: &Vips<Self>, vip: u32) -> Self;
+    /// Room for `n` distinct virtual addresses.
+    fn vip_reserve(vips: &mut Vips<Self>, n: usize);
 }
 impl Addr for [u8; 4] {
     const LEN: usize = 4;
@@ -318,6 +337,15 @@ impl Addr for [u8; 4] {
     fn bytes(&self) -> &[u8] {
         self
     }
+    fn vip_acquire(_: &mut Vips<Self>, vaddr: Self) -> u32 {
+        u32::from_ne_bytes(vaddr)
+    }
+    fn vip_release(_: &mut Vips<Self>, _: u32) {}
+    #[inline]
+    fn vip_addr(_: &Vips<Self>, vip: u32) -> Self {
+        vip.to_ne_bytes()
+    }
+    fn vip_reserve(_: &mut Vips<Self>, _: usize) {}
 }
 impl Addr for [u8; 16] {
     const LEN: usize = 16;
@@ -327,12 +355,103 @@ impl Addr for [u8; 16] {
     fn bytes(&self) -> &[u8] {
         self
     }
+    fn vip_acquire(vips: &mut Vips<Self>, vaddr: Self) -> u32 {
+        vips.acquire(vaddr)
+    }
+    fn vip_release(vips: &mut Vips<Self>, vip: u32) {
+        vips.release(vip);
+    }
+    #[inline]
+    fn vip_addr(vips: &Vips<Self>, vip: u32) -> Self {
+        vips.addrs[vip as usize]
+    }
+    fn vip_reserve(vips: &mut Vips<Self>, n: usize) {
+        vips.reserve(n);
+    }
+}
+
+/// Distinct virtual addresses of one family's templates, each counted by
+/// the entries (live or invalidated) that name it; an address is dropped
+/// with its last entry. Touched when a template is created or freed; a
+/// lookup only reads `addrs`.
+#[derive(Debug, Clone)]
+struct Vips<A> {
+    addrs: Vec<A>,
+    refs: Vec<u32>,
+    ids: HashMap<A, u32, KeyedBuildHasher>,
+    free: Vec<u32>,
+}
+
+impl<A: Addr> Vips<A> {
+    fn new(key: HashKey) -> Self {
+        Self {
+            addrs: Vec::new(),
+            refs: Vec::new(),
+            ids: HashMap::with_hasher(key.derive(b"lb-sched persist vips").build_hasher()),
+            free: Vec::new(),
+        }
+    }
+
+    /// The index of `vaddr`, counting one more entry.
+    fn acquire(&mut self, vaddr: A) -> u32 {
+        if let Some(&id) = self.ids.get(&vaddr) {
+            self.refs[id as usize] += 1;
+            return id;
+        }
+        let id = if let Some(id) = self.free.pop() {
+            self.addrs[id as usize] = vaddr;
+            self.refs[id as usize] = 1;
+            id
+        } else {
+            self.addrs.push(vaddr);
+            self.refs.push(1);
+            (self.addrs.len() - 1) as u32
+        };
+        self.ids.insert(vaddr, id);
+        id
+    }
+
+    fn reserve(&mut self, n: usize) {
+        self.addrs.reserve(n.saturating_sub(self.addrs.len()));
+        self.refs.reserve(n.saturating_sub(self.refs.len()));
+        self.free.reserve(n.saturating_sub(self.free.len()));
+        self.ids.reserve(n.saturating_sub(self.ids.len()));
+    }
+
+    /// One entry naming index `vip` is gone.
+    fn release(&mut self, vip: u32) {
+        let r = &mut self.refs[vip as usize];
+        *r -= 1;
+        if *r == 0 {
+            self.ids.remove(&self.addrs[vip as usize]);
+            self.free.push(vip);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.addrs.clear();
+        self.refs.clear();
+        self.ids.clear();
+        self.free.clear();
+    }
+
+    fn memory_bytes(&self) -> usize {
+        // hashbrown: one (key, value) bucket plus one control byte each.
+        self.addrs.capacity() * size_of::<A>()
+            + self.refs.capacity() * 4
+            + self.free.capacity() * 4
+            + match self.ids.capacity() {
+                0 => 0,
+                c => (c * 8 / 7).next_power_of_two() * (size_of::<(A, u32)>() + 1),
+            }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Entry<A, D> {
     client: A,
-    vaddr: A,
+    /// The virtual address in its stored form ([`Addr::vip_acquire`]).
+    vip: u32,
     vport: u16,
     protocol: u8,
     flags: u8,
@@ -353,6 +472,7 @@ struct Core<A, D> {
     index: Vec<u32>,
     linked: usize,
     wheel: Box<[u32]>,
+    vips: Vips<A>,
     hash_key: HashKey,
 }
 
@@ -371,12 +491,16 @@ impl<A: Addr, D: Copy> Core<A, D> {
             index: Vec::new(),
             linked: 0,
             wheel: vec![NIL; slots].into_boxed_slice(),
+            vips: Vips::new(hash_key),
             hash_key,
         }
     }
 
     fn reserve(&mut self, n: usize) {
         self.entries.reserve(n.saturating_sub(self.entries.len()));
+        if n > 0 {
+            A::vip_reserve(&mut self.vips, VIP_RESERVE);
+        }
         let want = index_cap(n);
         if want > self.index.len() {
             self.rebuild_index(want);
@@ -395,7 +519,12 @@ impl<A: Addr, D: Copy> Core<A, D> {
 
     fn entry_hash(&self, i: u32) -> u64 {
         let e = &self.entries[i as usize];
-        self.hash(&e.client, &e.vaddr, e.vport, e.protocol)
+        self.hash(
+            &e.client,
+            &A::vip_addr(&self.vips, e.vip),
+            e.vport,
+            e.protocol,
+        )
     }
 
     /// Absolute expiry from the stored low 32 bits: every stored expiry lies
@@ -424,9 +553,9 @@ impl<A: Addr, D: Copy> Core<A, D> {
                 let i = s & IDX_MASK;
                 let e = &self.entries[i as usize];
                 if e.client == client
-                    && e.vaddr == vaddr
                     && e.vport == k.vport
                     && e.protocol == k.protocol
+                    && A::vip_addr(&self.vips, e.vip) == vaddr
                 {
                     return Some(i);
                 }
@@ -539,9 +668,10 @@ impl<A: Addr, D: Copy> Core<A, D> {
         let e = &mut self.entries[i as usize];
         e.flags = 0;
         e.next = self.free;
-        let d = e.dest;
+        let (d, vip) = (e.dest, e.vip);
         self.free = i;
         self.used -= 1;
+        A::vip_release(&mut self.vips, vip);
         dests.template_unbound(&d);
     }
 
@@ -652,7 +782,9 @@ impl<D: Copy> PersistTable<D> {
     }
 
     /// An empty table pre-sized for `v4` and `v6` templates (no growth, and
-    /// no rehash pause, until then).
+    /// no rehash pause, until then), and for [`VIP_RESERVE`] distinct IPv6
+    /// virtual addresses when `v6 > 0`: creating a template does not
+    /// allocate within those bounds.
     #[must_use]
     pub fn with_capacity(config: PersistConfig, v4: usize, v6: usize) -> Self {
         let mut t = Self::new(config);
@@ -673,13 +805,14 @@ impl<D: Copy> PersistTable<D> {
         self.len() == 0
     }
 
-    /// Heap bytes held (slabs, index, wheels).
+    /// Heap bytes held (slabs, index, wheels, the IPv6 virtual-address list).
     #[must_use]
     pub fn memory_bytes(&self) -> usize {
-        fn core<A, D>(c: &Core<A, D>) -> usize {
+        fn core<A: Addr, D>(c: &Core<A, D>) -> usize {
             c.entries.capacity() * size_of::<Entry<A, D>>()
                 + c.index.capacity() * 4
                 + c.wheel.len() * 4
+                + c.vips.memory_bytes()
         }
         core(&self.v4) + core(&self.v6)
     }
@@ -725,7 +858,7 @@ impl<D: Copy> PersistTable<D> {
             let live = Core::<A, D>::full_expiry(e, last) > now || e.n_control > 0;
             live.then_some(e.dest)
         }
-        if key.v6 {
+        if key.family == AddressFamily::Inet6 {
             look(&self.v6, key, self.last, now_ms)
         } else {
             look(&self.v4, key, self.last, now_ms)
@@ -756,7 +889,7 @@ impl<D: Copy> PersistTable<D> {
         self.advance(now_ms, dests);
         let now = self.last.max(now_ms);
         let quiescent = self.expire_quiescent;
-        if key.v6 {
+        if key.family == AddressFamily::Inet6 {
             sched_core(
                 &mut self.v6,
                 true,
@@ -813,6 +946,7 @@ impl<D: Copy> PersistTable<D> {
             c.free = NIL;
             c.used = 0;
             c.linked = 0;
+            c.vips.clear();
             c.index.iter_mut().for_each(|s| *s = EMPTY);
             c.wheel.iter_mut().for_each(|s| *s = NIL);
         }
@@ -867,9 +1001,10 @@ fn sched_core<A: Addr, D: Copy, C: PersistDests<D>, F: FnOnce(&mut C) -> Option<
         return Ok(None);
     };
     let exp = now.saturating_add(u64::from(timeout));
+    let vip = A::vip_acquire(&mut core.vips, A::from_key(&key.vaddr));
     let entry = Entry {
         client: A::from_key(&key.client),
-        vaddr: A::from_key(&key.vaddr),
+        vip,
         vport: key.vport,
         protocol: key.protocol,
         flags: F_USED,
@@ -879,7 +1014,9 @@ fn sched_core<A: Addr, D: Copy, C: PersistDests<D>, F: FnOnce(&mut C) -> Option<
         n_control: 1,
         next: NIL,
     };
-    let i = core.alloc(entry)?;
+    let i = core
+        .alloc(entry)
+        .inspect_err(|_| A::vip_release(&mut core.vips, vip))?;
     core.index_insert(i);
     core.wheel_push(i, exp);
     dests.template_bound(&dest);

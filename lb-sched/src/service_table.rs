@@ -13,10 +13,15 @@
 //! The kernel skips each step when its per-family counter is zero; so does
 //! this table. Maps are keyed with an explicit SipHash key (no random state)
 //! and a lookup allocates nothing.
+//!
+//! Services are named by the crate's [`ServiceKey`]; its protocol counts by
+//! number ([`Protocol::number`]), so `Protocol::Other(6)` names the TCP
+//! service.
 
 use crate::hashkey::{HashKey, KeyedBuildHasher};
+use crate::{AddressFamily, Protocol, ServiceKey};
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// `IPPROTO_TCP`.
 pub const TCP: u8 = 6;
@@ -24,27 +29,6 @@ pub const TCP: u8 = 6;
 pub const FTP_PORT: u16 = 21;
 /// `FTPDATA`.
 pub const FTP_DATA_PORT: u16 = 20;
-
-/// How a virtual service is addressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ServiceKey {
-    /// A fwmark service of one address family.
-    Fwmark {
-        /// IPv6 when true.
-        v6: bool,
-        /// The mark (non-zero).
-        mark: u32,
-    },
-    /// A `<protocol, address, port>` service (port 0: port-zero service).
-    Addr {
-        /// IP protocol number.
-        protocol: u8,
-        /// Virtual address.
-        addr: IpAddr,
-        /// Virtual port.
-        port: u16,
-    },
-}
 
 /// Errors of [`ServiceTable::insert`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -69,14 +53,17 @@ struct Counters {
 /// The service table.
 ///
 /// ```
+/// use std::net::{IpAddr, SocketAddr};
 /// use lb_sched::hashkey::HashKey;
-/// use lb_sched::service_table::{ServiceKey, ServiceTable};
+/// use lb_sched::service_table::ServiceTable;
+/// use lb_sched::{AddressFamily, Protocol, ServiceKey};
 ///
-/// let vip = "192.0.2.1".parse()?;
+/// let vip: IpAddr = "192.0.2.1".parse()?;
+/// let tcp = |port| ServiceKey::Addr { protocol: Protocol::Tcp, addr: SocketAddr::new(vip, port) };
 /// let mut t = ServiceTable::new(HashKey::new(1, 2));
-/// t.insert(ServiceKey::Fwmark { v6: false, mark: 80 }, "web-fwm")?;
-/// t.insert(ServiceKey::Addr { protocol: 6, addr: vip, port: 22 }, "ssh")?;
-/// t.insert(ServiceKey::Addr { protocol: 6, addr: vip, port: 21 }, "ftp")?;
+/// t.insert(ServiceKey::Fwmark { mark: 80, family: AddressFamily::Inet }, "web-fwm")?;
+/// t.insert(tcp(22), "ssh")?;
+/// t.insert(tcp(21), "ftp")?;
 /// assert_eq!(t.find(80, 6, vip, 443), Some(&"web-fwm"));
 /// assert_eq!(t.find(0, 6, vip, 22), Some(&"ssh"));
 /// assert_eq!(t.find(0, 6, vip, 40000), Some(&"ftp")); // passive FTP data
@@ -85,7 +72,7 @@ struct Counters {
 /// ```
 #[derive(Debug, Clone)]
 pub struct ServiceTable<S> {
-    fwm: HashMap<(bool, u32), S, KeyedBuildHasher>,
+    fwm: HashMap<(AddressFamily, u32), S, KeyedBuildHasher>,
     addr: HashMap<(u8, IpAddr, u16), S, KeyedBuildHasher>,
     counters: [Counters; 2],
     unprivileged_port_start: u16,
@@ -110,31 +97,34 @@ impl<S> ServiceTable<S> {
         self
     }
 
-    fn fam(v6: bool) -> usize {
-        usize::from(v6)
+    fn fam(family: AddressFamily) -> usize {
+        usize::from(family == AddressFamily::Inet6)
+    }
+
+    /// The address map's key: `<protocol number, address, port>`.
+    fn addr_key(protocol: Protocol, addr: SocketAddr) -> (u8, IpAddr, u16) {
+        (protocol.number(), addr.ip(), addr.port())
     }
 
     /// Add a service.
     pub fn insert(&mut self, key: ServiceKey, service: S) -> Result<(), ServiceError> {
         match key {
             ServiceKey::Fwmark { mark: 0, .. } => return Err(ServiceError::ZeroMark),
-            ServiceKey::Fwmark { v6, mark } => {
-                if self.fwm.contains_key(&(v6, mark)) {
+            ServiceKey::Fwmark { mark, family } => {
+                if self.fwm.contains_key(&(family, mark)) {
                     return Err(ServiceError::Exists(key));
                 }
-                self.fwm.insert((v6, mark), service);
-                self.counters[Self::fam(v6)].fwm += 1;
+                self.fwm.insert((family, mark), service);
+                self.counters[Self::fam(family)].fwm += 1;
             }
-            ServiceKey::Addr {
-                protocol,
-                addr,
-                port,
-            } => {
-                if self.addr.contains_key(&(protocol, addr, port)) {
+            ServiceKey::Addr { protocol, addr } => {
+                let k = Self::addr_key(protocol, addr);
+                if self.addr.contains_key(&k) {
                     return Err(ServiceError::Exists(key));
                 }
-                self.addr.insert((protocol, addr, port), service);
-                let c = &mut self.counters[Self::fam(addr.is_ipv6())];
+                self.addr.insert(k, service);
+                let port = addr.port();
+                let c = &mut self.counters[Self::fam(key.family())];
                 c.nonfwm += 1;
                 if port == FTP_PORT {
                     c.ftp += 1;
@@ -149,18 +139,15 @@ impl<S> ServiceTable<S> {
     /// Remove a service.
     pub fn remove(&mut self, key: &ServiceKey) -> Option<S> {
         match *key {
-            ServiceKey::Fwmark { v6, mark } => {
-                let s = self.fwm.remove(&(v6, mark))?;
-                self.counters[Self::fam(v6)].fwm -= 1;
+            ServiceKey::Fwmark { mark, family } => {
+                let s = self.fwm.remove(&(family, mark))?;
+                self.counters[Self::fam(family)].fwm -= 1;
                 Some(s)
             }
-            ServiceKey::Addr {
-                protocol,
-                addr,
-                port,
-            } => {
-                let s = self.addr.remove(&(protocol, addr, port))?;
-                let c = &mut self.counters[Self::fam(addr.is_ipv6())];
+            ServiceKey::Addr { protocol, addr } => {
+                let s = self.addr.remove(&Self::addr_key(protocol, addr))?;
+                let port = addr.port();
+                let c = &mut self.counters[Self::fam(key.family())];
                 c.nonfwm -= 1;
                 if port == FTP_PORT {
                     c.ftp -= 1;
@@ -176,24 +163,18 @@ impl<S> ServiceTable<S> {
     #[must_use]
     pub fn get(&self, key: &ServiceKey) -> Option<&S> {
         match *key {
-            ServiceKey::Fwmark { v6, mark } => self.fwm.get(&(v6, mark)),
-            ServiceKey::Addr {
-                protocol,
-                addr,
-                port,
-            } => self.addr.get(&(protocol, addr, port)),
+            ServiceKey::Fwmark { mark, family } => self.fwm.get(&(family, mark)),
+            ServiceKey::Addr { protocol, addr } => self.addr.get(&Self::addr_key(protocol, addr)),
         }
     }
 
     /// Mutable access to the service with exactly this key.
     pub fn get_mut(&mut self, key: &ServiceKey) -> Option<&mut S> {
         match *key {
-            ServiceKey::Fwmark { v6, mark } => self.fwm.get_mut(&(v6, mark)),
-            ServiceKey::Addr {
-                protocol,
-                addr,
-                port,
-            } => self.addr.get_mut(&(protocol, addr, port)),
+            ServiceKey::Fwmark { mark, family } => self.fwm.get_mut(&(family, mark)),
+            ServiceKey::Addr { protocol, addr } => {
+                self.addr.get_mut(&Self::addr_key(protocol, addr))
+            }
         }
     }
 
@@ -219,7 +200,8 @@ impl<S> ServiceTable<S> {
             .map(|(_, s)| s)
     }
 
-    /// Like [`Self::find`], also returning which key matched.
+    /// Like [`Self::find`], also returning which key matched (with the
+    /// protocol as [`Protocol::from_number`] names it).
     #[must_use]
     pub fn find_key(
         &self,
@@ -228,13 +210,19 @@ impl<S> ServiceTable<S> {
         vaddr: IpAddr,
         vport: u16,
     ) -> Option<(ServiceKey, &S)> {
-        let v6 = vaddr.is_ipv6();
-        let c = &self.counters[Self::fam(v6)];
+        let family = AddressFamily::of(vaddr);
+        let c = &self.counters[Self::fam(family)];
         if fwmark != 0
             && c.fwm > 0
-            && let Some(s) = self.fwm.get(&(v6, fwmark))
+            && let Some(s) = self.fwm.get(&(family, fwmark))
         {
-            return Some((ServiceKey::Fwmark { v6, mark: fwmark }, s));
+            return Some((
+                ServiceKey::Fwmark {
+                    mark: fwmark,
+                    family,
+                },
+                s,
+            ));
         }
         if c.nonfwm == 0 {
             return None;
@@ -243,9 +231,8 @@ impl<S> ServiceTable<S> {
             self.addr.get(&(protocol, vaddr, port)).map(|s| {
                 (
                     ServiceKey::Addr {
-                        protocol,
-                        addr: vaddr,
-                        port,
+                        protocol: Protocol::from_number(protocol),
+                        addr: SocketAddr::new(vaddr, port),
                     },
                     s,
                 )
@@ -277,38 +264,29 @@ mod tests {
         IpAddr::from([192, 0, 2, n])
     }
 
+    fn addr_key_of(protocol: u8, addr: IpAddr, port: u16) -> ServiceKey {
+        ServiceKey::Addr {
+            protocol: Protocol::from_number(protocol),
+            addr: SocketAddr::new(addr, port),
+        }
+    }
+
+    fn fwm_key(v6: bool, mark: u32) -> ServiceKey {
+        let family = if v6 {
+            AddressFamily::Inet6
+        } else {
+            AddressFamily::Inet
+        };
+        ServiceKey::Fwmark { mark, family }
+    }
+
     #[test]
     fn lookup_order_golden() {
         let mut t = ServiceTable::new(HashKey::new(3, 4));
-        t.insert(
-            ServiceKey::Addr {
-                protocol: 6,
-                addr: vip(1),
-                port: 0,
-            },
-            "tcp-any",
-        )
-        .unwrap();
-        t.insert(
-            ServiceKey::Addr {
-                protocol: 6,
-                addr: vip(1),
-                port: 21,
-            },
-            "ftp",
-        )
-        .unwrap();
-        t.insert(
-            ServiceKey::Addr {
-                protocol: 6,
-                addr: vip(1),
-                port: 80,
-            },
-            "http",
-        )
-        .unwrap();
-        t.insert(ServiceKey::Fwmark { v6: false, mark: 7 }, "fwm7")
-            .unwrap();
+        t.insert(addr_key_of(6, vip(1), 0), "tcp-any").unwrap();
+        t.insert(addr_key_of(6, vip(1), 21), "ftp").unwrap();
+        t.insert(addr_key_of(6, vip(1), 80), "http").unwrap();
+        t.insert(fwm_key(false, 7), "fwm7").unwrap();
         // fwmark first, even over an exact match.
         assert_eq!(t.find(7, 6, vip(1), 80), Some(&"fwm7"));
         // A mark without a service falls through.
@@ -324,33 +302,16 @@ mod tests {
         assert_eq!(t.find(7, 6, "2001:db8::1".parse().unwrap(), 80), None);
         // Duplicates and mark 0.
         assert_eq!(
-            t.insert(ServiceKey::Fwmark { v6: false, mark: 7 }, "x"),
-            Err(ServiceError::Exists(ServiceKey::Fwmark {
-                v6: false,
-                mark: 7
-            }))
+            t.insert(fwm_key(false, 7), "x"),
+            Err(ServiceError::Exists(fwm_key(false, 7)))
         );
-        assert_eq!(
-            t.insert(ServiceKey::Fwmark { v6: true, mark: 0 }, "x"),
-            Err(ServiceError::ZeroMark)
-        );
+        assert_eq!(t.insert(fwm_key(true, 0), "x"), Err(ServiceError::ZeroMark));
         // Removal updates the counters.
-        assert_eq!(
-            t.remove(&ServiceKey::Addr {
-                protocol: 6,
-                addr: vip(1),
-                port: 21
-            }),
-            Some("ftp")
-        );
+        assert_eq!(t.remove(&addr_key_of(6, vip(1), 21)), Some("ftp"));
         assert_eq!(t.find(0, 6, vip(1), 1024), Some(&"tcp-any"));
         assert_eq!(t.len(), 3);
-        *t.get_mut(&ServiceKey::Fwmark { v6: false, mark: 7 })
-            .unwrap() = "fwm7b";
-        assert_eq!(
-            t.get(&ServiceKey::Fwmark { v6: false, mark: 7 }),
-            Some(&"fwm7b")
-        );
+        *t.get_mut(&fwm_key(false, 7)).unwrap() = "fwm7b";
+        assert_eq!(t.get(&fwm_key(false, 7)), Some(&"fwm7b"));
     }
 
     /// Naive model: a Vec of services and the kernel's rules as linear scans.
@@ -364,18 +325,10 @@ mod tests {
         let v6 = vaddr.is_ipv6();
         let exact = |p: u8, port: u16| {
             svcs.iter()
-                .find(|(k, _)| {
-                    *k == ServiceKey::Addr {
-                        protocol: p,
-                        addr: vaddr,
-                        port,
-                    }
-                })
+                .find(|(k, _)| *k == addr_key_of(p, vaddr, port))
                 .map(|s| s.1)
         };
-        let fwm = svcs
-            .iter()
-            .find(|(k, _)| *k == ServiceKey::Fwmark { v6, mark });
+        let fwm = svcs.iter().find(|(k, _)| *k == fwm_key(v6, mark));
         if mark != 0 && fwm.is_some() {
             return fwm.map(|s| s.1);
         }
@@ -383,7 +336,7 @@ mod tests {
             return Some(s);
         }
         let has_ftp = svcs.iter().any(
-            |(k, _)| matches!(k, ServiceKey::Addr { addr, port: 21, .. } if addr.is_ipv6() == v6),
+            |(k, _)| matches!(k, ServiceKey::Addr { addr, .. } if addr.port() == 21 && addr.is_ipv6() == v6),
         );
         let ftp = exact(6, 21);
         if proto == 6 && has_ftp && (vport == 20 || vport >= 1024) && ftp.is_some() {
@@ -404,9 +357,9 @@ mod tests {
             let mut model: Vec<(ServiceKey, usize)> = Vec::new();
             for (n, (fwm, mark, proto, host, port)) in adds.into_iter().enumerate() {
                 let key = if fwm {
-                    ServiceKey::Fwmark { v6: false, mark }
+                    fwm_key(false, mark)
                 } else {
-                    ServiceKey::Addr { protocol: proto, addr: vip(host), port }
+                    addr_key_of(proto, vip(host), port)
                 };
                 let dup = model.iter().any(|(k, _)| *k == key);
                 prop_assert_eq!(t.insert(key, n).is_err(), dup);

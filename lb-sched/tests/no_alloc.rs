@@ -229,3 +229,75 @@ fn the_counter_sees_allocations() {
     assert!(allocs() > before);
     drop(v);
 }
+
+#[test]
+fn presized_persistence_table_does_not_allocate() {
+    // A table pre-sized for 1000 templates of each family: creating,
+    // refreshing, releasing and expiring templates, IPv6 ones on 200
+    // distinct virtual addresses (interned, within `VIP_RESERVE`), twice
+    // over so freed entries and addresses are reused, allocates nothing.
+    use lb_sched::persist::{
+        Netmask, PersistConfig, PersistDests, PersistService, PersistTable, TemplateKey,
+        VIP_RESERVE,
+    };
+    struct Up;
+    impl PersistDests<u32> for Up {
+        fn is_available(&self, _: &u32) -> bool {
+            true
+        }
+        fn weight(&self, _: &u32) -> u32 {
+            1
+        }
+    }
+    let s4 = PersistService {
+        fwmark: 0,
+        port: 80,
+        netmask: Netmask::V4(u32::MAX),
+    };
+    let s6 = PersistService {
+        fwmark: 0,
+        port: 80,
+        netmask: Netmask::V6(64),
+    };
+    let vips = 200u32;
+    assert!(vips as usize <= VIP_RESERVE);
+    let keys: Vec<TemplateKey> = (0..1000u32)
+        .flat_map(|i| {
+            let c4 = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | i));
+            let c6 = IpAddr::V6(Ipv6Addr::from(
+                0x2001_0db8_0001_u128 << 80 | u128::from(i) << 64,
+            ));
+            let v6 = IpAddr::V6(Ipv6Addr::from(
+                0x2001_0db8_u128 << 96 | u128::from(i % vips),
+            ));
+            [
+                TemplateKey::for_packet(&s4, 6, c4, "192.0.2.1".parse().unwrap(), 80).unwrap(),
+                TemplateKey::for_packet(&s6, 6, c6, v6, 80).unwrap(),
+            ]
+        })
+        .collect();
+    let mut t: PersistTable<u32> =
+        PersistTable::with_capacity(PersistConfig::default(), 1000, 1000);
+    let before = allocs();
+    let mut created = 0u32;
+    for round in 0..2u64 {
+        let now = 1 + round * 1_000_000;
+        for (i, k) in keys.iter().enumerate() {
+            for step in 0..2 {
+                let p = t
+                    .schedule(now + step, k, 60_000, &mut Up, |_| Some(i as u32))
+                    .unwrap()
+                    .unwrap();
+                created += u32::from(p.created);
+                t.release(now + step, p.template, &mut Up).unwrap();
+            }
+        }
+        assert_eq!(t.len(), keys.len());
+        // Everything expires; the IPv6 virtual addresses are dropped.
+        t.advance(now + 500_000, &mut Up);
+        assert!(t.is_empty());
+    }
+    let got = allocs() - before;
+    assert_eq!(got, 0, "{got} allocations");
+    assert_eq!(created, 2 * keys.len() as u32);
+}
