@@ -59,7 +59,7 @@ impl SyncGroup {
     /// What the other members must be told after `member` emitted `event`
     /// (`None`: nothing, e.g. a change the group caused itself). For callers
     /// that do not hold the routers in one slice, such as
-    /// [`MultiDriver`](crate::linux::MultiDriver).
+    /// the Linux driver's `MultiDriver` (feature `linux`).
     pub fn command(&self, member: usize, event: &Event) -> Option<SyncCommand> {
         let Event::StateChanged { from, to, reason } = *event else {
             return None;
