@@ -6,7 +6,8 @@
 //! a timer each, and every one of N sockets on a link receives (and copies)
 //! every advertisement on it: N² work for N instances. [`MultiDriver`]
 //! receives each packet once and hands it to the routers of its VRID through
-//! a 256-entry table.
+//! a 256-entry table. [`Driver`](super::Driver) is this driver holding one
+//! router: there is one receive / timer / send loop.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -84,8 +85,8 @@ struct Slot {
 /// Runs many [`VirtualRouter`]s on one or more Linux interfaces in one
 /// task.
 ///
-/// Same sockets, clock and address handling as [`Driver`](super::Driver);
-/// instances are added before [`MultiDriver::run`].
+/// The sockets, clock and address handling are the [`linux`](super)
+/// module's; instances are added before [`MultiDriver::run`].
 ///
 /// ```no_run
 /// # async fn f() -> std::io::Result<()> {
@@ -586,8 +587,9 @@ impl MultiDriver {
         }
     }
 
-    /// Applies router `index`'s pending events and packets (as
-    /// [`Driver::flush`](super::Driver::flush)) and reschedules its timer.
+    /// Applies router `index`'s pending events (address changes first) and
+    /// sends its pending packets, in the order [`VirtualRouter`] documents,
+    /// and reschedules its timer.
     /// Call it after any `handle_*` on [`router_mut`](Self::router_mut).
     pub fn flush(&mut self, index: usize) {
         self.process(index);
@@ -678,7 +680,7 @@ impl MultiDriver {
                     buf[len - 6..len].copy_from_slice(&p.mac);
                     sys::send_to(fd.as_raw_fd(), IpAddr::V6(dst), p.ifindex, &buf[..len])
                 }
-                _ => super::send_transmit(
+                _ => send_transmit(
                     t,
                     &buf[..len],
                     link.vrrp.get_ref(),
@@ -774,5 +776,41 @@ impl MultiDriver {
         if let Some(f) = self.on_error.as_mut() {
             f(e);
         }
+    }
+}
+
+/// Sends one polled [`Transmit`] on the socket its kind needs: VRRP on the
+/// raw protocol-112 socket, gratuitous ARP on the packet socket, unsolicited
+/// NA and Router Advertisement on the ICMPv6 socket (a kind whose socket the interface lacks is
+/// dropped).
+fn send_transmit(
+    t: Transmit,
+    bytes: &[u8],
+    vrrp: &OwnedFd,
+    arp: Option<&OwnedFd>,
+    icmp6: Option<&OwnedFd>,
+    ifindex: u32,
+) -> io::Result<()> {
+    match t {
+        Transmit::Advertisement { src, dst, .. } => {
+            sys::send_vrrp(vrrp.as_raw_fd(), src, dst, ifindex, bytes)
+        }
+        Transmit::GratuitousArp { .. } => {
+            arp.map_or(Ok(()), |fd| sys::send_frame(fd.as_raw_fd(), bytes))
+        }
+        Transmit::NeighborAdvertisement { dst, .. } => icmp6.map_or(Ok(()), |fd| {
+            sys::send_to(fd.as_raw_fd(), IpAddr::V6(dst), ifindex, bytes)
+        }),
+        // From the (virtual) link-local source, chosen with IPV6_PKTINFO as
+        // for advertisements; the kernel fills in the ICMPv6 checksum.
+        Transmit::RouterAdvertisement { src, dst, .. } => icmp6.map_or(Ok(()), |fd| {
+            sys::send_vrrp(
+                fd.as_raw_fd(),
+                IpAddr::V6(src),
+                IpAddr::V6(dst),
+                ifindex,
+                bytes,
+            )
+        }),
     }
 }
