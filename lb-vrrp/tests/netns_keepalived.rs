@@ -933,6 +933,11 @@ fn netns_driver_accept_mode() {
     assert!(!set("vips6").contains("2001:db8::100"), "{}", set("vips6"));
     v4.proc.terminate().unwrap();
     v4.proc.wait().unwrap();
+    // Both gone with both sets empty: no table left behind.
+    assert!(
+        a.run("nft", ["list", "table", "inet", "lb_vrrp"]).is_err(),
+        "the table outlived its users"
+    );
 }
 
 /// RFC 9568 §8.4.2 interop mode against a VRRPv2 keepalived: lb-vrrpd (v3

@@ -80,6 +80,8 @@ struct Slot {
     link: usize,
     /// The deadline last pushed on the heap; heap entries that differ are stale.
     scheduled: Option<Instant>,
+    /// Accept_Mode False: the router's share of the nftables drop sets.
+    accept: Option<super::accept::Holder>,
 }
 
 /// Runs many [`VirtualRouter`]s on one or more Linux interfaces in one
@@ -170,9 +172,13 @@ impl MultiDriver {
     /// and shared by the rest. If the router's [`Config::mac`](crate::Config::mac)
     /// is all zero it is set to the interface's MAC.
     pub fn add(&mut self, mut router: VirtualRouter, ifname: &str) -> io::Result<usize> {
-        if !router.accept_mode() {
-            super::accept::prepare(&router.addresses().collect::<Vec<_>>())?;
-        }
+        let accept = if router.accept_mode() {
+            None
+        } else {
+            Some(super::accept::Holder::new(
+                &router.addresses().collect::<Vec<_>>(),
+            )?)
+        };
         let family = router.config().family();
         let li = match self
             .links
@@ -224,6 +230,7 @@ impl MultiDriver {
             router,
             link: li,
             scheduled: None,
+            accept,
         });
         Ok(idx)
     }
@@ -737,10 +744,9 @@ impl MultiDriver {
         let ifindex = self.links[self.slots[index].link].ifindex;
         let addrs: Vec<IpAddr> = self.slots[index].router.addresses().collect();
         // Accept_Mode False: drop traffic to the addresses before they exist.
-        let enforce = !self.slots[index].router.accept_mode();
-        if enforce
-            && add
-            && let Err(e) = super::accept::set_blocked(&addrs, true)
+        if add
+            && let Some(h) = &self.slots[index].accept
+            && let Err(e) = h.set_blocked(&addrs, true)
         {
             self.error(&e);
         }
@@ -764,9 +770,9 @@ impl MultiDriver {
                 Err(e) => self.error(&e),
             }
         }
-        if enforce
-            && !add
-            && let Err(e) = super::accept::set_blocked(&addrs, false)
+        if !add
+            && let Some(h) = &self.slots[index].accept
+            && let Err(e) = h.set_blocked(&addrs, false)
         {
             self.error(&e);
         }
