@@ -133,6 +133,11 @@ pub struct Counters {
     /// v2 interop: VRRPv2 advertisements ignored because their sender also
     /// speaks VRRPv3 (RFC 9568 §8.4.2).
     pub v2_ignored_from_v3_speaker: u64,
+    /// v2 interop: runs of three (or more) VRRPv3 advertisements from one
+    /// Active router with no VRRPv2 copy in between, counted once per run
+    /// (RFC 9568 §8.4.2 MAY report it: that router is likely not in interop
+    /// mode).
+    pub v3_speaker_without_v2: u64,
     /// Router Solicitations handled as Active with Router Advertisements on.
     pub router_solicitations: u64,
     /// Router Advertisements sent (final zero-lifetime ones included).

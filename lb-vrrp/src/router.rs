@@ -110,6 +110,9 @@ pub struct VirtualRouter {
     /// v2 interop: the last router heard speaking VRRPv3, whose VRRPv2
     /// duplicates are ignored (RFC 9568 §8.4.2).
     v3_speaker: Option<IpAddr>,
+    /// v2 interop: VRRPv3 advertisements from `v3_speaker` since its last
+    /// VRRPv2 one.
+    v3_without_v2: u32,
     events: VecDeque<Event>,
     counters: Counters,
     discard_log: DiscardLog,
@@ -153,6 +156,7 @@ impl VirtualRouter {
             ra_last: None,
             ra_rng,
             v3_speaker: None,
+            v3_without_v2: 0,
             events: VecDeque::with_capacity(8),
             counters: Counters::default(),
             discard_log: DiscardLog::default(),
@@ -373,10 +377,22 @@ impl VirtualRouter {
                 };
                 if self.config.v2_interop {
                     if packet.version() == Some(Version::V3) {
-                        self.v3_speaker = Some(meta.src);
+                        if self.v3_speaker != Some(meta.src) {
+                            self.v3_speaker = Some(meta.src);
+                            self.v3_without_v2 = 0;
+                        }
+                        // "MAY report when a VRRPv3 Active Router is not sending
+                        // VRRPv2 packets": an interop Active sends a v2 copy of
+                        // each advertisement, so a run of v3 ones without one
+                        // says it is not in interop mode. Once per run.
+                        self.v3_without_v2 = self.v3_without_v2.saturating_add(1);
+                        if self.v3_without_v2 == V3_WITHOUT_V2_REPORT {
+                            self.counters.v3_speaker_without_v2 += 1;
+                        }
                     } else if self.v3_speaker == Some(meta.src) {
                         // "SHOULD ignore VRRPv2 ADVERTISEMENTs from the current
                         // Active Router if it is also receiving VRRPv3 ones from it."
+                        self.v3_without_v2 = 0;
                         self.counters.v2_ignored_from_v3_speaker += 1;
                         return;
                     }
@@ -937,6 +953,9 @@ impl VirtualRouter {
 
 /// RFC 4861 §10: MAX_INITIAL_RTR_ADVERTISEMENTS.
 const MAX_INITIAL_RTR_ADVERTISEMENTS: u8 = 3;
+/// v2 interop: VRRPv3 advertisements in a row without a VRRPv2 copy that
+/// [`Counters::v3_speaker_without_v2`] reports (one lost copy is not enough).
+const V3_WITHOUT_V2_REPORT: u32 = 3;
 /// RFC 4861 §10: MAX_INITIAL_RTR_ADVERT_INTERVAL, 16 s.
 const MAX_INITIAL_RTR_ADVERT_INTERVAL_US: u64 = 16_000_000;
 

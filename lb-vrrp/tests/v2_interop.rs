@@ -171,3 +171,40 @@ fn v2_is_discarded_without_interop_and_interop_is_validated() {
     }
     assert!(VirtualRouter::new(interop(100)).is_ok());
 }
+
+/// RFC 9568 §8.4.2 MAY: an Active router sending VRRPv3 without the VRRPv2
+/// copies of interop mode is reported (once per run of three), one that
+/// sends both never is.
+#[test]
+fn interop_reports_an_active_router_not_sending_v2() {
+    let mut r = backup(interop(100));
+    let v3 = advert_for(r.config(), HIGH, 200, 100);
+    // Both versions every interval: nothing to report.
+    for _ in 0..10 {
+        r.handle_packet(Instant::ZERO, meta(HIGH), &v3);
+        r.handle_packet(Instant::ZERO, meta(HIGH), &v2_advert(HIGH, 200, 1));
+    }
+    assert_eq!(r.counters().v3_speaker_without_v2, 0);
+    // One lost v2 copy is not a report either.
+    r.handle_packet(Instant::ZERO, meta(HIGH), &v3);
+    r.handle_packet(Instant::ZERO, meta(HIGH), &v3);
+    r.handle_packet(Instant::ZERO, meta(HIGH), &v2_advert(HIGH, 200, 1));
+    assert_eq!(r.counters().v3_speaker_without_v2, 0);
+    // VRRPv3 only: reported at the third, once for the whole run.
+    for k in 1..=10u64 {
+        r.handle_packet(Instant::ZERO, meta(HIGH), &v3);
+        assert_eq!(r.counters().v3_speaker_without_v2, u64::from(k >= 3), "{k}");
+    }
+    // A v2 copy ends the run; a new run is reported again.
+    r.handle_packet(Instant::ZERO, meta(HIGH), &v2_advert(HIGH, 200, 1));
+    for _ in 0..3 {
+        r.handle_packet(Instant::ZERO, meta(HIGH), &v3);
+    }
+    assert_eq!(r.counters().v3_speaker_without_v2, 2);
+    // Without interop mode nothing is tracked.
+    let mut r = backup(cfg(Version::V3, 100));
+    for _ in 0..5 {
+        r.handle_packet(Instant::ZERO, meta(HIGH), &v3);
+    }
+    assert_eq!(r.counters().v3_speaker_without_v2, 0);
+}

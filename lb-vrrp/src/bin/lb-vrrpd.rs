@@ -173,8 +173,8 @@ fn main() -> ExitCode {
         d.run(stop).await?;
         let c = d.router().counters();
         println!(
-            "COUNTERS adverts_sent={} router_adverts_sent={} router_solicitations={}",
-            c.adverts_sent, c.router_adverts_sent, c.router_solicitations
+            "COUNTERS adverts_sent={} v3_speaker_without_v2={} router_adverts_sent={} router_solicitations={}",
+            c.adverts_sent, c.v3_speaker_without_v2, c.router_adverts_sent, c.router_solicitations
         );
         Ok::<(), std::io::Error>(())
     });
