@@ -151,6 +151,18 @@ fn main() -> ExitCode {
         .build()
         .expect("tokio runtime");
     let r = rt.block_on(async move {
+        // The handlers are installed now, not when `run` first polls `stop`:
+        // `run` adds the VIPs (and sends the first RA) before that, and a
+        // SIGTERM in between would kill the process with the VIPs left behind.
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let stop = async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        };
         let mut d = Driver::new(router, &iface)?;
         d.on_event(|r, ev| match ev {
             Event::StateChanged { from, to, reason } => {
@@ -161,15 +173,6 @@ fn main() -> ExitCode {
             Event::AddAddresses | Event::RemoveAddresses => println!("{ev:?}"),
         });
         d.on_error(|e| eprintln!("lb-vrrpd: {e}"));
-        let stop = async {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("signal");
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        };
         d.run(stop).await?;
         let c = d.router().counters();
         println!(
