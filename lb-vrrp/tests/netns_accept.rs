@@ -2,7 +2,8 @@
 //! between routers and cleaned up, in a network namespace:
 //!
 //! 1. two VRIDs of one [`MultiDriver`] hold the same VIP with Accept_Mode
-//!    False; the first to leave Active does not unblock the other;
+//!    False; the first to leave Active neither unblocks nor removes the
+//!    other's VIP;
 //! 2. an element the driver does not own (another process's) keeps the
 //!    table after the driver stops; only its own element goes;
 //! 3. a [`Driver`] whose table was deleted under it (by another process
@@ -114,11 +115,19 @@ fn netns_accept_mode_elements_are_shared_and_the_table_cleaned_up() {
         t.contains("10.0.0.100"),
         "router 0 unblocked router 1's VIP: {t}"
     );
+    assert!(
+        a.has_addr("eth0", VIP).unwrap(),
+        "router 0 removed router 1's VIP"
+    );
 
     // 2. Another user's element keeps the table.
     nft(&a, "add element inet lb_vrrp vips4 { 10.0.0.200 }");
     stop_tx.send(()).unwrap();
     driver.join().unwrap().unwrap();
+    assert!(
+        !a.has_addr("eth0", VIP).unwrap(),
+        "the last holder removed the VIP"
+    );
     let t = table(&a).expect("the table, still used by another");
     assert!(!t.contains("10.0.0.100") && t.contains("10.0.0.200"), "{t}");
     nft(&a, "delete element inet lb_vrrp vips4 { 10.0.0.200 }");

@@ -82,6 +82,9 @@ struct Slot {
     scheduled: Option<Instant>,
     /// Accept_Mode False: the router's share of the nftables drop sets.
     accept: Option<super::accept::Holder>,
+    /// Whether the router's addresses are configured (between its
+    /// `AddAddresses` and `RemoveAddresses`).
+    holding: bool,
 }
 
 /// Runs many [`VirtualRouter`]s on one or more Linux interfaces in one
@@ -231,6 +234,7 @@ impl MultiDriver {
             link: li,
             scheduled: None,
             accept,
+            holding: false,
         });
         Ok(idx)
     }
@@ -740,8 +744,21 @@ impl MultiDriver {
         link.pending_bytes.clear();
     }
 
+    /// Where router `index`'s address `a` goes: its prefix and interface.
+    fn target(&self, index: usize, a: IpAddr) -> (u8, u32) {
+        match self
+            .placements
+            .iter()
+            .find(|p| p.slot == index && p.addr == a)
+        {
+            Some(p) => (p.prefix, p.ifindex),
+            None if a.is_ipv4() => (self.prefix_v4, self.links[self.slots[index].link].ifindex),
+            None => (self.prefix_v6, self.links[self.slots[index].link].ifindex),
+        }
+    }
+
     fn change_addresses(&mut self, index: usize, add: bool) {
-        let ifindex = self.links[self.slots[index].link].ifindex;
+        self.slots[index].holding = add;
         let addrs: Vec<IpAddr> = self.slots[index].router.addresses().collect();
         // Accept_Mode False: drop traffic to the addresses before they exist.
         if add
@@ -751,15 +768,19 @@ impl MultiDriver {
             self.error(&e);
         }
         for &a in &addrs {
-            let (prefix, ifindex) = match self
-                .placements
-                .iter()
-                .find(|p| p.slot == index && p.addr == a)
+            let (prefix, ifindex) = self.target(index, a);
+            // Another router of this driver holding the same address on the
+            // same interface keeps it (two VRIDs with one VIP).
+            if !add
+                && (0..self.slots.len()).any(|j| {
+                    j != index
+                        && self.slots[j].holding
+                        && self.slots[j].router.addresses().any(|b| b == a)
+                        && self.target(j, a).1 == ifindex
+                })
             {
-                Some(p) => (p.prefix, p.ifindex),
-                None if a.is_ipv4() => (self.prefix_v4, ifindex),
-                None => (self.prefix_v6, ifindex),
-            };
+                continue;
+            }
             self.seq = self.seq.wrapping_add(1);
             let req = sys::addr_request(add, a, prefix, ifindex, self.seq);
             match sys::netlink_call(&self.netlink, &req, self.seq) {
