@@ -10,6 +10,7 @@
 //!    whose sets were empty) re-creates it when it blocks; when it stops
 //!    with both sets empty, the table is gone.
 
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -30,6 +31,16 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(50));
     }
     panic!("timed out waiting for {what}");
+}
+
+/// Runs `f` to completion on a current-thread runtime (in the calling
+/// thread, so in its network namespace).
+fn block_on<F: Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
 }
 
 fn router(vrid: u8) -> VirtualRouter {
@@ -69,11 +80,7 @@ fn netns_accept_mode_elements_are_shared_and_the_table_cleaned_up() {
     let (cmd_tx, cmd_rx) = mpsc::channel();
     let driver = a
         .spawn_thread(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
+            block_on(async move {
                 let mut d = MultiDriver::new().unwrap();
                 d.add(router(1), "eth0").unwrap();
                 d.add(router(2), "eth0").unwrap();
@@ -138,11 +145,7 @@ fn netns_accept_mode_elements_are_shared_and_the_table_cleaned_up() {
     let (go_tx, go_rx) = mpsc::channel::<()>();
     let driver = a
         .spawn_thread(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
+            block_on(async move {
                 let mut d = Driver::new(router(3), "eth0").unwrap();
                 ready_tx.send(()).unwrap();
                 go_rx.recv().unwrap();
