@@ -25,7 +25,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Notify, mpsc};
 
 use super::checks::{CheckId, all_checks};
-use super::plan::{Health, PlannedService, QuorumState, RsId, SvcKey, expand, plan};
+use super::plan::{Health, Mastership, PlannedService, QuorumState, RsId, SvcKey, expand, plan};
 use super::userspace::{self, Shared};
 use super::vrrp::router_config_live;
 use super::{privs, sys, track};
@@ -70,12 +70,14 @@ struct State {
 }
 
 impl State {
-    fn master(&self) -> bool {
-        // Without VRRP this director always serves; with it, while any
-        // instance is master (sync groups move together in practice since
-        // their members share the director's fate).
-        self.cfg.vrrp_instances.is_empty()
-            || self.vrrp.values().any(|(_, _, s)| *s == VrrpState::Master)
+    /// Which services to program: those whose VIP an instance that is
+    /// master here holds (see [`Mastership`]); everything without VRRP.
+    fn mastership(&self) -> Mastership {
+        Mastership::from_config(&self.cfg, |name| {
+            self.vrrp
+                .get(name)
+                .is_some_and(|(_, _, s)| *s == VrrpState::Master)
+        })
     }
 
     /// Rebuilds each real server's health from its checkers: up when every
@@ -101,8 +103,8 @@ impl State {
 
     /// Recomputes the plan; publishes it when it changed.
     fn replan(&mut self, shared: &Shared) {
-        let master = self.master();
-        let p = plan(&self.cfg, &self.health, master, &mut self.quorum);
+        let master = self.mastership();
+        let p = plan(&self.cfg, &self.health, &master, &mut self.quorum);
         if p != self.plan {
             self.generation += 1;
             self.plan = p.clone();

@@ -33,7 +33,7 @@ fn key(k: SvcKey) -> Option<ServiceKey> {
 /// The plan as an IPVS table.
 ///
 /// ```
-/// use lb_examples::director::{ipvs::table, plan::{plan, QuorumState}};
+/// use lb_examples::director::{ipvs::table, plan::{plan, Mastership, QuorumState}};
 /// let cfg = lb_examples::config::parse_str("x.conf", "virtual_server 192.0.2.1 80 {
 ///   lb_algo rr
 ///   lb_kind DR
@@ -42,7 +42,7 @@ fn key(k: SvcKey) -> Option<ServiceKey> {
 ///     weight 3
 ///   }
 /// }").unwrap().config;
-/// let t = table(&plan(&cfg, &Default::default(), true, &mut QuorumState::new()));
+/// let t = table(&plan(&cfg, &Default::default(), &Mastership::all(), &mut QuorumState::new()));
 /// assert_eq!(t.services[0].service.scheduler, "rr");
 /// assert_eq!(t.services[0].service.timeout, 60);
 /// assert_eq!(t.services[0].dests[0].weight, 3);

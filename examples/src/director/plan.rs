@@ -3,7 +3,7 @@
 //! must hold. Both dataplanes (and the status output) are driven by it, and
 //! a reload is "compute the new plan, apply the difference".
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::IpAddr;
 
@@ -76,7 +76,7 @@ pub struct PlannedMark {
 ///
 /// ```
 /// use std::collections::HashMap;
-/// use lb_examples::director::plan::{marks, plan, QuorumState};
+/// use lb_examples::director::plan::{marks, plan, Mastership, QuorumState};
 /// let cfg = lb_examples::config::parse_str("x.conf", "fwmark_rules {
 ///   tcp daddr 192.0.2.1 dport 80,443 mark 7
 /// }
@@ -84,9 +84,9 @@ pub struct PlannedMark {
 ///   lb_kind DR
 ///   real_server 10.0.0.1 80 { weight 1 }
 /// }").unwrap().config;
-/// let p = plan(&cfg, &HashMap::new(), true, &mut QuorumState::new());
+/// let p = plan(&cfg, &HashMap::new(), &Mastership::all(), &mut QuorumState::new());
 /// assert_eq!(marks(&p)[0].dports, [(80, 80), (443, 443)]);
-/// assert!(marks(&plan(&cfg, &HashMap::new(), false, &mut QuorumState::new())).is_empty());
+/// assert!(marks(&plan(&cfg, &HashMap::new(), &Mastership::none(), &mut QuorumState::new())).is_empty());
 /// ```
 pub fn marks(plan: &[PlannedService]) -> Vec<MarkRule> {
     let mut all: Vec<&PlannedMark> = plan.iter().flat_map(|p| &p.marks).collect();
@@ -142,11 +142,128 @@ pub fn initial_health(vs: &VirtualServer, rs: &RealServer) -> Health {
     }
 }
 
+/// Which services this director serves, from its VRRP instances' states:
+/// mastership is per VIP, so two directors can each be master of one
+/// instance and serve its VIPs (the active/active pair).
+///
+/// - A `virtual_server IP PORT` whose address is a VIP (or excluded VIP)
+///   of some instance is served while an instance holding that address is
+///   master here.
+/// - A `virtual_server fwmark N` is tied to the VIPs its `fwmark_rules`
+///   match (a rule's `daddr` prefix containing the VIP) and served while
+///   any of them is held here. Its one IPVS service carries the traffic of
+///   all those VIPs, so it is programmed while at least one is held; rules
+///   for a VIP held elsewhere are harmless as that traffic does not arrive.
+/// - Services tied to no instance (an address no instance holds, a mark
+///   whose rules match no VIP) keep the director-wide rule: served while
+///   any instance is master, or always without VRRP.
+///
+/// ```
+/// use lb_examples::director::plan::{Mastership, SvcKey};
+/// use lb_examples::config::Protocol;
+/// let cfg = lb_examples::config::parse_str("x.conf", "
+/// vrrp_instance A { interface eth0
+///   virtual_router_id 1
+///   priority 100
+///   virtual_ipaddress { 192.0.2.1/24 } }
+/// vrrp_instance B { interface eth0
+///   virtual_router_id 2
+///   priority 100
+///   virtual_ipaddress { 192.0.2.2/24 } }").unwrap().config;
+/// let m = Mastership::from_config(&cfg, |name| name == "A");
+/// let svc = |ip: &str| SvcKey::Addr(Protocol::Tcp, ip.parse().unwrap(), 80);
+/// assert!(m.serves(&cfg, svc("192.0.2.1")));
+/// assert!(!m.serves(&cfg, svc("192.0.2.2")));
+/// assert!(m.serves(&cfg, svc("198.51.100.7"))); // no instance: any master
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mastership {
+    /// Services tied to no instance are served (no VRRP, or some instance
+    /// is master).
+    pub any: bool,
+    /// VIPs and excluded VIPs of the instances that are master here.
+    pub held: HashSet<IpAddr>,
+    /// VIPs and excluded VIPs of every instance.
+    pub claimed: HashSet<IpAddr>,
+}
+
+impl Mastership {
+    /// Serves everything (no VRRP).
+    pub fn all() -> Self {
+        Self {
+            any: true,
+            ..Self::default()
+        }
+    }
+
+    /// Serves nothing (backup of every instance, or shutting down).
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// From the configuration and which instances are master here.
+    pub fn from_config(cfg: &Config, is_master: impl Fn(&str) -> bool) -> Self {
+        let mut m = Self {
+            any: cfg.vrrp_instances.is_empty(),
+            ..Self::default()
+        };
+        for inst in &cfg.vrrp_instances {
+            let master = is_master(&inst.name);
+            m.any |= master;
+            for v in inst.vips.iter().chain(&inst.vips_excluded) {
+                m.claimed.insert(v.addr);
+                if master {
+                    m.held.insert(v.addr);
+                }
+            }
+        }
+        m
+    }
+
+    /// Whether the service `key` of `cfg` is to be programmed.
+    pub fn serves(&self, cfg: &Config, key: SvcKey) -> bool {
+        match key {
+            SvcKey::Addr(_, ip, _) if self.claimed.contains(&ip) => self.held.contains(&ip),
+            SvcKey::Addr(..) => self.any,
+            SvcKey::Fwmark(m) => {
+                let mut tied = self.claimed.iter().filter(|v| {
+                    cfg.fwmark_rules
+                        .iter()
+                        .any(|r| r.rule.mark == m && in_prefix(**v, r.rule.daddr))
+                });
+                match tied.next() {
+                    None => self.any,
+                    Some(first) => self.held.contains(first) || tied.any(|v| self.held.contains(v)),
+                }
+            }
+        }
+    }
+}
+
+/// `ip` lies in `net/len` (same family).
+fn in_prefix(ip: IpAddr, (net, len): (IpAddr, u8)) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(len.min(32)))
+                .unwrap_or(0);
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(len.min(128)))
+                .unwrap_or(0);
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
 /// Quorum state per service, kept between plans (hysteresis needs memory).
 pub type QuorumState = HashMap<SvcKey, bool>;
 
-/// Computes the dataplane table. `master`: this director owns the VIPs
-/// (true when there are no VRRP instances). `health` misses servers that
+/// Computes the dataplane table. `master`: which services this director
+/// serves ([`Mastership::all`] without VRRP instances). `health` misses servers that
 /// have not reported yet: they get [`initial_health`]. `quorum` is updated:
 /// a service's quorum goes down when the sum of live weights falls below
 /// `quorum - hysteresis` and comes back at `quorum + hysteresis`, as in
@@ -154,29 +271,28 @@ pub type QuorumState = HashMap<SvcKey, bool>;
 ///
 /// ```
 /// use std::collections::HashMap;
-/// use lb_examples::director::plan::{plan, QuorumState};
+/// use lb_examples::director::plan::{plan, Mastership, QuorumState};
 /// let cfg = lb_examples::config::parse_str("x.conf", "virtual_server 192.0.2.1 80 {
 ///   lb_kind DR
 ///   real_server 10.0.0.1 80 { weight 3 }
 /// }").unwrap().config;
 /// let mut q = QuorumState::new();
-/// let p = plan(&cfg, &HashMap::new(), true, &mut q);
+/// let p = plan(&cfg, &HashMap::new(), &Mastership::all(), &mut q);
 /// assert_eq!(p[0].dests[0].weight, 3);
-/// assert!(plan(&cfg, &HashMap::new(), false, &mut q).is_empty());
+/// assert!(plan(&cfg, &HashMap::new(), &Mastership::none(), &mut q).is_empty());
 /// ```
 pub fn plan(
     cfg: &Config,
     health: &HashMap<RsId, Health>,
-    master: bool,
+    master: &Mastership,
     quorum: &mut QuorumState,
 ) -> Vec<PlannedService> {
-    if !master {
-        return Vec::new();
-    }
     let mut out = Vec::new();
     for vs in &cfg.virtual_servers {
         for key in expand(cfg, vs) {
-            out.push(plan_one(cfg, vs, key, health, quorum));
+            if master.serves(cfg, key) {
+                out.push(plan_one(cfg, vs, key, health, quorum));
+            }
         }
     }
     out
@@ -353,21 +469,26 @@ mod tests {
         let c = cfg("");
         let mut q = QuorumState::new();
         let h: HashMap<_, _> = [down("10.0.0.1"), down("10.0.0.2")].into();
-        let p = plan(&c, &h, true, &mut q);
+        let p = plan(&c, &h, &Mastership::all(), &mut q);
         assert_eq!(
             weights(&p[0]),
             [("10.0.0.2".into(), 0, false), ("10.0.0.99".into(), 1, true)]
         );
         assert!(p[0].quorum_lost);
         let h: HashMap<_, _> = [down("10.0.0.1")].into();
-        let p = plan(&c, &h, true, &mut q);
+        let p = plan(&c, &h, &Mastership::all(), &mut q);
         assert_eq!(weights(&p[0]), [("10.0.0.2".into(), 3, false)]);
     }
 
     #[test]
     fn alpha_starts_down() {
         let c = cfg("alpha");
-        let p = plan(&c, &HashMap::new(), true, &mut QuorumState::new());
+        let p = plan(
+            &c,
+            &HashMap::new(),
+            &Mastership::all(),
+            &mut QuorumState::new(),
+        );
         assert_eq!(
             weights(&p[0]),
             [("10.0.0.2".into(), 0, false), ("10.0.0.99".into(), 1, true)]
@@ -382,13 +503,13 @@ mod tests {
         let only2: HashMap<_, _> = [down("10.0.0.1")].into();
         let only1: HashMap<_, _> = [down("10.0.0.2")].into();
         // 3 live: still up (>= 4 - 1).
-        assert!(!plan(&c, &only2, true, &mut q)[0].quorum_lost);
+        assert!(!plan(&c, &only2, &Mastership::all(), &mut q)[0].quorum_lost);
         // 2 live: lost.
-        assert!(plan(&c, &only1, true, &mut q)[0].quorum_lost);
+        assert!(plan(&c, &only1, &Mastership::all(), &mut q)[0].quorum_lost);
         // 3 live again: not yet back (needs 4 + 1).
-        assert!(plan(&c, &only2, true, &mut q)[0].quorum_lost);
+        assert!(plan(&c, &only2, &Mastership::all(), &mut q)[0].quorum_lost);
         // 5 live: back.
-        assert!(!plan(&c, &HashMap::new(), true, &mut q)[0].quorum_lost);
+        assert!(!plan(&c, &HashMap::new(), &Mastership::all(), &mut q)[0].quorum_lost);
     }
 
     /// Rules follow their services: a group's fwmark entries get theirs as
@@ -422,7 +543,7 @@ mod tests {
         .unwrap()
         .config;
         let mut q = QuorumState::new();
-        let p = plan(&c, &HashMap::new(), true, &mut q);
+        let p = plan(&c, &HashMap::new(), &Mastership::all(), &mut q);
         let orders = |k: SvcKey| -> Vec<usize> {
             p.iter()
                 .find(|s| s.key == k)
@@ -444,7 +565,84 @@ mod tests {
         );
         let all: Vec<u32> = marks(&p).iter().map(|r| r.mark).collect();
         assert_eq!(all, [21, 100, 100]);
-        assert!(marks(&plan(&c, &HashMap::new(), false, &mut q)).is_empty());
+        assert!(marks(&plan(&c, &HashMap::new(), &Mastership::none(), &mut q)).is_empty());
+    }
+
+    /// Two instances with a VIP each (the active/active pair): only the
+    /// services of the VIPs held here are planned; a fwmark service
+    /// follows the VIPs its rules match; a service on no VIP, or a mark
+    /// whose rules match none, follows "any instance master".
+    #[test]
+    fn mastership_is_per_vip() {
+        let c = crate::config::parse_str(
+            "t.conf",
+            "vrrp_instance VI_1 {
+               interface eth0
+               virtual_router_id 1
+               priority 100
+               virtual_ipaddress { 192.0.2.1/24 }
+             }
+             vrrp_instance VI_2 {
+               interface eth0
+               virtual_router_id 2
+               priority 100
+               virtual_ipaddress { 192.0.2.2/24 }
+               virtual_ipaddress_excluded { 2001:db8::2/64 }
+             }
+             fwmark_rules {
+               tcp daddr 192.0.2.1 dport 443 mark 1
+               tcp daddr 192.0.2.0/24 dport 8080 mark 12
+               tcp daddr 2001:db8::2 mark 2
+               tcp daddr 198.51.100.0/24 mark 9
+             }
+             virtual_server 192.0.2.1 80 { real_server 10.0.0.1 80 { } }
+             virtual_server 192.0.2.2 80 { real_server 10.0.0.1 80 { } }
+             virtual_server 2001:db8::2 80 { real_server 2001:db8::9 80 { } }
+             virtual_server 198.51.100.1 80 { real_server 10.0.0.1 80 { } }
+             virtual_server fwmark 1 { real_server 10.0.0.1 443 { } }
+             virtual_server fwmark 2 { real_server 2001:db8::9 80 { } }
+             virtual_server fwmark 12 { real_server 10.0.0.1 8080 { } }
+             virtual_server fwmark 9 { real_server 10.0.0.1 80 { } }",
+        )
+        .unwrap()
+        .config;
+        let keys = |masters: &[&str]| -> Vec<String> {
+            let m = Mastership::from_config(&c, |n| masters.contains(&n));
+            plan(&c, &HashMap::new(), &m, &mut QuorumState::new())
+                .iter()
+                .map(|p| p.key.to_string())
+                .collect()
+        };
+        let untied = ["TCP  198.51.100.1:80", "FWM  9"];
+        let one = ["TCP  192.0.2.1:80", "FWM  1", "FWM  12"];
+        let two = [
+            "TCP  192.0.2.2:80",
+            "TCP  [2001:db8::2]:80",
+            "FWM  2",
+            "FWM  12",
+        ];
+        let sorted = |mut v: Vec<&str>| {
+            v.sort_unstable();
+            v.dedup();
+            v.into_iter().map(str::to_owned).collect::<Vec<_>>()
+        };
+        let got = |masters: &[&str]| sorted(keys(masters).iter().map(String::as_str).collect());
+        assert_eq!(got(&["VI_1"]), sorted([&one[..], &untied].concat()));
+        assert_eq!(got(&["VI_2"]), sorted([&two[..], &untied].concat()));
+        assert_eq!(
+            got(&["VI_1", "VI_2"]),
+            sorted([&one[..], &two, &untied].concat())
+        );
+        assert!(keys(&[]).is_empty());
+        // Without VRRP everything is served.
+        let mut novrrp = c.clone();
+        novrrp.vrrp_instances.clear();
+        let m = Mastership::from_config(&novrrp, |_| false);
+        assert_eq!(m, Mastership::all());
+        assert_eq!(
+            plan(&novrrp, &HashMap::new(), &m, &mut QuorumState::new()).len(),
+            8
+        );
     }
 
     proptest! {
@@ -458,7 +656,7 @@ mod tests {
             let c = cfg(&format!("quorum {quorum}"));
             let ips = ["10.0.0.1", "10.0.0.2"];
             let h: HashMap<_, _> = ips.iter().zip(&ups).filter(|(_, u)| !**u).map(|(ip, _)| down(ip)).collect();
-            let p = plan(&c, &h, true, &mut QuorumState::new());
+            let p = plan(&c, &h, &Mastership::all(), &mut QuorumState::new());
             let mut want = Vec::new();
             let mut live = 0;
             if ups[0] { want.push(("10.0.0.1".to_string(), 2, false)); live += 2; }
