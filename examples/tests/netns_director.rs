@@ -119,8 +119,15 @@ virtual_server 10.0.0.100 80 {{
             connect_timeout 1
         }}
     }}
+    real_server 10.0.0.23 80 {{
+        weight {dead_weight}
+        TCP_CHECK {{
+            connect_timeout 1
+        }}
+    }}
 }}
-"
+",
+        dead_weight = weight + 2
     )
 }
 
@@ -186,9 +193,12 @@ fn netns_director_reload_and_shutdown() {
         .stderr(std::fs::File::create(&log).unwrap());
     let mut p = Process::spawn(cmd).unwrap();
     let status = |json| daemon::status(&run_dir, json).unwrap_or_default();
-    wait_for("MASTER and both servers", 30, || {
+    // 10.0.0.23 has no host: its check fails and it leaves the table.
+    wait_for("MASTER, both servers up and the third down", 30, || {
         let s = status(true);
-        s.contains("\"MASTER\"") && s.matches("\"up\":true").count() == 2
+        s.contains("\"MASTER\"")
+            && s.matches("\"up\":true").count() == 2
+            && s.matches("\"up\":false").count() == 1
     });
     let vip = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100)), 80);
     wait_for("a response through the VIP", 10, || {
@@ -243,6 +253,20 @@ fn netns_director_reload_and_shutdown() {
     wait_for("weight 7 after SIGHUP", 10, || {
         status(true).contains("\"weight\":7")
     });
+    // The dead server's weight changed too (3 to 9): its check kept its
+    // state, so it is still down and out of the table.
+    let after: serde_json::Value = serde_json::from_str(&status(true)).unwrap();
+    let dead = after["real_servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["server"] == "10.0.0.23:80")
+        .unwrap();
+    assert_eq!(dead["up"], false, "{after}");
+    assert!(
+        !after.to_string().contains("\"address\":\"10.0.0.23:80\""),
+        "{after}"
+    );
     // Traffic still flows, and the instance never left MASTER. The timeout
     // allows one TCP SYN retransmission (1 s): in about one run in four
     // under heavy load the first SYN after a reload went unanswered (cause

@@ -24,7 +24,7 @@ use lb_vrrp::{Event as VrrpEvent, State as VrrpState, SyncGroup, VirtualRouter};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Notify, mpsc};
 
-use super::checks::{CheckId, all_checks};
+use super::checks::{CheckId, all_checks, weighing_checks};
 use super::plan::{Health, Mastership, PlannedService, QuorumState, RsId, SvcKey, expand, plan};
 use super::userspace::{self, Shared};
 use super::vrrp::router_config_live;
@@ -63,6 +63,8 @@ struct State {
     cfg: Config,
     vrrp: BTreeMap<String, (String, u8, VrrpState)>,
     checks: HashMap<CheckId, (bool, Option<u32>, Option<String>)>,
+    /// The checks whose reported weight counts (`checks::weighing_checks`).
+    weighing: std::collections::HashSet<CheckId>,
     health: HashMap<RsId, Health>,
     quorum: QuorumState,
     generation: u64,
@@ -511,6 +513,7 @@ async fn main_loop(opts: Options, cfg: Config, dataplane: Dataplane) -> i32 {
     };
     let st = Arc::new(Mutex::new(State {
         cfg: cfg.clone(),
+        weighing: weighing_checks(&cfg),
         ..State::default()
     }));
     lock(&st).replan(&shared);
@@ -579,10 +582,13 @@ async fn main_loop(opts: Options, cfg: Config, dataplane: Dataplane) -> i32 {
         tokio::select! {
             Some(EngineEvent { server, event }) = hevents.recv() => {
                 let mut s = lock(&st);
+                let weighs = s.weighing.contains(&server);
                 let e = s.checks.entry(server).or_insert((true, None, None));
                 match event {
-                    HealthEvent::Up { weight } => { e.0 = true; e.1 = Some(weight); }
-                    HealthEvent::Weight { weight } => e.1 = Some(weight),
+                    // A plain checker's weight is the configured one,
+                    // which the plan reads from the configuration.
+                    HealthEvent::Up { weight } => { e.0 = true; e.1 = weighs.then_some(weight); }
+                    HealthEvent::Weight { weight } => e.1 = weighs.then_some(weight),
                     HealthEvent::Down { cause, .. } => { e.0 = false; e.2 = Some(format!("{cause:?}")); }
                 }
                 tracing::info!(service = %server.0.0, server = %SocketAddr::new(server.0.1, server.0.2), ?event, "health");
@@ -614,13 +620,16 @@ async fn main_loop(opts: Options, cfg: Config, dataplane: Dataplane) -> i32 {
                         {
                             let mut s = lock(&st);
                             // Forget results of checks that no longer exist
-                            // or changed (probe, timing or weight): the engine
+                            // or changed (probe or timing): the engine
                             // restarts a changed check from its initial state
                             // and reports no transition into it, so a kept
-                            // "down" would never lift. (keepalived keeps the
-                            // state when only the weight changed; here such a
-                            // down server counts as up until its restarted
-                            // check fails.)
+                            // "down" would never lift. A weight-only change
+                            // leaves a plain checker's key alone (the weight
+                            // is not in it): its check and state stay, as in
+                            // keepalived, and the new weight applies through
+                            // the plan. (A dynamic MISC_CHECK or FILE_CHECK
+                            // weighs relative to the configured weight, so
+                            // theirs restart.)
                             let old: HashMap<_, _> = all_checks(&s.cfg, None).into_iter().collect();
                             let keep: std::collections::HashSet<CheckId> = all_checks(&new, None)
                                 .into_iter()
@@ -628,6 +637,7 @@ async fn main_loop(opts: Options, cfg: Config, dataplane: Dataplane) -> i32 {
                                 .map(|(k, _)| k)
                                 .collect();
                             s.cfg = new.clone();
+                            s.weighing = weighing_checks(&new);
                             s.checks.retain(|k, _| keep.contains(k));
                             s.fold_health();
                         }
