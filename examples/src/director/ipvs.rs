@@ -12,21 +12,27 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use lb_ipvs::{
-    Client, Dest, ForwardMethod, Service, ServiceFlags, ServiceKey, Table, TunnelFlags, TunnelType,
-    VirtualService,
+    Client, Dest, Family, ForwardMethod, Service, ServiceFlags, ServiceKey, Table, TunnelFlags,
+    TunnelType, VirtualService,
 };
 
 use super::marks::{MarkTable, Mode};
 use super::plan::{self, PlannedService, SvcKey};
 use super::userspace::{DestStats, Shared};
-use crate::config::{LvsMethod, Protocol, TunCsum, TunType};
+use crate::config::{IpFamily, LvsMethod, Protocol, TunCsum, TunType};
 
 fn key(k: SvcKey) -> Option<ServiceKey> {
     Some(match k {
         SvcKey::Addr(Protocol::Tcp, ip, port) => ServiceKey::tcp(ip, port),
         SvcKey::Addr(Protocol::Udp, ip, port) => ServiceKey::udp(ip, port),
         SvcKey::Addr(Protocol::Sctp, ..) => return None,
-        SvcKey::Fwmark(m) => ServiceKey::fwmark(m),
+        SvcKey::Fwmark(mark, f) => ServiceKey::Fwmark {
+            family: match f {
+                IpFamily::Inet => Family::Inet,
+                IpFamily::Inet6 => Family::Inet6,
+            },
+            mark,
+        },
     })
 }
 
@@ -56,8 +62,9 @@ pub fn table(plan: &[PlannedService]) -> Table {
         if let Some((t, prefix)) = p.persistence {
             s.flags.0 |= ServiceFlags::PERSISTENT;
             s.timeout = t;
-            s.netmask = match p.key {
-                SvcKey::Addr(_, std::net::IpAddr::V6(_), _) => u32::from(prefix),
+            // IPv6: the prefix length; IPv4: the netmask.
+            s.netmask = match p.key.family() {
+                IpFamily::Inet6 => u32::from(prefix),
                 _ if prefix == 0 => 0,
                 _ => u32::MAX << (32 - u32::from(prefix.min(32))),
             };
@@ -193,4 +200,71 @@ pub fn run(shared: Arc<Shared>) -> Result<(), String> {
     apply(&mut client, &[], &mut ours);
     marks.remove();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::director::plan::{Mastership, QuorumState, plan};
+
+    /// An IPv6 fwmark service is created as IPv6 (`FWM  N IPv6`) with its
+    /// default persistence granularity /128; an IPv4 one keeps /32.
+    #[test]
+    fn ipv6_fwmark_service() {
+        let cfg = crate::config::parse_str(
+            "t.conf",
+            "virtual_server fwmark 6 {
+               lb_kind DR
+               persistence_timeout 30
+               real_server 2001:db8::21 80 { }
+             }
+             virtual_server fwmark 4 {
+               lb_kind DR
+               persistence_timeout 30
+               real_server 10.0.0.21 80 { }
+             }
+             virtual_server fwmark 7 {
+               ip_family inet6
+               lb_kind DR
+               persistence_timeout 30
+               persistence_granularity 64
+             }",
+        )
+        .unwrap()
+        .config;
+        let p = plan(
+            &cfg,
+            &Default::default(),
+            &Mastership::all(),
+            &mut QuorumState::new(),
+        );
+        assert_eq!(p[0].key.to_string(), "FWM  6 IPv6");
+        assert_eq!(p[0].persistence, Some((30, 128)));
+        let t = table(&p);
+        let got: Vec<_> = t
+            .services
+            .iter()
+            .map(|s| (s.service.key, s.service.netmask))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    ServiceKey::Fwmark {
+                        family: Family::Inet6,
+                        mark: 6
+                    },
+                    128
+                ),
+                (ServiceKey::fwmark(4), u32::MAX),
+                (
+                    ServiceKey::Fwmark {
+                        family: Family::Inet6,
+                        mark: 7
+                    },
+                    64
+                ),
+            ]
+        );
+    }
 }

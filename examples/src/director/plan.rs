@@ -7,15 +7,18 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::config::{Config, LvsMethod, MarkRule, Protocol, RealServer, VirtualServer, VsKey};
+use crate::config::{
+    Config, IpFamily, LvsMethod, MarkRule, Protocol, RealServer, VirtualServer, VsKey,
+};
 
 /// What identifies a service in the dataplane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SvcKey {
     /// Protocol, address, port.
     Addr(Protocol, IpAddr, u16),
-    /// Firewall mark.
-    Fwmark(u32),
+    /// Firewall mark and the service's address family (IPVS keys fwmark
+    /// services by both).
+    Fwmark(u32, IpFamily),
 }
 
 impl fmt::Display for SvcKey {
@@ -32,7 +35,18 @@ impl fmt::Display for SvcKey {
                     IpAddr::V6(a) => write!(f, "{p}  [{a}]:{port}"),
                 }
             }
-            Self::Fwmark(m) => write!(f, "FWM  {m}"),
+            Self::Fwmark(m, IpFamily::Inet) => write!(f, "FWM  {m}"),
+            Self::Fwmark(m, IpFamily::Inet6) => write!(f, "FWM  {m} IPv6"),
+        }
+    }
+}
+
+impl SvcKey {
+    /// The service's address family.
+    pub fn family(&self) -> IpFamily {
+        match self {
+            Self::Addr(_, ip, _) => IpFamily::of(*ip),
+            Self::Fwmark(_, f) => *f,
         }
     }
 }
@@ -126,7 +140,7 @@ pub struct Health {
 pub fn svc_key(vs: &VirtualServer) -> Option<SvcKey> {
     match &vs.key {
         VsKey::Addr { ip, port } => Some(SvcKey::Addr(vs.protocol, *ip, *port)),
-        VsKey::Fwmark(m) => Some(SvcKey::Fwmark(*m)),
+        VsKey::Fwmark(m) => Some(SvcKey::Fwmark(*m, vs.family)),
         VsKey::Group(_) => None,
     }
 }
@@ -225,7 +239,7 @@ impl Mastership {
         match key {
             SvcKey::Addr(_, ip, _) if self.claimed.contains(&ip) => self.held.contains(&ip),
             SvcKey::Addr(..) => self.any,
-            SvcKey::Fwmark(m) => {
+            SvcKey::Fwmark(m, _) => {
                 let mut tied = self.claimed.iter().filter(|v| {
                     cfg.fwmark_rules
                         .iter()
@@ -313,7 +327,7 @@ pub fn expand(cfg: &Config, vs: &VirtualServer) -> Vec<SvcKey> {
                     }
                 }
             }
-            keys.extend(g.fwmarks.iter().map(|&m| SvcKey::Fwmark(m)));
+            keys.extend(g.fwmarks.iter().map(|&m| SvcKey::Fwmark(m, vs.family)));
             keys
         }
         _ => svc_key(vs).into_iter().collect(),
@@ -386,11 +400,11 @@ fn plan_one(
     PlannedService {
         key,
         scheduler: vs.scheduler.clone(),
+        // The default granularity is the whole address (/32, /128).
         persistence: vs.persistence_timeout.map(|t| {
-            let max = if matches!(key, SvcKey::Addr(_, IpAddr::V6(_), _)) {
-                128
-            } else {
-                32
+            let max = match key.family() {
+                IpFamily::Inet => 32,
+                IpFamily::Inet6 => 128,
             };
             (t, vs.persistence_granularity.unwrap_or(max))
         }),
@@ -398,7 +412,7 @@ fn plan_one(
         dests,
         quorum_lost: !up,
         marks: match key {
-            SvcKey::Fwmark(m) => cfg
+            SvcKey::Fwmark(m, _) => cfg
                 .fwmark_rules
                 .iter()
                 .enumerate()
@@ -553,8 +567,8 @@ mod tests {
                 .map(|m| m.order)
                 .collect()
         };
-        assert_eq!(orders(SvcKey::Fwmark(100)), [1, 3]);
-        assert_eq!(orders(SvcKey::Fwmark(21)), [0]);
+        assert_eq!(orders(SvcKey::Fwmark(100, IpFamily::Inet)), [1, 3]);
+        assert_eq!(orders(SvcKey::Fwmark(21, IpFamily::Inet)), [0]);
         assert!(
             orders(SvcKey::Addr(
                 Protocol::Tcp,
@@ -618,7 +632,7 @@ mod tests {
         let two = [
             "TCP  192.0.2.2:80",
             "TCP  [2001:db8::2]:80",
-            "FWM  2",
+            "FWM  2 IPv6",
             "FWM  12",
         ];
         let sorted = |mut v: Vec<&str>| {

@@ -141,7 +141,7 @@ fn service_key(k: SvcKey) -> Option<ServiceKey> {
             addr: addr.into(),
             port,
         },
-        SvcKey::Fwmark(m) => ServiceKey::Fwmark(m),
+        SvcKey::Fwmark(m, _) => ServiceKey::Fwmark(m),
     })
 }
 
@@ -198,9 +198,12 @@ fn reconcile(
                     },
                     addr: SocketAddr::new(addr, port),
                 },
-                SvcKey::Fwmark(mark) => lb_sched::ServiceKey::Fwmark {
+                SvcKey::Fwmark(mark, f) => lb_sched::ServiceKey::Fwmark {
                     mark,
-                    family: lb_sched::AddressFamily::Inet,
+                    family: match f {
+                        crate::config::IpFamily::Inet => lb_sched::AddressFamily::Inet,
+                        crate::config::IpFamily::Inet6 => lb_sched::AddressFamily::Inet6,
+                    },
                 },
             };
             let Ok(svc) = lb_sched::Service::new(lkey, ServiceFlags::NONE, kind, now) else {
@@ -220,7 +223,7 @@ fn reconcile(
                 }),
                 one_packet: w.ops,
             };
-            if matches!(w.key, SvcKey::Fwmark(_)) && w.marks.is_empty() {
+            if matches!(w.key, SvcKey::Fwmark(..)) && w.marks.is_empty() {
                 tracing::warn!(service = %w.key, "no fwmark_rules mark this service's packets: the userspace dataplane will not see its traffic");
             }
             match fwd.add_service(cfg, sched) {
