@@ -25,7 +25,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Notify, mpsc};
 
 use super::checks::{CheckId, all_checks, weighing_checks};
-use super::plan::{Health, Mastership, PlannedService, QuorumState, RsId, SvcKey, expand, plan};
+use super::plan::{
+    Health, Mastership, PlannedService, QuorumState, RsId, SvcKey, expand, plan, sync_daemon,
+};
 use super::userspace::{self, Shared};
 use super::vrrp::router_config_live;
 use super::{privs, sys, track};
@@ -103,7 +105,8 @@ impl State {
         self.health = h;
     }
 
-    /// Recomputes the plan; publishes it when it changed.
+    /// Recomputes the plan; publishes it when it changed. Publishes the
+    /// connection-sync daemon the VRRP states ask for.
     fn replan(&mut self, shared: &Shared) {
         let master = self.mastership();
         let p = plan(&self.cfg, &self.health, &master, &mut self.quorum);
@@ -112,6 +115,12 @@ impl State {
             self.plan = p.clone();
             *shared.plan.lock().unwrap_or_else(|e| e.into_inner()) = (self.generation, p);
         }
+        let sync = sync_daemon(&self.cfg, |name| {
+            self.vrrp
+                .get(name)
+                .is_some_and(|(_, _, s)| *s == VrrpState::Master)
+        });
+        *shared.sync_daemon.lock().unwrap_or_else(|e| e.into_inner()) = sync;
     }
 }
 
@@ -485,6 +494,8 @@ async fn main_loop(opts: Options, cfg: Config, dataplane: Dataplane) -> i32 {
             "userspace dataplane without interfaces (no vrrp_instance): pass --interface"
         );
     }
+    let mut sync_warned = false;
+    warn_sync_unsupported(&cfg, kernel, &mut sync_warned);
     if !kernel && let Err(e) = userspace::install_nft(&vip_services(&cfg)) {
         tracing::warn!(error = %e, "cannot install the nftables rules keeping the kernel off VIP traffic");
     }
@@ -611,6 +622,7 @@ async fn main_loop(opts: Options, cfg: Config, dataplane: Dataplane) -> i32 {
                 tracing::info!("SIGHUP: reloading");
                 match load(&opts.config) {
                     Ok(new) => {
+                        warn_sync_unsupported(&new, kernel, &mut sync_warned);
                         if let Err(e) = engine.reload(all_checks(&new, script_user(&new))) {
                             tracing::error!(error = %e, "reload: health checks unchanged");
                         }
@@ -677,6 +689,22 @@ async fn main_loop(opts: Options, cfg: Config, dataplane: Dataplane) -> i32 {
     let _ = std::fs::remove_file(&sock_path);
     tracing::info!("stopped");
     0
+}
+
+/// With the userspace dataplane, `lvs_sync_daemon_interface` has no
+/// effect (lb-forward does not synchronise connections): said once.
+fn warn_sync_unsupported(cfg: &Config, kernel: bool, warned: &mut bool) {
+    if kernel || *warned {
+        return;
+    }
+    if let Some(i) = cfg
+        .vrrp_instances
+        .iter()
+        .find(|i| i.lvs_sync_daemon_interface.is_some())
+    {
+        tracing::warn!(instance = %i.name, "lvs_sync_daemon_interface: connection sync is not supported by the userspace dataplane; ignored");
+        *warned = true;
+    }
 }
 
 /// Runs the instance's (and its sync group's) notify scripts for a new

@@ -12,12 +12,12 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use lb_ipvs::{
-    Client, Dest, Family, ForwardMethod, Service, ServiceFlags, ServiceKey, Table, TunnelFlags,
-    TunnelType, VirtualService,
+    Client, Daemon, DaemonState, Dest, Family, ForwardMethod, Op, Service, ServiceFlags,
+    ServiceKey, Table, TunnelFlags, TunnelType, VirtualService,
 };
 
 use super::marks::{MarkTable, Mode};
-use super::plan::{self, PlannedService, SvcKey};
+use super::plan::{self, PlannedService, SvcKey, SyncDaemon, SyncRole};
 use super::userspace::{DestStats, Shared};
 use crate::config::{IpFamily, LvsMethod, Protocol, TunCsum, TunType};
 
@@ -106,6 +106,51 @@ pub fn table(plan: &[PlannedService]) -> Table {
     Table { services }
 }
 
+/// Brings the kernel's connection-sync daemons in line with `want`, as
+/// keepalived: a daemon of the other role, or on another interface or sync
+/// id, is stopped; the wanted one started. Only called once the
+/// configuration asked for a daemon (others' daemons are left alone until
+/// then); `None` stops them all.
+fn sync_daemons(client: &mut Client, want: Option<&SyncDaemon>) {
+    let running = match client.daemons() {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(error = %e, "IPVS: cannot list the sync daemons");
+            return;
+        }
+    };
+    let want = want.map(|w| {
+        let role = match w.role {
+            SyncRole::Master => DaemonState::Master,
+            SyncRole::Backup => DaemonState::Backup,
+        };
+        let mut d = Daemon::new(role, &w.interface);
+        d.syncid = w.syncid.into();
+        d
+    });
+    // The kernel reports its defaults (maxlen, group, port, TTL): compare
+    // what the configuration sets.
+    let same = |a: &Daemon, b: &Daemon| {
+        a.state == b.state && a.mcast_ifn == b.mcast_ifn && a.syncid == b.syncid
+    };
+    let mut ops: Vec<Op> = running
+        .iter()
+        .filter(|r| !want.as_ref().is_some_and(|w| same(r, w)))
+        .map(|r| Op::StopDaemon(r.state))
+        .collect();
+    if let Some(w) = want
+        && !running.iter().any(|r| same(r, &w))
+    {
+        ops.push(Op::StartDaemon(w));
+    }
+    for op in ops {
+        tracing::info!(%op, "IPVS sync daemon");
+        if let Err(e) = client.apply(std::slice::from_ref(&op)) {
+            tracing::warn!(%op, error = %e, "IPVS: sync daemon");
+        }
+    }
+}
+
 /// Runs the kernel dataplane until `shared.stop`: applies each new plan
 /// (services this run ever installed and no longer wanted are deleted) and
 /// the marking rules of its fwmark services (nftables, [`super::marks`]),
@@ -117,6 +162,8 @@ pub fn run(shared: Arc<Shared>) -> Result<(), String> {
     let mut ours: BTreeSet<ServiceKey> = BTreeSet::new();
     let mut last_stats = Instant::now() - Duration::from_secs(10);
     let mut marks = MarkTable::new(Mode::Kernel);
+    let mut sync_applied: Option<SyncDaemon> = None;
+    let mut sync_managed = false;
     let apply = |client: &mut Client, plan: &[PlannedService], ours: &mut BTreeSet<ServiceKey>| {
         let want = table(plan);
         ours.extend(want.services.iter().map(|s| s.service.key));
@@ -151,6 +198,16 @@ pub fn run(shared: Arc<Shared>) -> Result<(), String> {
             apply(&mut client, &services, &mut ours);
             marks.sync(&plan::marks(&services));
             applied = generation;
+        }
+        let sync = shared
+            .sync_daemon
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if sync != sync_applied && (sync.is_some() || sync_managed) {
+            sync_daemons(&mut client, sync.as_ref());
+            sync_managed = true;
+            sync_applied = sync;
         }
         if last_stats.elapsed() >= Duration::from_millis(500) {
             last_stats = Instant::now();
@@ -199,6 +256,9 @@ pub fn run(shared: Arc<Shared>) -> Result<(), String> {
     // is applied.
     apply(&mut client, &[], &mut ours);
     marks.remove();
+    if sync_managed {
+        sync_daemons(&mut client, None);
+    }
     Ok(())
 }
 

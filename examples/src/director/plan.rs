@@ -273,6 +273,61 @@ fn in_prefix(ip: IpAddr, (net, len): (IpAddr, u8)) -> bool {
     }
 }
 
+/// The role of the IPVS connection-sync daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncRole {
+    /// Sends this director's connections (its instance is master).
+    Master,
+    /// Receives the master's (its instance is backup, faulty or starting).
+    Backup,
+}
+
+/// The IPVS connection-sync daemon the director must run (kernel IPVS
+/// dataplane only), from `lvs_sync_daemon_interface` as keepalived: one per
+/// director, for the first instance that names an interface; its role
+/// follows that instance (master while it is master, backup otherwise) and
+/// its sync id is the instance's VRID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncDaemon {
+    /// Master or backup.
+    pub role: SyncRole,
+    /// The multicast interface.
+    pub interface: String,
+    /// The sync id (the instance's VRID).
+    pub syncid: u8,
+}
+
+/// The sync daemon `cfg` asks for, given which instances are master here
+/// (`None`: no instance sets `lvs_sync_daemon_interface`).
+///
+/// ```
+/// use lb_examples::director::plan::{sync_daemon, SyncRole};
+/// let cfg = lb_examples::config::parse_str("x.conf", "vrrp_instance A {
+///   interface eth0
+///   virtual_router_id 51
+///   priority 100
+///   lvs_sync_daemon_interface eth1
+/// }").unwrap().config;
+/// let d = sync_daemon(&cfg, |_| true).unwrap();
+/// assert_eq!((d.role, d.interface.as_str(), d.syncid), (SyncRole::Master, "eth1", 51));
+/// assert_eq!(sync_daemon(&cfg, |_| false).unwrap().role, SyncRole::Backup);
+/// ```
+pub fn sync_daemon(cfg: &Config, is_master: impl Fn(&str) -> bool) -> Option<SyncDaemon> {
+    let inst = cfg
+        .vrrp_instances
+        .iter()
+        .find(|i| i.lvs_sync_daemon_interface.is_some())?;
+    Some(SyncDaemon {
+        role: if is_master(&inst.name) {
+            SyncRole::Master
+        } else {
+            SyncRole::Backup
+        },
+        interface: inst.lvs_sync_daemon_interface.clone()?,
+        syncid: inst.vrid,
+    })
+}
+
 /// Quorum state per service, kept between plans (hysteresis needs memory).
 pub type QuorumState = HashMap<SvcKey, bool>;
 
@@ -657,6 +712,44 @@ mod tests {
             plan(&novrrp, &HashMap::new(), &m, &mut QuorumState::new()).len(),
             8
         );
+    }
+
+    /// The first instance naming an interface owns the sync daemon; its
+    /// role follows that instance only.
+    #[test]
+    fn sync_daemon_follows_its_instance() {
+        let c = crate::config::parse_str(
+            "t.conf",
+            "vrrp_instance A {
+               interface eth0
+               virtual_router_id 7
+               priority 100
+             }
+             vrrp_instance B {
+               interface eth0
+               virtual_router_id 8
+               priority 100
+               lvs_sync_daemon_interface eth1
+             }
+             vrrp_instance C {
+               interface eth0
+               virtual_router_id 9
+               priority 100
+               lvs_sync_daemon_interface eth2
+             }",
+        )
+        .unwrap()
+        .config;
+        let want = |role| {
+            Some(SyncDaemon {
+                role,
+                interface: "eth1".into(),
+                syncid: 8,
+            })
+        };
+        assert_eq!(sync_daemon(&c, |n| n == "B"), want(SyncRole::Master));
+        assert_eq!(sync_daemon(&c, |n| n != "B"), want(SyncRole::Backup));
+        assert_eq!(sync_daemon(&Config::default(), |_| true), None);
     }
 
     proptest! {

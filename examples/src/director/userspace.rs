@@ -32,7 +32,7 @@ use lb_forward::tunnel::{GueCsum, TunnelKind};
 use lb_sched::{SchedulerKind, ServiceFlags, SplitMix64};
 
 use super::marks::{self, MarkTable, Mode};
-use super::plan::{self, PlannedDest, PlannedService, SvcKey};
+use super::plan::{self, PlannedDest, PlannedService, SvcKey, SyncDaemon};
 use super::sys;
 use crate::config::{LvsMethod, Protocol, TunCsum, TunType};
 
@@ -107,6 +107,8 @@ pub struct Shared {
     pub stats: Mutex<(Vec<DestStats>, lb_forward::forwarder::Stats)>,
     /// Each service's traffic, refreshed with `stats`.
     pub service_traffic: Mutex<Vec<(SvcKey, Traffic)>>,
+    /// The IPVS connection-sync daemon to run (kernel dataplane only).
+    pub sync_daemon: Mutex<Option<SyncDaemon>>,
     /// Set to stop the thread.
     pub stop: AtomicBool,
 }
