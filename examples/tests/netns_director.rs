@@ -456,6 +456,8 @@ fn netns_director_seed_dr_persist_drain_and_restore() {
             "userspace",
             "--interface",
             "eth0",
+            "--metrics",
+            "127.0.0.1:9102",
             "--runtime-dir",
         ])
         .arg(&run_dir)
@@ -483,9 +485,34 @@ fn netns_director_seed_dr_persist_drain_and_restore() {
             .find(|r| r["server"] == server.as_str())?["up"]
             .as_bool()
     };
+    // The status shows the plan; the dataplane applies it a moment later.
+    // Its published figures (taken after applying) tell when it has.
+    let in_dataplane = || {
+        let m = dir
+            .run_in(|| {
+                use std::io::{Read, Write};
+                let mut c = std::net::TcpStream::connect("127.0.0.1:9102").ok()?;
+                c.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").ok()?;
+                let mut out = String::new();
+                c.read_to_string(&mut out).ok()?;
+                Some(out)
+            })
+            .unwrap()
+            .unwrap_or_default();
+        m.contains("lb_director_real_server_weight{").then(|| {
+            m.lines().any(|l| {
+                l.starts_with("lb_director_real_server_weight{")
+                    && l.contains(&format!("server=\"{server}\""))
+                    && !l.ends_with(" 0")
+            })
+        })
+    };
     // delay_loop 15 with retry 1: up to ~two rounds of checks.
     wait_for("the failed server to go down", 60, || {
         up(&status()) == Some(false)
+    });
+    wait_for("the dataplane to drain the failed server", 10, || {
+        in_dataplane() == Some(false)
     });
     wait_for("the client to move", 10, || {
         ask().is_some_and(|n| n != first)
@@ -495,6 +522,9 @@ fn netns_director_seed_dr_persist_drain_and_restore() {
     serving[usize::from(first - 1)].store(true, Ordering::Relaxed);
     wait_for("the server to come back", 60, || {
         up(&status()) == Some(true)
+    });
+    wait_for("the dataplane to restore the server", 10, || {
+        in_dataplane() == Some(true)
     });
     // Back in the table with its weight; the client stays where it moved.
     let s = status();
