@@ -1587,6 +1587,24 @@ impl Builder {
                 self.warn(&vs.pos, "virtual_server has no real_server");
             }
         }
+        // One connection-sync daemon per director, as keepalived: the first
+        // instance naming an interface owns it.
+        let mut syncd = cfg
+            .vrrp_instances
+            .iter()
+            .filter(|i| i.lvs_sync_daemon_interface.is_some());
+        if let Some(first) = syncd.next() {
+            let (name, line) = (first.name.clone(), first.pos.line);
+            let others: Vec<Pos> = syncd.map(|i| i.pos.clone()).collect();
+            for pos in others {
+                self.warn(
+                    &pos,
+                    format!(
+                        "lvs_sync_daemon_interface ignored: the sync daemon follows {name} (line {line})"
+                    ),
+                );
+            }
+        }
         // A mark no virtual server serves: the rule would mark packets for
         // nothing, so the dataplanes never install it.
         let served = |m: u32| {

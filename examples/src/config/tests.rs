@@ -763,3 +763,25 @@ fn fwmark_family() {
     let e = fail("virtual_server fwmark 1 {\n ip_family ipx\n}\n");
     assert_eq!((e.pos.line, e.pos.col), (2, 12), "{e}");
 }
+
+/// Only the first instance's `lvs_sync_daemon_interface` counts; another
+/// one is a warning at its instance.
+#[test]
+fn second_sync_daemon_interface_warns() {
+    let l = ok("vrrp_instance A {
+ interface eth0
+ virtual_router_id 1
+ priority 100
+ lvs_sync_daemon_interface eth1
+}
+vrrp_instance B {
+ interface eth0
+ virtual_router_id 2
+ priority 100
+ lvs_sync_daemon_interface eth2
+}
+");
+    assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
+    assert_eq!(l.warnings[0].pos.line, 7);
+    assert!(l.warnings[0].message.contains("follows A (line 1)"));
+}
