@@ -119,8 +119,15 @@ virtual_server 10.0.0.100 80 {{
             connect_timeout 1
         }}
     }}
+    real_server 10.0.0.23 80 {{
+        weight {dead_weight}
+        TCP_CHECK {{
+            connect_timeout 1
+        }}
+    }}
 }}
-"
+",
+        dead_weight = weight + 2
     )
 }
 
@@ -186,9 +193,12 @@ fn netns_director_reload_and_shutdown() {
         .stderr(std::fs::File::create(&log).unwrap());
     let mut p = Process::spawn(cmd).unwrap();
     let status = |json| daemon::status(&run_dir, json).unwrap_or_default();
-    wait_for("MASTER and both servers", 30, || {
+    // 10.0.0.23 has no host: its check fails and it leaves the table.
+    wait_for("MASTER, both servers up and the third down", 30, || {
         let s = status(true);
-        s.contains("\"MASTER\"") && s.matches("\"up\":true").count() == 2
+        s.contains("\"MASTER\"")
+            && s.matches("\"up\":true").count() == 2
+            && s.matches("\"up\":false").count() == 1
     });
     let vip = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100)), 80);
     wait_for("a response through the VIP", 10, || {
@@ -243,6 +253,20 @@ fn netns_director_reload_and_shutdown() {
     wait_for("weight 7 after SIGHUP", 10, || {
         status(true).contains("\"weight\":7")
     });
+    // The dead server's weight changed too (3 to 9): its check kept its
+    // state, so it is still down and out of the table.
+    let after: serde_json::Value = serde_json::from_str(&status(true)).unwrap();
+    let dead = after["real_servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["server"] == "10.0.0.23:80")
+        .unwrap();
+    assert_eq!(dead["up"], false, "{after}");
+    assert!(
+        !after.to_string().contains("\"address\":\"10.0.0.23:80\""),
+        "{after}"
+    );
     // Traffic still flows, and the instance never left MASTER. The timeout
     // allows one TCP SYN retransmission (1 s): in about one run in four
     // under heavy load the first SYN after a reload went unanswered (cause
@@ -432,6 +456,8 @@ fn netns_director_seed_dr_persist_drain_and_restore() {
             "userspace",
             "--interface",
             "eth0",
+            "--metrics",
+            "127.0.0.1:9102",
             "--runtime-dir",
         ])
         .arg(&run_dir)
@@ -459,9 +485,34 @@ fn netns_director_seed_dr_persist_drain_and_restore() {
             .find(|r| r["server"] == server.as_str())?["up"]
             .as_bool()
     };
+    // The status shows the plan; the dataplane applies it a moment later.
+    // Its published figures (taken after applying) tell when it has.
+    let in_dataplane = || {
+        let m = dir
+            .run_in(|| {
+                use std::io::{Read, Write};
+                let mut c = std::net::TcpStream::connect("127.0.0.1:9102").ok()?;
+                c.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").ok()?;
+                let mut out = String::new();
+                c.read_to_string(&mut out).ok()?;
+                Some(out)
+            })
+            .unwrap()
+            .unwrap_or_default();
+        m.contains("lb_director_real_server_weight{").then(|| {
+            m.lines().any(|l| {
+                l.starts_with("lb_director_real_server_weight{")
+                    && l.contains(&format!("server=\"{server}\""))
+                    && !l.ends_with(" 0")
+            })
+        })
+    };
     // delay_loop 15 with retry 1: up to ~two rounds of checks.
     wait_for("the failed server to go down", 60, || {
         up(&status()) == Some(false)
+    });
+    wait_for("the dataplane to drain the failed server", 10, || {
+        in_dataplane() == Some(false)
     });
     wait_for("the client to move", 10, || {
         ask().is_some_and(|n| n != first)
@@ -471,6 +522,9 @@ fn netns_director_seed_dr_persist_drain_and_restore() {
     serving[usize::from(first - 1)].store(true, Ordering::Relaxed);
     wait_for("the server to come back", 60, || {
         up(&status()) == Some(true)
+    });
+    wait_for("the dataplane to restore the server", 10, || {
+        in_dataplane() == Some(true)
     });
     // Back in the table with its weight; the client stays where it moved.
     let s = status();

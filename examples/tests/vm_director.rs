@@ -124,3 +124,99 @@ fn vm_director_ipvs_dataplane() {
         );
     });
 }
+
+/// `lvs_sync_daemon_interface`: the director runs the kernel's connection
+/// sync daemon as keepalived, a backup daemon while its instance is not
+/// master (here: FAULT, its tracked link down), a master daemon once it is
+/// (the link up), sync id the VRID; SIGTERM stops it.
+#[test]
+fn vm_director_sync_daemon() {
+    lb_testing_vm::in_vm!(|vm| vm.timeout(Duration::from_secs(300)), {
+        sh("modprobe ip_vs \
+            && ip link add sync0 type dummy && ip link set sync0 multicast on up \
+            && ip addr add 10.5.0.1/24 dev sync0 \
+            && ip link add trk0 type dummy");
+        let dir = std::env::temp_dir().join("director-vm-sync");
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = dir.join("d.conf");
+        std::fs::write(
+            &cfg,
+            "vrrp_instance VI_S {
+    state BACKUP
+    interface sync0
+    virtual_router_id 42
+    priority 100
+    advert_int 1
+    lvs_sync_daemon_interface sync0
+    track_interface {
+        trk0
+    }
+    virtual_ipaddress { 10.5.0.100/24 }
+}
+virtual_server 10.5.0.100 80 {
+    lb_kind DR
+    real_server 10.5.0.11 80 {
+    }
+}
+",
+        )
+        .unwrap();
+        let log = dir.join("d.log");
+        let mut child = Command::new(BIN)
+            .arg("run")
+            .arg("-f")
+            .arg(&cfg)
+            .args(["--dataplane", "ipvs", "--runtime-dir"])
+            .arg(dir.join("run"))
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let daemons = || sh("ipvsadm -L --daemon");
+        let wait_for = |what: &str, mut f: Box<dyn FnMut() -> bool + '_>| {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !f() {
+                assert!(
+                    Instant::now() < deadline,
+                    "timed out waiting for {what}\n{}\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default(),
+                    daemons()
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        };
+        wait_for(
+            "the backup sync daemon while FAULT",
+            Box::new(|| daemons().contains("backup sync daemon (mcast=sync0, syncid=42,")),
+        );
+        let d = daemons();
+        eprintln!("FAULT: ipvsadm -L --daemon:\n{d}");
+        assert!(!d.contains("master sync daemon"), "{d}");
+        assert!(!sh("ipvsadm -Ln").contains("10.5.0.100"));
+
+        sh("ip link set trk0 up");
+        wait_for(
+            "the master sync daemon once MASTER",
+            Box::new(|| {
+                let d = daemons();
+                d.contains("master sync daemon (mcast=sync0, syncid=42,")
+                    && !d.contains("backup sync daemon")
+            }),
+        );
+        eprintln!("MASTER: ipvsadm -L --daemon:\n{}", daemons());
+        wait_for(
+            "the service once MASTER",
+            Box::new(|| sh("ipvsadm -Ln").contains("TCP  10.5.0.100:80 wlc")),
+        );
+
+        sh(&format!("kill -TERM {}", child.id()));
+        assert!(child.wait().unwrap().success());
+        let d = daemons();
+        assert!(
+            !d.contains("sync daemon"),
+            "{d}\n{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+    });
+}

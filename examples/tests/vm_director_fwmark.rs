@@ -131,3 +131,105 @@ fn vm_director_fwmark_ipvs() {
         assert!(!rules.contains("lb_director"), "{rules}");
     });
 }
+
+/// An IPv6 fwmark service (its family from `ip_family inet6`, or from its
+/// IPv6 real servers): the director creates it as IPv6 (`FWM  N IPv6`,
+/// persistence granularity /128 by default) with its IPv6 real servers,
+/// and an IPv4 fwmark service next to it stays IPv4.
+#[test]
+fn vm_director_fwmark_ipv6_ipvs() {
+    lb_testing_vm::in_vm!(|vm| vm.timeout(Duration::from_secs(300)), {
+        lb_testing_vm::sh("modprobe ip_vs && modprobe nf_tables");
+        let l = Lab::with_programs("vmfwm6", &["nft", "ipvsadm"]).unwrap();
+        let dir = l.add_host("dir").unwrap();
+        let d = l.dir().unwrap().to_owned();
+        let cfg = d.join("fwm6.conf");
+        std::fs::write(
+            &cfg,
+            "fwmark_rules {
+    tcp daddr 2001:db8::100 dport 80,443 mark 6
+    tcp daddr 192.0.2.100 dport 80 mark 4
+}
+virtual_server fwmark 6 {
+    lb_algo rr
+    lb_kind DR
+    persistence_timeout 60
+    real_server 2001:db8::11 80 {
+        weight 2
+    }
+    real_server 2001:db8::12 80 {
+        weight 3
+    }
+}
+virtual_server fwmark 7 {
+    ip_family inet6
+    lb_kind DR
+    sorry_server 2001:db8::99 80
+}
+virtual_server fwmark 4 {
+    lb_kind DR
+    real_server 192.0.2.11 80 {
+    }
+}
+",
+        )
+        .unwrap();
+        let log = d.join("d.log");
+        let mut cmd = dir.command(BIN);
+        cmd.arg("run")
+            .arg("-f")
+            .arg(&cfg)
+            .args(["--dataplane", "ipvs", "--runtime-dir"])
+            .arg(d.join("run"))
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        let mut p = Process::spawn(cmd).unwrap();
+        let ipvs = || out(&dir, "ipvsadm", &["-Ln"]);
+        let ruleset = || out(&dir, "nft", &["list", "ruleset"]);
+        let show = || {
+            format!(
+                "{}\n{}\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default(),
+                ipvs(),
+                ruleset()
+            )
+        };
+        wait_for("the IPv6 fwmark services", 60, show, || {
+            let l = ipvs();
+            l.contains("FWM  6 IPv6 rr persistent 60")
+                && l.contains("[2001:db8::12]:80")
+                && l.contains("FWM  7 IPv6 wlc")
+                && l.contains("FWM  4 wlc")
+        });
+        let listing = ipvs();
+        eprintln!("ipvsadm -Ln:\n{listing}");
+        let weight = |dest: &str| {
+            listing.lines().find_map(|x| {
+                let f: Vec<&str> = x.split_whitespace().collect();
+                (f.len() >= 4 && f[0] == "->" && f[1] == dest).then(|| f[2..4].join(" "))
+            })
+        };
+        assert_eq!(weight("[2001:db8::11]:80").as_deref(), Some("Route 2"));
+        assert_eq!(weight("[2001:db8::12]:80").as_deref(), Some("Route 3"));
+        assert_eq!(weight("192.0.2.11:80").as_deref(), Some("Route 1"));
+        // No real server: quorum lost, the sorry server serves.
+        assert_eq!(weight("[2001:db8::99]:80").as_deref(), Some("Route 1"));
+        // The default granularity of an IPv6 persistent service is /128:
+        // ipvsadm shows no mask then (it prints one only when narrower).
+        let svc6 = listing.lines().find(|x| x.starts_with("FWM  6 ")).unwrap();
+        assert!(!svc6.contains("mask"), "{listing}");
+        let rules = ruleset();
+        eprintln!("nft list ruleset:\n{rules}");
+        assert!(
+            rules
+                .contains("ip6 daddr 2001:db8::100 tcp dport { 80, 443 } meta mark set 0x00000006"),
+            "{rules}"
+        );
+
+        p.terminate().unwrap();
+        assert!(p.wait().unwrap().success(), "{}", show());
+        let listing = ipvs();
+        assert!(!listing.contains("FWM"), "{listing}");
+    });
+}

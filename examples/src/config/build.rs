@@ -77,6 +77,87 @@ fn bad<T>(w: &Word, keyword: &str, expected: &str) -> R<T> {
     )
 }
 
+/// A virtual server's address family (see [`VirtualServer::family`]), and
+/// an error at the offending line when its servers mix families: every
+/// real server (tunnelled ones aside: IPVS tunnels may cross families) and
+/// the sorry server must be of the service's family.
+fn resolve_family(v: &VirtualServer, ip_family: Option<(IpFamily, Pos)>) -> R<IpFamily> {
+    let name = |f: IpFamily| match f {
+        IpFamily::Inet => "IPv4",
+        IpFamily::Inet6 => "IPv6",
+    };
+    let direct = v
+        .real_servers
+        .iter()
+        .filter(|r| !matches!(r.method.unwrap_or(v.method), LvsMethod::Tun(_)));
+    // The family and where it comes from.
+    let (family, from) = match (&v.key, &ip_family) {
+        (VsKey::Addr { ip, .. }, _) => {
+            let f = IpFamily::of(*ip);
+            if let Some((g, pos)) = &ip_family
+                && *g != f
+            {
+                return err(
+                    pos,
+                    ErrorKind::Conflict(format!(
+                        "ip_family {} conflicts with the {} virtual server address",
+                        if *g == IpFamily::Inet {
+                            "inet"
+                        } else {
+                            "inet6"
+                        },
+                        name(f)
+                    )),
+                );
+            }
+            (f, format!("its address, line {}", v.pos.line))
+        }
+        (_, Some((f, pos))) => (*f, format!("ip_family, line {}", pos.line)),
+        (VsKey::Group(_), None) => return Ok(IpFamily::Inet),
+        (VsKey::Fwmark(_), None) => match direct.clone().next() {
+            Some(r) => (
+                IpFamily::of(r.ip),
+                format!("its first real server, line {}", r.pos.line),
+            ),
+            None => match v.sorry_server {
+                Some((ip, _)) => (IpFamily::of(ip), "its sorry server".into()),
+                None => return Ok(IpFamily::Inet),
+            },
+        },
+    };
+    if matches!(v.key, VsKey::Group(_)) {
+        return Ok(family);
+    }
+    for r in direct {
+        if IpFamily::of(r.ip) != family {
+            return err(
+                &r.pos,
+                ErrorKind::Conflict(format!(
+                    "real server {} is {} but the virtual server is {} (from {from}); \
+                     only tunnelled real servers may differ",
+                    r.ip,
+                    name(IpFamily::of(r.ip)),
+                    name(family)
+                )),
+            );
+        }
+    }
+    if let Some((ip, _)) = v.sorry_server
+        && IpFamily::of(ip) != family
+        && !matches!(v.method, LvsMethod::Tun(_))
+    {
+        return err(
+            &v.pos,
+            ErrorKind::Conflict(format!(
+                "sorry_server {ip} is {} but the virtual server is {} (from {from})",
+                name(IpFamily::of(ip)),
+                name(family)
+            )),
+        );
+    }
+    Ok(family)
+}
+
 fn arg(s: &Stmt, i: usize) -> R<&Word> {
     s.args.get(i).ok_or_else(|| {
         ConfigError::new(
@@ -910,6 +991,7 @@ impl Builder {
             ops: false,
             method: LvsMethod::Nat,
             protocol: Protocol::Tcp,
+            family: IpFamily::Inet,
             persistence_timeout: None,
             persistence_granularity: None,
             virtualhost: None,
@@ -923,8 +1005,18 @@ impl Builder {
             ha_suspend: false,
             real_servers: Vec::new(),
         };
+        let mut ip_family: Option<(IpFamily, Pos)> = None;
         self.in_block(s, Ctx::VirtualServer, |b, c| {
             match c.keyword.text.as_str() {
+                "ip_family" => {
+                    let w = arg(c, 0)?;
+                    let f = match w.text.as_str() {
+                        "inet" => IpFamily::Inet,
+                        "inet6" => IpFamily::Inet6,
+                        _ => return bad(w, "ip_family", "inet or inet6"),
+                    };
+                    ip_family = Some((f, c.keyword.pos.clone()));
+                }
                 "delay_loop" => v.delay_loop = secs(c, Duration::from_secs(86_400))?,
                 "lb_algo" | "lvs_sched" => {
                     let w = arg(c, 0)?;
@@ -994,7 +1086,6 @@ impl Builder {
                 | "quorum_down"
                 | "smtp_alert"
                 | "snmp_name"
-                | "ip_family"
                 | "sorry_server_lvs_method"
                 | "persistence_engine"
                 | "retry"
@@ -1005,6 +1096,7 @@ impl Builder {
             }
             Ok(())
         })?;
+        v.family = resolve_family(&v, ip_family)?;
         if v.ops && v.protocol != Protocol::Udp {
             return err(
                 &s.keyword.pos,
@@ -1493,6 +1585,24 @@ impl Builder {
             }
             if vs.real_servers.is_empty() && vs.sorry_server.is_none() {
                 self.warn(&vs.pos, "virtual_server has no real_server");
+            }
+        }
+        // One connection-sync daemon per director, as keepalived: the first
+        // instance naming an interface owns it.
+        let mut syncd = cfg
+            .vrrp_instances
+            .iter()
+            .filter(|i| i.lvs_sync_daemon_interface.is_some());
+        if let Some(first) = syncd.next() {
+            let (name, line) = (first.name.clone(), first.pos.line);
+            let others: Vec<Pos> = syncd.map(|i| i.pos.clone()).collect();
+            for pos in others {
+                self.warn(
+                    &pos,
+                    format!(
+                        "lvs_sync_daemon_interface ignored: the sync daemon follows {name} (line {line})"
+                    ),
+                );
             }
         }
         // A mark no virtual server serves: the rule would mark packets for

@@ -350,6 +350,27 @@ pub enum Protocol {
     Sctp,
 }
 
+/// Address family of a service (keepalived's `ip_family inet|inet6`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum IpFamily {
+    /// IPv4 (the default).
+    #[default]
+    Inet,
+    /// IPv6.
+    Inet6,
+}
+
+impl IpFamily {
+    /// The family of `ip`.
+    pub fn of(ip: IpAddr) -> Self {
+        if ip.is_ipv4() {
+            Self::Inet
+        } else {
+            Self::Inet6
+        }
+    }
+}
+
 /// `virtual_server_group NAME { … }` members.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VirtualServerGroup {
@@ -383,6 +404,10 @@ pub struct VirtualServer {
     pub method: LvsMethod,
     /// `protocol`.
     pub protocol: Protocol,
+    /// The address family: its address's for `IP PORT`; for a fwmark (and
+    /// a group's fwmarks) `ip_family`, else its real servers' (tunnelled
+    /// ones aside, as keepalived), else its sorry server's, else IPv4.
+    pub family: IpFamily,
     /// `persistence_timeout` (keyword alone: 360 s).
     pub persistence_timeout: Option<u32>,
     /// `persistence_granularity` (IPv4 netmask or IPv6 prefix length, as a prefix length).

@@ -697,3 +697,91 @@ mod props {
         }
     }
 }
+
+/// A fwmark service's family: `ip_family`, else its first direct real
+/// server's, else IPv4; a group's fwmarks take it too. Mixing families is an
+/// error at the offending line (tunnelled real servers may differ).
+#[test]
+fn fwmark_family() {
+    let family = |text: &str| parse_str("t.conf", text).unwrap().config.virtual_servers[0].family;
+    assert_eq!(
+        family("virtual_server fwmark 1 {\n ip_family inet6\n}\n"),
+        IpFamily::Inet6
+    );
+    assert_eq!(
+        family("virtual_server fwmark 1 {\n real_server 2001:db8::1 80 {\n }\n}\n"),
+        IpFamily::Inet6
+    );
+    assert_eq!(family("virtual_server fwmark 1 {\n}\n"), IpFamily::Inet);
+    assert_eq!(
+        family("virtual_server fwmark 1 {\n sorry_server 2001:db8::9 80\n}\n"),
+        IpFamily::Inet6
+    );
+    // A tunnelled IPv4 real server does not decide, nor conflict.
+    assert_eq!(
+        family(
+            "virtual_server fwmark 1 {\n real_server 10.0.0.1 80 {\n  lvs_method TUN\n }\n real_server 2001:db8::1 80 {\n  lvs_method DR\n }\n}\n"
+        ),
+        IpFamily::Inet6
+    );
+    assert_eq!(
+        family("virtual_server 2001:db8::1 80 {\n ip_family inet6\n}\n"),
+        IpFamily::Inet6
+    );
+    let cases: &[(&str, u32, u32, &str)] = &[
+        (
+            "virtual_server fwmark 1 {\n real_server 2001:db8::1 80 {\n }\n real_server 10.0.0.2 80 {\n }\n}\n",
+            4,
+            2,
+            "real server 10.0.0.2 is IPv4 but the virtual server is IPv6 (from its first real server, line 2)",
+        ),
+        (
+            "virtual_server fwmark 1 {\n ip_family inet6\n real_server 10.0.0.2 80 {\n }\n}\n",
+            3,
+            2,
+            "(from ip_family, line 2)",
+        ),
+        (
+            "virtual_server 10.0.0.1 80 {\n ip_family inet6\n}\n",
+            2,
+            2,
+            "ip_family inet6 conflicts with the IPv4 virtual server address",
+        ),
+        (
+            "virtual_server 10.0.0.1 80 {\n real_server 2001:db8::1 80 {\n }\n}\n",
+            2,
+            2,
+            "real server 2001:db8::1 is IPv6",
+        ),
+    ];
+    for &(text, line, col, msg) in cases {
+        let e = fail(text);
+        assert_eq!((e.pos.line, e.pos.col), (line, col), "{text}: {e}");
+        assert!(e.to_string().contains(msg), "{e}");
+        assert!(e.to_string().starts_with("t.conf:"), "{e}");
+    }
+    let e = fail("virtual_server fwmark 1 {\n ip_family ipx\n}\n");
+    assert_eq!((e.pos.line, e.pos.col), (2, 12), "{e}");
+}
+
+/// Only the first instance's `lvs_sync_daemon_interface` counts; another
+/// one is a warning at its instance.
+#[test]
+fn second_sync_daemon_interface_warns() {
+    let l = ok("vrrp_instance A {
+ interface eth0
+ virtual_router_id 1
+ priority 100
+ lvs_sync_daemon_interface eth1
+}
+vrrp_instance B {
+ interface eth0
+ virtual_router_id 2
+ priority 100
+ lvs_sync_daemon_interface eth2
+}
+");
+    assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
+    assert_eq!(l.warnings[0].pos.line, 7);
+    assert!(l.warnings[0].message.contains("follows A (line 1)"));
+}

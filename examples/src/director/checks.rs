@@ -34,6 +34,36 @@ pub fn all_checks(cfg: &Config, script_user: Option<(u32, u32)>) -> Vec<(CheckId
     out
 }
 
+/// Whether the checker reports a weight of its own (MISC_CHECK with
+/// `misc_dynamic`, FILE_CHECK): only then does a reported weight override
+/// the configured one. Other checkers' keys leave the weight out, so a
+/// reload that only changes a real server's weight keeps its check running
+/// with its state (a down server stays down, as in keepalived) and the new
+/// weight applies through the plan.
+pub fn reports_weight(c: &Checker) -> bool {
+    matches!(
+        c.kind,
+        CheckKind::Misc { dynamic: true, .. } | CheckKind::File { .. }
+    )
+}
+
+/// The checks of `cfg` whose reported weight counts ([`reports_weight`]).
+pub fn weighing_checks(cfg: &Config) -> std::collections::HashSet<CheckId> {
+    let mut out = std::collections::HashSet::new();
+    for vs in &cfg.virtual_servers {
+        for key in expand(cfg, vs) {
+            for rs in &vs.real_servers {
+                for (i, c) in rs.checkers.iter().enumerate() {
+                    if reports_weight(c) {
+                        out.insert(((key, rs.ip, rs.port), i));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 fn qtype(t: &str) -> QueryType {
     match t.to_ascii_uppercase().as_str() {
         "A" => QueryType::A,
@@ -177,9 +207,52 @@ pub fn check_key(
         .alpha(vs.alpha || k.alpha)
         .omega(vs.omega)
         .inhibit_on_failure(rs.inhibit_on_failure)
-        .weight(rs.weight);
+        // Not part of the key unless the checker weighs (see reports_weight).
+        .weight(if reports_weight(c) { rs.weight } else { 1 });
     if let Some(w) = k.warmup {
         state.warmup(w);
     }
     Some(CheckKey { probe, state })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checks(weight: u32) -> Vec<(CheckId, CheckKey)> {
+        let cfg = crate::config::parse_str(
+            "t.conf",
+            &format!(
+                "virtual_server 192.0.2.1 80 {{
+                   real_server 10.0.0.1 80 {{
+                     weight {weight}
+                     TCP_CHECK {{ }}
+                     MISC_CHECK {{
+                       misc_path /bin/true
+                       misc_dynamic
+                     }}
+                     MISC_CHECK {{
+                       misc_path /bin/false
+                     }}
+                   }}
+                 }}"
+            ),
+        )
+        .unwrap()
+        .config;
+        let w = weighing_checks(&cfg);
+        let ids: Vec<usize> = w.iter().map(|(_, i)| *i).collect();
+        assert_eq!(ids, [1]);
+        all_checks(&cfg, None)
+    }
+
+    /// A weight-only change keeps the key of checkers that do not weigh
+    /// (the engine keeps them running with their state) and changes the
+    /// key of a dynamic MISC_CHECK (its probe reports relative to it).
+    #[test]
+    fn weight_only_change_keeps_plain_checks() {
+        let (a, b) = (checks(2), checks(5));
+        let same: Vec<bool> = a.iter().zip(&b).map(|(x, y)| x == y).collect();
+        assert_eq!(same, [true, false, true]);
+    }
 }

@@ -24,8 +24,10 @@ use lb_vrrp::{Event as VrrpEvent, State as VrrpState, SyncGroup, VirtualRouter};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Notify, mpsc};
 
-use super::checks::{CheckId, all_checks};
-use super::plan::{Health, PlannedService, QuorumState, RsId, SvcKey, expand, plan};
+use super::checks::{CheckId, all_checks, weighing_checks};
+use super::plan::{
+    Health, Mastership, PlannedService, QuorumState, RsId, SvcKey, expand, plan, sync_daemon,
+};
 use super::userspace::{self, Shared};
 use super::vrrp::router_config_live;
 use super::{privs, sys, track};
@@ -63,6 +65,8 @@ struct State {
     cfg: Config,
     vrrp: BTreeMap<String, (String, u8, VrrpState)>,
     checks: HashMap<CheckId, (bool, Option<u32>, Option<String>)>,
+    /// The checks whose reported weight counts (`checks::weighing_checks`).
+    weighing: std::collections::HashSet<CheckId>,
     health: HashMap<RsId, Health>,
     quorum: QuorumState,
     generation: u64,
@@ -70,12 +74,14 @@ struct State {
 }
 
 impl State {
-    fn master(&self) -> bool {
-        // Without VRRP this director always serves; with it, while any
-        // instance is master (sync groups move together in practice since
-        // their members share the director's fate).
-        self.cfg.vrrp_instances.is_empty()
-            || self.vrrp.values().any(|(_, _, s)| *s == VrrpState::Master)
+    /// Which services to program: those whose VIP an instance that is
+    /// master here holds (see [`Mastership`]); everything without VRRP.
+    fn mastership(&self) -> Mastership {
+        Mastership::from_config(&self.cfg, |name| {
+            self.vrrp
+                .get(name)
+                .is_some_and(|(_, _, s)| *s == VrrpState::Master)
+        })
     }
 
     /// Rebuilds each real server's health from its checkers: up when every
@@ -99,15 +105,22 @@ impl State {
         self.health = h;
     }
 
-    /// Recomputes the plan; publishes it when it changed.
+    /// Recomputes the plan; publishes it when it changed. Publishes the
+    /// connection-sync daemon the VRRP states ask for.
     fn replan(&mut self, shared: &Shared) {
-        let master = self.master();
-        let p = plan(&self.cfg, &self.health, master, &mut self.quorum);
+        let master = self.mastership();
+        let p = plan(&self.cfg, &self.health, &master, &mut self.quorum);
         if p != self.plan {
             self.generation += 1;
             self.plan = p.clone();
             *shared.plan.lock().unwrap_or_else(|e| e.into_inner()) = (self.generation, p);
         }
+        let sync = sync_daemon(&self.cfg, |name| {
+            self.vrrp
+                .get(name)
+                .is_some_and(|(_, _, s)| *s == VrrpState::Master)
+        });
+        *shared.sync_daemon.lock().unwrap_or_else(|e| e.into_inner()) = sync;
     }
 }
 
@@ -481,6 +494,8 @@ async fn main_loop(opts: Options, cfg: Config, dataplane: Dataplane) -> i32 {
             "userspace dataplane without interfaces (no vrrp_instance): pass --interface"
         );
     }
+    let mut sync_warned = false;
+    warn_sync_unsupported(&cfg, kernel, &mut sync_warned);
     if !kernel && let Err(e) = userspace::install_nft(&vip_services(&cfg)) {
         tracing::warn!(error = %e, "cannot install the nftables rules keeping the kernel off VIP traffic");
     }
@@ -509,6 +524,7 @@ async fn main_loop(opts: Options, cfg: Config, dataplane: Dataplane) -> i32 {
     };
     let st = Arc::new(Mutex::new(State {
         cfg: cfg.clone(),
+        weighing: weighing_checks(&cfg),
         ..State::default()
     }));
     lock(&st).replan(&shared);
@@ -577,10 +593,13 @@ async fn main_loop(opts: Options, cfg: Config, dataplane: Dataplane) -> i32 {
         tokio::select! {
             Some(EngineEvent { server, event }) = hevents.recv() => {
                 let mut s = lock(&st);
+                let weighs = s.weighing.contains(&server);
                 let e = s.checks.entry(server).or_insert((true, None, None));
                 match event {
-                    HealthEvent::Up { weight } => { e.0 = true; e.1 = Some(weight); }
-                    HealthEvent::Weight { weight } => e.1 = Some(weight),
+                    // A plain checker's weight is the configured one,
+                    // which the plan reads from the configuration.
+                    HealthEvent::Up { weight } => { e.0 = true; e.1 = weighs.then_some(weight); }
+                    HealthEvent::Weight { weight } => e.1 = weighs.then_some(weight),
                     HealthEvent::Down { cause, .. } => { e.0 = false; e.2 = Some(format!("{cause:?}")); }
                 }
                 tracing::info!(service = %server.0.0, server = %SocketAddr::new(server.0.1, server.0.2), ?event, "health");
@@ -603,6 +622,7 @@ async fn main_loop(opts: Options, cfg: Config, dataplane: Dataplane) -> i32 {
                 tracing::info!("SIGHUP: reloading");
                 match load(&opts.config) {
                     Ok(new) => {
+                        warn_sync_unsupported(&new, kernel, &mut sync_warned);
                         if let Err(e) = engine.reload(all_checks(&new, script_user(&new))) {
                             tracing::error!(error = %e, "reload: health checks unchanged");
                         }
@@ -612,13 +632,16 @@ async fn main_loop(opts: Options, cfg: Config, dataplane: Dataplane) -> i32 {
                         {
                             let mut s = lock(&st);
                             // Forget results of checks that no longer exist
-                            // or changed (probe, timing or weight): the engine
+                            // or changed (probe or timing): the engine
                             // restarts a changed check from its initial state
                             // and reports no transition into it, so a kept
-                            // "down" would never lift. (keepalived keeps the
-                            // state when only the weight changed; here such a
-                            // down server counts as up until its restarted
-                            // check fails.)
+                            // "down" would never lift. A weight-only change
+                            // leaves a plain checker's key alone (the weight
+                            // is not in it): its check and state stay, as in
+                            // keepalived, and the new weight applies through
+                            // the plan. (A dynamic MISC_CHECK or FILE_CHECK
+                            // weighs relative to the configured weight, so
+                            // theirs restart.)
                             let old: HashMap<_, _> = all_checks(&s.cfg, None).into_iter().collect();
                             let keep: std::collections::HashSet<CheckId> = all_checks(&new, None)
                                 .into_iter()
@@ -626,6 +649,7 @@ async fn main_loop(opts: Options, cfg: Config, dataplane: Dataplane) -> i32 {
                                 .map(|(k, _)| k)
                                 .collect();
                             s.cfg = new.clone();
+                            s.weighing = weighing_checks(&new);
                             s.checks.retain(|k, _| keep.contains(k));
                             s.fold_health();
                         }
@@ -665,6 +689,22 @@ async fn main_loop(opts: Options, cfg: Config, dataplane: Dataplane) -> i32 {
     let _ = std::fs::remove_file(&sock_path);
     tracing::info!("stopped");
     0
+}
+
+/// With the userspace dataplane, `lvs_sync_daemon_interface` has no
+/// effect (lb-forward does not synchronise connections): said once.
+fn warn_sync_unsupported(cfg: &Config, kernel: bool, warned: &mut bool) {
+    if kernel || *warned {
+        return;
+    }
+    if let Some(i) = cfg
+        .vrrp_instances
+        .iter()
+        .find(|i| i.lvs_sync_daemon_interface.is_some())
+    {
+        tracing::warn!(instance = %i.name, "lvs_sync_daemon_interface: connection sync is not supported by the userspace dataplane; ignored");
+        *warned = true;
+    }
 }
 
 /// Runs the instance's (and its sync group's) notify scripts for a new

@@ -12,28 +12,34 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use lb_ipvs::{
-    Client, Dest, ForwardMethod, Service, ServiceFlags, ServiceKey, Table, TunnelFlags, TunnelType,
-    VirtualService,
+    Client, Daemon, DaemonState, Dest, Family, ForwardMethod, Op, Service, ServiceFlags,
+    ServiceKey, Table, TunnelFlags, TunnelType, VirtualService,
 };
 
 use super::marks::{MarkTable, Mode};
-use super::plan::{self, PlannedService, SvcKey};
+use super::plan::{self, PlannedService, SvcKey, SyncDaemon, SyncRole};
 use super::userspace::{DestStats, Shared};
-use crate::config::{LvsMethod, Protocol, TunCsum, TunType};
+use crate::config::{IpFamily, LvsMethod, Protocol, TunCsum, TunType};
 
 fn key(k: SvcKey) -> Option<ServiceKey> {
     Some(match k {
         SvcKey::Addr(Protocol::Tcp, ip, port) => ServiceKey::tcp(ip, port),
         SvcKey::Addr(Protocol::Udp, ip, port) => ServiceKey::udp(ip, port),
         SvcKey::Addr(Protocol::Sctp, ..) => return None,
-        SvcKey::Fwmark(m) => ServiceKey::fwmark(m),
+        SvcKey::Fwmark(mark, f) => ServiceKey::Fwmark {
+            family: match f {
+                IpFamily::Inet => Family::Inet,
+                IpFamily::Inet6 => Family::Inet6,
+            },
+            mark,
+        },
     })
 }
 
 /// The plan as an IPVS table.
 ///
 /// ```
-/// use lb_examples::director::{ipvs::table, plan::{plan, QuorumState}};
+/// use lb_examples::director::{ipvs::table, plan::{plan, Mastership, QuorumState}};
 /// let cfg = lb_examples::config::parse_str("x.conf", "virtual_server 192.0.2.1 80 {
 ///   lb_algo rr
 ///   lb_kind DR
@@ -42,7 +48,7 @@ fn key(k: SvcKey) -> Option<ServiceKey> {
 ///     weight 3
 ///   }
 /// }").unwrap().config;
-/// let t = table(&plan(&cfg, &Default::default(), true, &mut QuorumState::new()));
+/// let t = table(&plan(&cfg, &Default::default(), &Mastership::all(), &mut QuorumState::new()));
 /// assert_eq!(t.services[0].service.scheduler, "rr");
 /// assert_eq!(t.services[0].service.timeout, 60);
 /// assert_eq!(t.services[0].dests[0].weight, 3);
@@ -56,8 +62,9 @@ pub fn table(plan: &[PlannedService]) -> Table {
         if let Some((t, prefix)) = p.persistence {
             s.flags.0 |= ServiceFlags::PERSISTENT;
             s.timeout = t;
-            s.netmask = match p.key {
-                SvcKey::Addr(_, std::net::IpAddr::V6(_), _) => u32::from(prefix),
+            // IPv6: the prefix length; IPv4: the netmask.
+            s.netmask = match p.key.family() {
+                IpFamily::Inet6 => u32::from(prefix),
                 _ if prefix == 0 => 0,
                 _ => u32::MAX << (32 - u32::from(prefix.min(32))),
             };
@@ -99,6 +106,51 @@ pub fn table(plan: &[PlannedService]) -> Table {
     Table { services }
 }
 
+/// Brings the kernel's connection-sync daemons in line with `want`, as
+/// keepalived: a daemon of the other role, or on another interface or sync
+/// id, is stopped; the wanted one started. Only called once the
+/// configuration asked for a daemon (others' daemons are left alone until
+/// then); `None` stops them all.
+fn sync_daemons(client: &mut Client, want: Option<&SyncDaemon>) {
+    let running = match client.daemons() {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(error = %e, "IPVS: cannot list the sync daemons");
+            return;
+        }
+    };
+    let want = want.map(|w| {
+        let role = match w.role {
+            SyncRole::Master => DaemonState::Master,
+            SyncRole::Backup => DaemonState::Backup,
+        };
+        let mut d = Daemon::new(role, &w.interface);
+        d.syncid = w.syncid.into();
+        d
+    });
+    // The kernel reports its defaults (maxlen, group, port, TTL): compare
+    // what the configuration sets.
+    let same = |a: &Daemon, b: &Daemon| {
+        a.state == b.state && a.mcast_ifn == b.mcast_ifn && a.syncid == b.syncid
+    };
+    let mut ops: Vec<Op> = running
+        .iter()
+        .filter(|r| !want.as_ref().is_some_and(|w| same(r, w)))
+        .map(|r| Op::StopDaemon(r.state))
+        .collect();
+    if let Some(w) = want
+        && !running.iter().any(|r| same(r, &w))
+    {
+        ops.push(Op::StartDaemon(w));
+    }
+    for op in ops {
+        tracing::info!(%op, "IPVS sync daemon");
+        if let Err(e) = client.apply(std::slice::from_ref(&op)) {
+            tracing::warn!(%op, error = %e, "IPVS: sync daemon");
+        }
+    }
+}
+
 /// Runs the kernel dataplane until `shared.stop`: applies each new plan
 /// (services this run ever installed and no longer wanted are deleted) and
 /// the marking rules of its fwmark services (nftables, [`super::marks`]),
@@ -110,6 +162,8 @@ pub fn run(shared: Arc<Shared>) -> Result<(), String> {
     let mut ours: BTreeSet<ServiceKey> = BTreeSet::new();
     let mut last_stats = Instant::now() - Duration::from_secs(10);
     let mut marks = MarkTable::new(Mode::Kernel);
+    let mut sync_applied: Option<SyncDaemon> = None;
+    let mut sync_managed = false;
     let apply = |client: &mut Client, plan: &[PlannedService], ours: &mut BTreeSet<ServiceKey>| {
         let want = table(plan);
         ours.extend(want.services.iter().map(|s| s.service.key));
@@ -144,6 +198,16 @@ pub fn run(shared: Arc<Shared>) -> Result<(), String> {
             apply(&mut client, &services, &mut ours);
             marks.sync(&plan::marks(&services));
             applied = generation;
+        }
+        let sync = shared
+            .sync_daemon
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if sync != sync_applied && (sync.is_some() || sync_managed) {
+            sync_daemons(&mut client, sync.as_ref());
+            sync_managed = true;
+            sync_applied = sync;
         }
         if last_stats.elapsed() >= Duration::from_millis(500) {
             last_stats = Instant::now();
@@ -192,5 +256,75 @@ pub fn run(shared: Arc<Shared>) -> Result<(), String> {
     // is applied.
     apply(&mut client, &[], &mut ours);
     marks.remove();
+    if sync_managed {
+        sync_daemons(&mut client, None);
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::director::plan::{Mastership, QuorumState, plan};
+
+    /// An IPv6 fwmark service is created as IPv6 (`FWM  N IPv6`) with its
+    /// default persistence granularity /128; an IPv4 one keeps /32.
+    #[test]
+    fn ipv6_fwmark_service() {
+        let cfg = crate::config::parse_str(
+            "t.conf",
+            "virtual_server fwmark 6 {
+               lb_kind DR
+               persistence_timeout 30
+               real_server 2001:db8::21 80 { }
+             }
+             virtual_server fwmark 4 {
+               lb_kind DR
+               persistence_timeout 30
+               real_server 10.0.0.21 80 { }
+             }
+             virtual_server fwmark 7 {
+               ip_family inet6
+               lb_kind DR
+               persistence_timeout 30
+               persistence_granularity 64
+             }",
+        )
+        .unwrap()
+        .config;
+        let p = plan(
+            &cfg,
+            &Default::default(),
+            &Mastership::all(),
+            &mut QuorumState::new(),
+        );
+        assert_eq!(p[0].key.to_string(), "FWM  6 IPv6");
+        assert_eq!(p[0].persistence, Some((30, 128)));
+        let t = table(&p);
+        let got: Vec<_> = t
+            .services
+            .iter()
+            .map(|s| (s.service.key, s.service.netmask))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    ServiceKey::Fwmark {
+                        family: Family::Inet6,
+                        mark: 6
+                    },
+                    128
+                ),
+                (ServiceKey::fwmark(4), u32::MAX),
+                (
+                    ServiceKey::Fwmark {
+                        family: Family::Inet6,
+                        mark: 7
+                    },
+                    64
+                ),
+            ]
+        );
+    }
 }

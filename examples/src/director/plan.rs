@@ -3,19 +3,22 @@
 //! must hold. Both dataplanes (and the status output) are driven by it, and
 //! a reload is "compute the new plan, apply the difference".
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::config::{Config, LvsMethod, MarkRule, Protocol, RealServer, VirtualServer, VsKey};
+use crate::config::{
+    Config, IpFamily, LvsMethod, MarkRule, Protocol, RealServer, VirtualServer, VsKey,
+};
 
 /// What identifies a service in the dataplane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SvcKey {
     /// Protocol, address, port.
     Addr(Protocol, IpAddr, u16),
-    /// Firewall mark.
-    Fwmark(u32),
+    /// Firewall mark and the service's address family (IPVS keys fwmark
+    /// services by both).
+    Fwmark(u32, IpFamily),
 }
 
 impl fmt::Display for SvcKey {
@@ -32,7 +35,18 @@ impl fmt::Display for SvcKey {
                     IpAddr::V6(a) => write!(f, "{p}  [{a}]:{port}"),
                 }
             }
-            Self::Fwmark(m) => write!(f, "FWM  {m}"),
+            Self::Fwmark(m, IpFamily::Inet) => write!(f, "FWM  {m}"),
+            Self::Fwmark(m, IpFamily::Inet6) => write!(f, "FWM  {m} IPv6"),
+        }
+    }
+}
+
+impl SvcKey {
+    /// The service's address family.
+    pub fn family(&self) -> IpFamily {
+        match self {
+            Self::Addr(_, ip, _) => IpFamily::of(*ip),
+            Self::Fwmark(_, f) => *f,
         }
     }
 }
@@ -76,7 +90,7 @@ pub struct PlannedMark {
 ///
 /// ```
 /// use std::collections::HashMap;
-/// use lb_examples::director::plan::{marks, plan, QuorumState};
+/// use lb_examples::director::plan::{marks, plan, Mastership, QuorumState};
 /// let cfg = lb_examples::config::parse_str("x.conf", "fwmark_rules {
 ///   tcp daddr 192.0.2.1 dport 80,443 mark 7
 /// }
@@ -84,9 +98,9 @@ pub struct PlannedMark {
 ///   lb_kind DR
 ///   real_server 10.0.0.1 80 { weight 1 }
 /// }").unwrap().config;
-/// let p = plan(&cfg, &HashMap::new(), true, &mut QuorumState::new());
+/// let p = plan(&cfg, &HashMap::new(), &Mastership::all(), &mut QuorumState::new());
 /// assert_eq!(marks(&p)[0].dports, [(80, 80), (443, 443)]);
-/// assert!(marks(&plan(&cfg, &HashMap::new(), false, &mut QuorumState::new())).is_empty());
+/// assert!(marks(&plan(&cfg, &HashMap::new(), &Mastership::none(), &mut QuorumState::new())).is_empty());
 /// ```
 pub fn marks(plan: &[PlannedService]) -> Vec<MarkRule> {
     let mut all: Vec<&PlannedMark> = plan.iter().flat_map(|p| &p.marks).collect();
@@ -126,7 +140,7 @@ pub struct Health {
 pub fn svc_key(vs: &VirtualServer) -> Option<SvcKey> {
     match &vs.key {
         VsKey::Addr { ip, port } => Some(SvcKey::Addr(vs.protocol, *ip, *port)),
-        VsKey::Fwmark(m) => Some(SvcKey::Fwmark(*m)),
+        VsKey::Fwmark(m) => Some(SvcKey::Fwmark(*m, vs.family)),
         VsKey::Group(_) => None,
     }
 }
@@ -142,11 +156,183 @@ pub fn initial_health(vs: &VirtualServer, rs: &RealServer) -> Health {
     }
 }
 
+/// Which services this director serves, from its VRRP instances' states:
+/// mastership is per VIP, so two directors can each be master of one
+/// instance and serve its VIPs (the active/active pair).
+///
+/// - A `virtual_server IP PORT` whose address is a VIP (or excluded VIP)
+///   of some instance is served while an instance holding that address is
+///   master here.
+/// - A `virtual_server fwmark N` is tied to the VIPs its `fwmark_rules`
+///   match (a rule's `daddr` prefix containing the VIP) and served while
+///   any of them is held here. Its one IPVS service carries the traffic of
+///   all those VIPs, so it is programmed while at least one is held; rules
+///   for a VIP held elsewhere are harmless as that traffic does not arrive.
+/// - Services tied to no instance (an address no instance holds, a mark
+///   whose rules match no VIP) keep the director-wide rule: served while
+///   any instance is master, or always without VRRP.
+///
+/// ```
+/// use lb_examples::director::plan::{Mastership, SvcKey};
+/// use lb_examples::config::Protocol;
+/// let cfg = lb_examples::config::parse_str("x.conf", "
+/// vrrp_instance A { interface eth0
+///   virtual_router_id 1
+///   priority 100
+///   virtual_ipaddress { 192.0.2.1/24 } }
+/// vrrp_instance B { interface eth0
+///   virtual_router_id 2
+///   priority 100
+///   virtual_ipaddress { 192.0.2.2/24 } }").unwrap().config;
+/// let m = Mastership::from_config(&cfg, |name| name == "A");
+/// let svc = |ip: &str| SvcKey::Addr(Protocol::Tcp, ip.parse().unwrap(), 80);
+/// assert!(m.serves(&cfg, svc("192.0.2.1")));
+/// assert!(!m.serves(&cfg, svc("192.0.2.2")));
+/// assert!(m.serves(&cfg, svc("198.51.100.7"))); // no instance: any master
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mastership {
+    /// Services tied to no instance are served (no VRRP, or some instance
+    /// is master).
+    pub any: bool,
+    /// VIPs and excluded VIPs of the instances that are master here.
+    pub held: HashSet<IpAddr>,
+    /// VIPs and excluded VIPs of every instance.
+    pub claimed: HashSet<IpAddr>,
+}
+
+impl Mastership {
+    /// Serves everything (no VRRP).
+    pub fn all() -> Self {
+        Self {
+            any: true,
+            ..Self::default()
+        }
+    }
+
+    /// Serves nothing (backup of every instance, or shutting down).
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// From the configuration and which instances are master here.
+    pub fn from_config(cfg: &Config, is_master: impl Fn(&str) -> bool) -> Self {
+        let mut m = Self {
+            any: cfg.vrrp_instances.is_empty(),
+            ..Self::default()
+        };
+        for inst in &cfg.vrrp_instances {
+            let master = is_master(&inst.name);
+            m.any |= master;
+            for v in inst.vips.iter().chain(&inst.vips_excluded) {
+                m.claimed.insert(v.addr);
+                if master {
+                    m.held.insert(v.addr);
+                }
+            }
+        }
+        m
+    }
+
+    /// Whether the service `key` of `cfg` is to be programmed.
+    pub fn serves(&self, cfg: &Config, key: SvcKey) -> bool {
+        match key {
+            SvcKey::Addr(_, ip, _) if self.claimed.contains(&ip) => self.held.contains(&ip),
+            SvcKey::Addr(..) => self.any,
+            SvcKey::Fwmark(m, _) => {
+                let mut tied = self.claimed.iter().filter(|v| {
+                    cfg.fwmark_rules
+                        .iter()
+                        .any(|r| r.rule.mark == m && in_prefix(**v, r.rule.daddr))
+                });
+                match tied.next() {
+                    None => self.any,
+                    Some(first) => self.held.contains(first) || tied.any(|v| self.held.contains(v)),
+                }
+            }
+        }
+    }
+}
+
+/// `ip` lies in `net/len` (same family).
+fn in_prefix(ip: IpAddr, (net, len): (IpAddr, u8)) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(len.min(32)))
+                .unwrap_or(0);
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(len.min(128)))
+                .unwrap_or(0);
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+/// The role of the IPVS connection-sync daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncRole {
+    /// Sends this director's connections (its instance is master).
+    Master,
+    /// Receives the master's (its instance is backup, faulty or starting).
+    Backup,
+}
+
+/// The IPVS connection-sync daemon the director must run (kernel IPVS
+/// dataplane only), from `lvs_sync_daemon_interface` as keepalived: one per
+/// director, for the first instance that names an interface; its role
+/// follows that instance (master while it is master, backup otherwise) and
+/// its sync id is the instance's VRID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncDaemon {
+    /// Master or backup.
+    pub role: SyncRole,
+    /// The multicast interface.
+    pub interface: String,
+    /// The sync id (the instance's VRID).
+    pub syncid: u8,
+}
+
+/// The sync daemon `cfg` asks for, given which instances are master here
+/// (`None`: no instance sets `lvs_sync_daemon_interface`).
+///
+/// ```
+/// use lb_examples::director::plan::{sync_daemon, SyncRole};
+/// let cfg = lb_examples::config::parse_str("x.conf", "vrrp_instance A {
+///   interface eth0
+///   virtual_router_id 51
+///   priority 100
+///   lvs_sync_daemon_interface eth1
+/// }").unwrap().config;
+/// let d = sync_daemon(&cfg, |_| true).unwrap();
+/// assert_eq!((d.role, d.interface.as_str(), d.syncid), (SyncRole::Master, "eth1", 51));
+/// assert_eq!(sync_daemon(&cfg, |_| false).unwrap().role, SyncRole::Backup);
+/// ```
+pub fn sync_daemon(cfg: &Config, is_master: impl Fn(&str) -> bool) -> Option<SyncDaemon> {
+    let inst = cfg
+        .vrrp_instances
+        .iter()
+        .find(|i| i.lvs_sync_daemon_interface.is_some())?;
+    Some(SyncDaemon {
+        role: if is_master(&inst.name) {
+            SyncRole::Master
+        } else {
+            SyncRole::Backup
+        },
+        interface: inst.lvs_sync_daemon_interface.clone()?,
+        syncid: inst.vrid,
+    })
+}
+
 /// Quorum state per service, kept between plans (hysteresis needs memory).
 pub type QuorumState = HashMap<SvcKey, bool>;
 
-/// Computes the dataplane table. `master`: this director owns the VIPs
-/// (true when there are no VRRP instances). `health` misses servers that
+/// Computes the dataplane table. `master`: which services this director
+/// serves ([`Mastership::all`] without VRRP instances). `health` misses servers that
 /// have not reported yet: they get [`initial_health`]. `quorum` is updated:
 /// a service's quorum goes down when the sum of live weights falls below
 /// `quorum - hysteresis` and comes back at `quorum + hysteresis`, as in
@@ -154,29 +340,28 @@ pub type QuorumState = HashMap<SvcKey, bool>;
 ///
 /// ```
 /// use std::collections::HashMap;
-/// use lb_examples::director::plan::{plan, QuorumState};
+/// use lb_examples::director::plan::{plan, Mastership, QuorumState};
 /// let cfg = lb_examples::config::parse_str("x.conf", "virtual_server 192.0.2.1 80 {
 ///   lb_kind DR
 ///   real_server 10.0.0.1 80 { weight 3 }
 /// }").unwrap().config;
 /// let mut q = QuorumState::new();
-/// let p = plan(&cfg, &HashMap::new(), true, &mut q);
+/// let p = plan(&cfg, &HashMap::new(), &Mastership::all(), &mut q);
 /// assert_eq!(p[0].dests[0].weight, 3);
-/// assert!(plan(&cfg, &HashMap::new(), false, &mut q).is_empty());
+/// assert!(plan(&cfg, &HashMap::new(), &Mastership::none(), &mut q).is_empty());
 /// ```
 pub fn plan(
     cfg: &Config,
     health: &HashMap<RsId, Health>,
-    master: bool,
+    master: &Mastership,
     quorum: &mut QuorumState,
 ) -> Vec<PlannedService> {
-    if !master {
-        return Vec::new();
-    }
     let mut out = Vec::new();
     for vs in &cfg.virtual_servers {
         for key in expand(cfg, vs) {
-            out.push(plan_one(cfg, vs, key, health, quorum));
+            if master.serves(cfg, key) {
+                out.push(plan_one(cfg, vs, key, health, quorum));
+            }
         }
     }
     out
@@ -197,7 +382,7 @@ pub fn expand(cfg: &Config, vs: &VirtualServer) -> Vec<SvcKey> {
                     }
                 }
             }
-            keys.extend(g.fwmarks.iter().map(|&m| SvcKey::Fwmark(m)));
+            keys.extend(g.fwmarks.iter().map(|&m| SvcKey::Fwmark(m, vs.family)));
             keys
         }
         _ => svc_key(vs).into_iter().collect(),
@@ -270,11 +455,11 @@ fn plan_one(
     PlannedService {
         key,
         scheduler: vs.scheduler.clone(),
+        // The default granularity is the whole address (/32, /128).
         persistence: vs.persistence_timeout.map(|t| {
-            let max = if matches!(key, SvcKey::Addr(_, IpAddr::V6(_), _)) {
-                128
-            } else {
-                32
+            let max = match key.family() {
+                IpFamily::Inet => 32,
+                IpFamily::Inet6 => 128,
             };
             (t, vs.persistence_granularity.unwrap_or(max))
         }),
@@ -282,7 +467,7 @@ fn plan_one(
         dests,
         quorum_lost: !up,
         marks: match key {
-            SvcKey::Fwmark(m) => cfg
+            SvcKey::Fwmark(m, _) => cfg
                 .fwmark_rules
                 .iter()
                 .enumerate()
@@ -353,21 +538,26 @@ mod tests {
         let c = cfg("");
         let mut q = QuorumState::new();
         let h: HashMap<_, _> = [down("10.0.0.1"), down("10.0.0.2")].into();
-        let p = plan(&c, &h, true, &mut q);
+        let p = plan(&c, &h, &Mastership::all(), &mut q);
         assert_eq!(
             weights(&p[0]),
             [("10.0.0.2".into(), 0, false), ("10.0.0.99".into(), 1, true)]
         );
         assert!(p[0].quorum_lost);
         let h: HashMap<_, _> = [down("10.0.0.1")].into();
-        let p = plan(&c, &h, true, &mut q);
+        let p = plan(&c, &h, &Mastership::all(), &mut q);
         assert_eq!(weights(&p[0]), [("10.0.0.2".into(), 3, false)]);
     }
 
     #[test]
     fn alpha_starts_down() {
         let c = cfg("alpha");
-        let p = plan(&c, &HashMap::new(), true, &mut QuorumState::new());
+        let p = plan(
+            &c,
+            &HashMap::new(),
+            &Mastership::all(),
+            &mut QuorumState::new(),
+        );
         assert_eq!(
             weights(&p[0]),
             [("10.0.0.2".into(), 0, false), ("10.0.0.99".into(), 1, true)]
@@ -382,13 +572,13 @@ mod tests {
         let only2: HashMap<_, _> = [down("10.0.0.1")].into();
         let only1: HashMap<_, _> = [down("10.0.0.2")].into();
         // 3 live: still up (>= 4 - 1).
-        assert!(!plan(&c, &only2, true, &mut q)[0].quorum_lost);
+        assert!(!plan(&c, &only2, &Mastership::all(), &mut q)[0].quorum_lost);
         // 2 live: lost.
-        assert!(plan(&c, &only1, true, &mut q)[0].quorum_lost);
+        assert!(plan(&c, &only1, &Mastership::all(), &mut q)[0].quorum_lost);
         // 3 live again: not yet back (needs 4 + 1).
-        assert!(plan(&c, &only2, true, &mut q)[0].quorum_lost);
+        assert!(plan(&c, &only2, &Mastership::all(), &mut q)[0].quorum_lost);
         // 5 live: back.
-        assert!(!plan(&c, &HashMap::new(), true, &mut q)[0].quorum_lost);
+        assert!(!plan(&c, &HashMap::new(), &Mastership::all(), &mut q)[0].quorum_lost);
     }
 
     /// Rules follow their services: a group's fwmark entries get theirs as
@@ -422,7 +612,7 @@ mod tests {
         .unwrap()
         .config;
         let mut q = QuorumState::new();
-        let p = plan(&c, &HashMap::new(), true, &mut q);
+        let p = plan(&c, &HashMap::new(), &Mastership::all(), &mut q);
         let orders = |k: SvcKey| -> Vec<usize> {
             p.iter()
                 .find(|s| s.key == k)
@@ -432,8 +622,8 @@ mod tests {
                 .map(|m| m.order)
                 .collect()
         };
-        assert_eq!(orders(SvcKey::Fwmark(100)), [1, 3]);
-        assert_eq!(orders(SvcKey::Fwmark(21)), [0]);
+        assert_eq!(orders(SvcKey::Fwmark(100, IpFamily::Inet)), [1, 3]);
+        assert_eq!(orders(SvcKey::Fwmark(21, IpFamily::Inet)), [0]);
         assert!(
             orders(SvcKey::Addr(
                 Protocol::Tcp,
@@ -444,7 +634,122 @@ mod tests {
         );
         let all: Vec<u32> = marks(&p).iter().map(|r| r.mark).collect();
         assert_eq!(all, [21, 100, 100]);
-        assert!(marks(&plan(&c, &HashMap::new(), false, &mut q)).is_empty());
+        assert!(marks(&plan(&c, &HashMap::new(), &Mastership::none(), &mut q)).is_empty());
+    }
+
+    /// Two instances with a VIP each (the active/active pair): only the
+    /// services of the VIPs held here are planned; a fwmark service
+    /// follows the VIPs its rules match; a service on no VIP, or a mark
+    /// whose rules match none, follows "any instance master".
+    #[test]
+    fn mastership_is_per_vip() {
+        let c = crate::config::parse_str(
+            "t.conf",
+            "vrrp_instance VI_1 {
+               interface eth0
+               virtual_router_id 1
+               priority 100
+               virtual_ipaddress { 192.0.2.1/24 }
+             }
+             vrrp_instance VI_2 {
+               interface eth0
+               virtual_router_id 2
+               priority 100
+               virtual_ipaddress { 192.0.2.2/24 }
+               virtual_ipaddress_excluded { 2001:db8::2/64 }
+             }
+             fwmark_rules {
+               tcp daddr 192.0.2.1 dport 443 mark 1
+               tcp daddr 192.0.2.0/24 dport 8080 mark 12
+               tcp daddr 2001:db8::2 mark 2
+               tcp daddr 198.51.100.0/24 mark 9
+             }
+             virtual_server 192.0.2.1 80 { real_server 10.0.0.1 80 { } }
+             virtual_server 192.0.2.2 80 { real_server 10.0.0.1 80 { } }
+             virtual_server 2001:db8::2 80 { real_server 2001:db8::9 80 { } }
+             virtual_server 198.51.100.1 80 { real_server 10.0.0.1 80 { } }
+             virtual_server fwmark 1 { real_server 10.0.0.1 443 { } }
+             virtual_server fwmark 2 { real_server 2001:db8::9 80 { } }
+             virtual_server fwmark 12 { real_server 10.0.0.1 8080 { } }
+             virtual_server fwmark 9 { real_server 10.0.0.1 80 { } }",
+        )
+        .unwrap()
+        .config;
+        let keys = |masters: &[&str]| -> Vec<String> {
+            let m = Mastership::from_config(&c, |n| masters.contains(&n));
+            plan(&c, &HashMap::new(), &m, &mut QuorumState::new())
+                .iter()
+                .map(|p| p.key.to_string())
+                .collect()
+        };
+        let untied = ["TCP  198.51.100.1:80", "FWM  9"];
+        let one = ["TCP  192.0.2.1:80", "FWM  1", "FWM  12"];
+        let two = [
+            "TCP  192.0.2.2:80",
+            "TCP  [2001:db8::2]:80",
+            "FWM  2 IPv6",
+            "FWM  12",
+        ];
+        let sorted = |mut v: Vec<&str>| {
+            v.sort_unstable();
+            v.dedup();
+            v.into_iter().map(str::to_owned).collect::<Vec<_>>()
+        };
+        let got = |masters: &[&str]| sorted(keys(masters).iter().map(String::as_str).collect());
+        assert_eq!(got(&["VI_1"]), sorted([&one[..], &untied].concat()));
+        assert_eq!(got(&["VI_2"]), sorted([&two[..], &untied].concat()));
+        assert_eq!(
+            got(&["VI_1", "VI_2"]),
+            sorted([&one[..], &two, &untied].concat())
+        );
+        assert!(keys(&[]).is_empty());
+        // Without VRRP everything is served.
+        let mut novrrp = c.clone();
+        novrrp.vrrp_instances.clear();
+        let m = Mastership::from_config(&novrrp, |_| false);
+        assert_eq!(m, Mastership::all());
+        assert_eq!(
+            plan(&novrrp, &HashMap::new(), &m, &mut QuorumState::new()).len(),
+            8
+        );
+    }
+
+    /// The first instance naming an interface owns the sync daemon; its
+    /// role follows that instance only.
+    #[test]
+    fn sync_daemon_follows_its_instance() {
+        let c = crate::config::parse_str(
+            "t.conf",
+            "vrrp_instance A {
+               interface eth0
+               virtual_router_id 7
+               priority 100
+             }
+             vrrp_instance B {
+               interface eth0
+               virtual_router_id 8
+               priority 100
+               lvs_sync_daemon_interface eth1
+             }
+             vrrp_instance C {
+               interface eth0
+               virtual_router_id 9
+               priority 100
+               lvs_sync_daemon_interface eth2
+             }",
+        )
+        .unwrap()
+        .config;
+        let want = |role| {
+            Some(SyncDaemon {
+                role,
+                interface: "eth1".into(),
+                syncid: 8,
+            })
+        };
+        assert_eq!(sync_daemon(&c, |n| n == "B"), want(SyncRole::Master));
+        assert_eq!(sync_daemon(&c, |n| n != "B"), want(SyncRole::Backup));
+        assert_eq!(sync_daemon(&Config::default(), |_| true), None);
     }
 
     proptest! {
@@ -458,7 +763,7 @@ mod tests {
             let c = cfg(&format!("quorum {quorum}"));
             let ips = ["10.0.0.1", "10.0.0.2"];
             let h: HashMap<_, _> = ips.iter().zip(&ups).filter(|(_, u)| !**u).map(|(ip, _)| down(ip)).collect();
-            let p = plan(&c, &h, true, &mut QuorumState::new());
+            let p = plan(&c, &h, &Mastership::all(), &mut QuorumState::new());
             let mut want = Vec::new();
             let mut live = 0;
             if ups[0] { want.push(("10.0.0.1".to_string(), 2, false)); live += 2; }

@@ -32,7 +32,7 @@ use lb_forward::tunnel::{GueCsum, TunnelKind};
 use lb_sched::{SchedulerKind, ServiceFlags, SplitMix64};
 
 use super::marks::{self, MarkTable, Mode};
-use super::plan::{self, PlannedDest, PlannedService, SvcKey};
+use super::plan::{self, PlannedDest, PlannedService, SvcKey, SyncDaemon};
 use super::sys;
 use crate::config::{LvsMethod, Protocol, TunCsum, TunType};
 
@@ -107,6 +107,8 @@ pub struct Shared {
     pub stats: Mutex<(Vec<DestStats>, lb_forward::forwarder::Stats)>,
     /// Each service's traffic, refreshed with `stats`.
     pub service_traffic: Mutex<Vec<(SvcKey, Traffic)>>,
+    /// The IPVS connection-sync daemon to run (kernel dataplane only).
+    pub sync_daemon: Mutex<Option<SyncDaemon>>,
     /// Set to stop the thread.
     pub stop: AtomicBool,
 }
@@ -141,7 +143,7 @@ fn service_key(k: SvcKey) -> Option<ServiceKey> {
             addr: addr.into(),
             port,
         },
-        SvcKey::Fwmark(m) => ServiceKey::Fwmark(m),
+        SvcKey::Fwmark(m, _) => ServiceKey::Fwmark(m),
     })
 }
 
@@ -198,9 +200,12 @@ fn reconcile(
                     },
                     addr: SocketAddr::new(addr, port),
                 },
-                SvcKey::Fwmark(mark) => lb_sched::ServiceKey::Fwmark {
+                SvcKey::Fwmark(mark, f) => lb_sched::ServiceKey::Fwmark {
                     mark,
-                    family: lb_sched::AddressFamily::Inet,
+                    family: match f {
+                        crate::config::IpFamily::Inet => lb_sched::AddressFamily::Inet,
+                        crate::config::IpFamily::Inet6 => lb_sched::AddressFamily::Inet6,
+                    },
                 },
             };
             let Ok(svc) = lb_sched::Service::new(lkey, ServiceFlags::NONE, kind, now) else {
@@ -220,7 +225,7 @@ fn reconcile(
                 }),
                 one_packet: w.ops,
             };
-            if matches!(w.key, SvcKey::Fwmark(_)) && w.marks.is_empty() {
+            if matches!(w.key, SvcKey::Fwmark(..)) && w.marks.is_empty() {
                 tracing::warn!(service = %w.key, "no fwmark_rules mark this service's packets: the userspace dataplane will not see its traffic");
             }
             match fwd.add_service(cfg, sched) {
