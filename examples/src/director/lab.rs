@@ -105,13 +105,18 @@ pub fn http_server(n: u8, serving: Arc<AtomicBool>, stop: Arc<AtomicBool>) {
 
 /// [`http_server`] on another port.
 pub fn http_server_on(n: u8, port: u16, serving: Arc<AtomicBool>, stop: Arc<AtomicBool>) {
+    http_server_at(n, (Ipv4Addr::UNSPECIFIED, port).into(), serving, stop);
+}
+
+/// [`http_server`] on another address (`[::]:80` for IPv6).
+pub fn http_server_at(n: u8, addr: SocketAddr, serving: Arc<AtomicBool>, stop: Arc<AtomicBool>) {
     let body = format!("rs{n}\n");
     while !stop.load(Ordering::Relaxed) {
         if !serving.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(20));
             continue;
         }
-        let Ok(l) = TcpListener::bind(("0.0.0.0", port)) else {
+        let Ok(l) = TcpListener::bind(addr) else {
             std::thread::sleep(Duration::from_millis(50));
             continue;
         };

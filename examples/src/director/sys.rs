@@ -2,7 +2,7 @@
 //! kept in one place so the rest of the director stays testable.
 
 use std::io::Write;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::{Command, Stdio};
 
 /// The addresses on `iface`, in the order `ip` lists them.
@@ -91,11 +91,144 @@ pub fn default_gateway() -> Option<(IpAddr, String)> {
     None
 }
 
-/// The device of the kernel's IPv4 route to `ip` (longest prefix, then
-/// lowest metric), from `/proc/net/route`; `None` for IPv6 or no route.
+/// The device of the kernel's route to `ip` (longest prefix, then lowest
+/// metric), from `/proc/net/route` or `/proc/net/ipv6_route`.
 pub fn route_iface(ip: IpAddr) -> Option<String> {
-    let IpAddr::V4(ip) = ip else { return None };
-    parse_route_iface(&std::fs::read_to_string("/proc/net/route").ok()?, ip)
+    match ip {
+        IpAddr::V4(ip) => parse_route_iface(&std::fs::read_to_string("/proc/net/route").ok()?, ip),
+        IpAddr::V6(ip) => {
+            let text = std::fs::read_to_string("/proc/net/ipv6_route").ok()?;
+            let routes = parse_ipv6_routes(&text);
+            lookup_route6(&routes, ip).map(|r| r.dev.clone())
+        }
+    }
+}
+
+/// The IPv6 default gateway and its device, from `/proc/net/ipv6_route`.
+pub fn default_gateway6() -> Option<(IpAddr, String)> {
+    let text = std::fs::read_to_string("/proc/net/ipv6_route").ok()?;
+    parse_ipv6_routes(&text)
+        .into_iter()
+        .filter(|r| r.prefix_len == 0)
+        .filter_map(|r| Some((r.metric, IpAddr::V6(r.gateway?), r.dev)))
+        .min_by_key(|(metric, ..)| *metric)
+        .map(|(_, gw, dev)| (gw, dev))
+}
+
+/// One usable line of `/proc/net/ipv6_route`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route6 {
+    /// Destination prefix.
+    pub dst: Ipv6Addr,
+    /// Its length.
+    pub prefix_len: u8,
+    /// The next hop, when the route has one (`RTF_GATEWAY`).
+    pub gateway: Option<Ipv6Addr>,
+    /// Metric.
+    pub metric: u32,
+    /// Device.
+    pub dev: String,
+}
+
+/// Parses `/proc/net/ipv6_route` (every table): destination (32 hex
+/// digits), prefix length (hex), source and its length, next hop, metric,
+/// reference count, use count, flags (all hex), device. Routes that are not
+/// up (`RTF_UP` 0x1) or are reject / blackhole routes (`RTF_REJECT` 0x200,
+/// the kernel's `lo` catch-alls) are left out, as are malformed lines.
+pub fn parse_ipv6_routes(text: &str) -> Vec<Route6> {
+    let addr = |w: &str| {
+        (w.len() == 32)
+            .then(|| u128::from_str_radix(w, 16).ok())
+            .flatten()
+            .map(Ipv6Addr::from)
+    };
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let [dst, plen, _src, _splen, gw, metric, _refs, _use, flags, dev] = f[..] else {
+            continue;
+        };
+        let (Some(dst), Ok(prefix_len), Some(gw), Ok(metric), Ok(flags)) = (
+            addr(dst),
+            u8::from_str_radix(plen, 16),
+            addr(gw),
+            u32::from_str_radix(metric, 16),
+            u32::from_str_radix(flags, 16),
+        ) else {
+            continue;
+        };
+        if prefix_len > 128 || flags & 0x1 == 0 || flags & 0x200 != 0 {
+            continue;
+        }
+        out.push(Route6 {
+            dst,
+            prefix_len,
+            gateway: (flags & 0x2 != 0 && !gw.is_unspecified()).then_some(gw),
+            metric,
+            dev: dev.to_owned(),
+        });
+    }
+    out
+}
+
+/// The route `ip` takes among `routes`: longest prefix, then lowest metric.
+pub fn lookup_route6(routes: &[Route6], ip: Ipv6Addr) -> Option<&Route6> {
+    let mask = |len: u8| u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+    routes
+        .iter()
+        .filter(|r| u128::from(ip) & mask(r.prefix_len) == u128::from(r.dst) & mask(r.prefix_len))
+        .min_by_key(|r| (std::cmp::Reverse(r.prefix_len), r.metric))
+}
+
+/// The first global unicast IPv6 address among `addrs` (not link-local,
+/// loopback, multicast or unspecified): a port's source for IPv6 tunnels.
+pub fn global_v6(addrs: &[IpAddr]) -> Option<Ipv6Addr> {
+    addrs.iter().find_map(|a| match a {
+        IpAddr::V6(a)
+            if !a.is_loopback()
+                && !a.is_multicast()
+                && !a.is_unspecified()
+                && !a.is_unicast_link_local() =>
+        {
+            Some(*a)
+        }
+        _ => None,
+    })
+}
+
+/// The interface index of `iface`, from `/sys/class/net`.
+pub fn ifindex(iface: &str) -> Option<i32> {
+    std::fs::read_to_string(format!("/sys/class/net/{iface}/ifindex"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The kernel's usable neighbour entries of both families (address, MAC,
+/// interface index): an rtnetlink `RTM_GETNEIGH` dump, built and parsed by
+/// [`lb_forward::neigh`], in the calling thread's network namespace. No
+/// privilege is needed to read it.
+pub fn neighbours() -> std::io::Result<Vec<(IpAddr, [u8; 6], i32)>> {
+    use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+    let mut sock = Socket::new(NETLINK_ROUTE)?;
+    sock.bind_auto()?;
+    sock.connect(&SocketAddr::new(0, 0))?;
+    sock.send(&lb_forward::neigh::neigh_dump_request(1), 0)?;
+    let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
+    let mut out = Vec::new();
+    loop {
+        buf.clear();
+        sock.recv(&mut buf, 0)?;
+        let part = lb_forward::neigh::parse_neigh_dump(&buf);
+        if let Some(e) = part.error {
+            return Err(std::io::Error::from_raw_os_error(-e));
+        }
+        out.extend(part.entries.iter().map(|e| (e.ip, e.mac, e.ifindex)));
+        if part.done || buf.is_empty() {
+            return Ok(out);
+        }
+    }
 }
 
 /// [`route_iface`] on the text of `/proc/net/route` (addresses and masks
@@ -216,6 +349,66 @@ eth3\t030C0B0A\t00000000\t0000\t0\t0\t0\tFFFFFFFF\t0\t0\t0
             parse_route_iface("Iface\n", "10.0.0.1".parse().unwrap()),
             None
         );
+    }
+
+    const IPV6_ROUTE: &str = "\
+20010db8000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001     eth0
+20010db8000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000200 00000001 00000000 00000001     eth1
+20010db8000000000001000000000000 50 00000000000000000000000000000000 00 00000000000000000000000000000000 00000400 00000001 00000000 00000001     eth2
+20010db8000000000002000000000000 50 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000000     eth3
+fe800000000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001     eth0
+00000000000000000000000000000000 00 00000000000000000000000000000000 00 fe800000000000000000000000000001 00000400 00000001 00000000 00000003     eth1
+00000000000000000000000000000000 00 00000000000000000000000000000000 00 00000000000000000000000000000000 ffffffff 00000001 00000000 00200200       lo
+20010db8000000000000000000000100 80 00000000000000000000000000000000 00 00000000000000000000000000000000 00000000 00000001 00000000 80200001       lo
+not a route line
+20010db800000000000000000000zzzz 80 00000000000000000000000000000000 00 00000000000000000000000000000000 00000000 00000001 00000000 00000001       lo
+";
+
+    #[test]
+    fn parses_ipv6_routes() {
+        let r = parse_ipv6_routes(IPV6_ROUTE);
+        // The down eth3 route, the reject catch-all, and the two bad lines
+        // are left out.
+        assert_eq!(r.len(), 6, "{r:?}");
+        assert_eq!(
+            r[5],
+            Route6 {
+                dst: "2001:db8::100".parse().unwrap(),
+                prefix_len: 128,
+                gateway: None,
+                metric: 0,
+                dev: "lo".into(),
+            }
+        );
+        assert_eq!(r[4].gateway, Some("fe80::1".parse().unwrap()));
+        assert_eq!(r[4].metric, 0x400);
+        assert!(r[..4].iter().all(|x| x.gateway.is_none()));
+    }
+
+    #[test]
+    fn finds_the_ipv6_route_device() {
+        let r = parse_ipv6_routes(IPV6_ROUTE);
+        let dev = |ip: &str| lookup_route6(&r, ip.parse().unwrap()).map(|x| x.dev.as_str());
+        // Longest prefix: the /80 on eth2 beats the /64s; the /64 on eth0
+        // (metric 0x100) beats eth1 (0x200); the down /80 on eth3 is not
+        // used; the local /128 goes to lo; the rest takes the default.
+        assert_eq!(dev("2001:db8::1:0:0:5"), Some("eth2"));
+        assert_eq!(dev("2001:db8::11"), Some("eth0"));
+        assert_eq!(dev("2001:db8::2:0:0:5"), Some("eth0"));
+        assert_eq!(dev("2001:db8::100"), Some("lo"));
+        assert_eq!(dev("2001:db9::1"), Some("eth1"));
+        assert_eq!(dev("fe80::7"), Some("eth0"));
+        assert_eq!(lookup_route6(&[], "::1".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn picks_a_global_ipv6_address() {
+        let a = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            global_v6(&[a("10.0.0.1"), a("fe80::1"), a("::1"), a("2001:db8::1")]),
+            Some("2001:db8::1".parse().unwrap())
+        );
+        assert_eq!(global_v6(&[a("10.0.0.1"), a("fe80::1")]), None);
     }
 
     #[test]

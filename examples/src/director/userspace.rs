@@ -4,7 +4,8 @@
 //! One thread runs [`lb_forward::driver::run`]; its `control` hook (called
 //! at least every 50 ms) applies a new plan when its generation changed —
 //! only the difference, so flows to unchanged destinations stay — learns
-//! next hops from the kernel's ARP table, and publishes counters.
+//! next hops of both families from the kernel's neighbour table (an
+//! rtnetlink dump), and publishes counters.
 //!
 //! The kernel must not answer the VIP traffic the forwarder handles (it
 //! would reset TCP connections to ports it does not listen on), so the
@@ -16,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,7 +25,7 @@ use std::time::{Duration, Instant};
 use lb_forward::afpacket::{PacketSocket, RingConfig};
 use lb_forward::classify::ServiceKey;
 use lb_forward::forwarder::{
-    Config as FwdConfig, DestConfig, Forwarder, Method, Persistence, Port, ServiceConfig,
+    Config as FwdConfig, DestConfig, Forwarder, Method, Persistence, Port, PortId, ServiceConfig,
 };
 use lb_forward::lbsched::LbSched;
 use lb_forward::sched::DestIndex;
@@ -294,15 +295,28 @@ fn reconcile(
 }
 
 /// Prompts the kernel to resolve `ip`'s link-layer address (a datagram to
-/// the discard port; the reply, if any, is ignored).
-fn poke(ip: IpAddr) {
-    let bind: SocketAddr = if ip.is_ipv4() {
-        "0.0.0.0:0".parse().expect("literal")
-    } else {
-        "[::]:0".parse().expect("literal")
+/// the discard port; the reply, if any, is ignored): ARP for IPv4,
+/// neighbour discovery for IPv6. A link-local IPv6 next hop (the usual
+/// IPv6 gateway) needs the interface index as its scope.
+fn poke(ip: IpAddr, scope: Option<i32>) {
+    let (bind, to): (SocketAddr, SocketAddr) = match ip {
+        IpAddr::V4(ip) => (
+            (Ipv4Addr::UNSPECIFIED, 0).into(),
+            SocketAddrV4::new(ip, 9).into(),
+        ),
+        IpAddr::V6(ip) => (
+            (Ipv6Addr::UNSPECIFIED, 0).into(),
+            SocketAddrV6::new(
+                ip,
+                9,
+                0,
+                scope.and_then(|i| u32::try_from(i).ok()).unwrap_or(0),
+            )
+            .into(),
+        ),
     };
     if let Ok(s) = UdpSocket::bind(bind) {
-        let _ = s.send_to(&[], SocketAddr::new(ip, 9));
+        let _ = s.send_to(&[], to);
     }
 }
 
@@ -347,28 +361,32 @@ pub fn run(ifaces: &[String], shared: Arc<Shared>) -> Result<(), String> {
     fcfg.hash_seed = sys::random_u64();
     let mut fwd: Forwarder<LbSched> = Forwarder::new(fcfg, now);
     let mut port_of = HashMap::new();
+    let mut port_of_index = HashMap::new();
     for name in ifaces {
         let s = PacketSocket::open(name, RingConfig::default())
             .map_err(|e| format!("packet socket on {name}: {e}"))?;
         let mtu = s.mtu().unwrap_or(1500);
-        let v4 = sys::iface_addrs(name)
-            .into_iter()
-            .find(IpAddr::is_ipv4)
-            .map(Into::into);
+        let addrs = sys::iface_addrs(name);
+        let v4 = addrs.iter().copied().find(IpAddr::is_ipv4).map(Into::into);
+        let v6 = sys::global_v6(&addrs).map(|a| IpAddr::V6(a).into());
         let id = fwd.add_port(Port {
             mac: s.mac(),
             mtu,
             v4,
-            v6: None,
+            v6,
         });
         port_of.insert(name.clone(), id);
+        if let Some(i) = sys::ifindex(name) {
+            port_of_index.insert(i, id);
+        }
         socks.push(s);
     }
     let mut have: HashMap<SvcKey, Installed> = HashMap::new();
     let mut gen_applied = u64::MAX;
     let mut last_neigh = Instant::now() - Duration::from_secs(10);
     let mut neigh: HashMap<IpAddr, [u8; 6]> = HashMap::new();
-    let mut gateway_set = false;
+    let mut gateway_set = [false; 2];
+    let mut neigh_warned = false;
     let mut mark_table = MarkTable::new(Mode::Userspace);
     let mut mark_rules = Vec::new();
     let stats = lb_forward::driver::run(&mut fwd, &socks, &shared.stop, |fwd| {
@@ -401,20 +419,45 @@ pub fn run(ifaces: &[String], shared: Arc<Shared>) -> Result<(), String> {
         }
         if now.duration_since(last_neigh) >= Duration::from_millis(200) {
             last_neigh = now;
-            for (ip, mac, dev) in sys::arp_table() {
-                if let Some(&p) = port_of.get(&dev)
+            // Both families from the kernel's neighbour table (rtnetlink);
+            // should that fail, IPv4 still comes from /proc/net/arp.
+            let found: Vec<(IpAddr, [u8; 6], Option<PortId>)> = match sys::neighbours() {
+                Ok(v) => v
+                    .into_iter()
+                    .map(|(ip, mac, i)| (ip, mac, port_of_index.get(&i).copied()))
+                    .collect(),
+                Err(e) => {
+                    if !neigh_warned {
+                        tracing::warn!(error = %e, "cannot dump the neighbour table; IPv4 only, from /proc/net/arp");
+                        neigh_warned = true;
+                    }
+                    sys::arp_table()
+                        .into_iter()
+                        .map(|(ip, mac, dev)| (ip, mac, port_of.get(&dev).copied()))
+                        .collect()
+                }
+            };
+            for (ip, mac, p) in found {
+                if let Some(p) = p
                     && neigh.get(&ip) != Some(&mac)
                 {
                     neigh.insert(ip, mac);
                     fwd.set_neighbour(ip, mac, p);
                 }
             }
-            if !gateway_set && let Some((gw, dev)) = sys::default_gateway() {
+            for (v6, gw) in [
+                (false, sys::default_gateway()),
+                (true, sys::default_gateway6()),
+            ] {
+                if gateway_set[usize::from(v6)] {
+                    continue;
+                }
+                let Some((gw, dev)) = gw else { continue };
                 if let (Some(mac), Some(&p)) = (neigh.get(&gw), port_of.get(&dev)) {
-                    fwd.set_gateway(false, *mac, p);
-                    gateway_set = true;
+                    fwd.set_gateway(v6, *mac, p);
+                    gateway_set[usize::from(v6)] = true;
                 } else {
-                    poke(gw);
+                    poke(gw, sys::ifindex(&dev));
                 }
             }
             let mut out = Vec::new();
@@ -424,7 +467,7 @@ pub fn run(ifaces: &[String], shared: Arc<Shared>) -> Result<(), String> {
                 svc_traffic.push((s.plan.key, t.into()));
                 for ((addr, port), (idx, d)) in &s.dests {
                     if !neigh.contains_key(addr) {
-                        poke(*addr);
+                        poke(*addr, None);
                     }
                     let c = fwd.dest_counts(*idx).unwrap_or_default();
                     out.push(DestStats {

@@ -1,0 +1,156 @@
+//! An IPv6 virtual server through the `director`'s userspace dataplane, in
+//! network namespaces: LVS-DR over IPv6, round robin, TCP_CHECK; both real
+//! servers answer, and a stopped one is drained. No VRRP: a configuration
+//! without `vrrp_instance` serves at once, the VIP put on the director by
+//! hand (as `netns_director_seed_dr_persist_drain_and_restore` does).
+
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use lb_examples::director::daemon;
+use lb_examples::director::lab;
+use lb_testing_netns::{Process, lab_or_skip};
+
+const BIN: &str = env!("CARGO_BIN_EXE_director");
+
+const CONF: &str = "virtual_server 2001:db8::100 80 {
+    delay_loop 1
+    lb_algo rr
+    lb_kind DR
+    protocol TCP
+    real_server 2001:db8::11 80 {
+        weight 1
+        TCP_CHECK {
+            connect_timeout 1
+        }
+    }
+    real_server 2001:db8::12 80 {
+        weight 1
+        TCP_CHECK {
+            connect_timeout 1
+        }
+    }
+}
+";
+
+fn v6(s: &str) -> Ipv6Addr {
+    s.parse().unwrap()
+}
+
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[test]
+fn netns_director_ipv6_dr_rr_and_drain() {
+    let Some(l) = lab_or_skip!("dir6", "nft") else {
+        return;
+    };
+    let sw = l.add_switch("sw").unwrap();
+    let client = l.add_host("client").unwrap();
+    let dir = l.add_host("dir").unwrap();
+    let rs: Vec<_> = (1..=2)
+        .map(|i| l.add_host(&format!("rs{i}")).unwrap())
+        .collect();
+    for (h, a) in [(&client, "2001:db8::2"), (&dir, "2001:db8::1")]
+        .into_iter()
+        .chain(rs.iter().zip(["2001:db8::11", "2001:db8::12"]))
+    {
+        let p = l.attach(&sw, h, "eth0").unwrap();
+        sw.host().disable_offloads(&p).unwrap();
+        h.disable_offloads("eth0").unwrap();
+        h.add_addr("eth0", v6(a), 64).unwrap();
+    }
+    let vip = v6("2001:db8::100");
+    dir.add_addr("eth0", vip, 64).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut serving = Vec::new();
+    for (i, h) in rs.iter().enumerate() {
+        // DR: the VIP on lo, so the server accepts packets for it; Linux
+        // answers neighbour solicitations only for addresses on the asking
+        // link, so the servers never claim the VIP on eth0.
+        h.add_loopback_vip(vip).unwrap();
+        let (on, stop) = (Arc::new(AtomicBool::new(true)), stop.clone());
+        serving.push(on.clone());
+        let at = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 80);
+        h.spawn_thread(move || lab::http_server_at(i as u8 + 1, at, on, stop))
+            .unwrap();
+    }
+    let d = l.dir().unwrap().to_owned();
+    let cfg = d.join("d.conf");
+    std::fs::write(&cfg, CONF).unwrap();
+    let run_dir = d.join("run");
+    let log = d.join("d.log");
+    let mut cmd = dir.command(BIN);
+    cmd.arg("run")
+        .arg("-f")
+        .arg(&cfg)
+        .args(["--dataplane", "userspace", "--interface", "eth0"])
+        .arg("--runtime-dir")
+        .arg(&run_dir)
+        .env("NO_COLOR", "1")
+        .stderr(std::fs::File::create(&log).unwrap());
+    let mut p = Process::spawn(cmd).unwrap();
+    let logtext = || std::fs::read_to_string(&log).unwrap_or_default();
+    let status = |json| daemon::status(&run_dir, json).unwrap_or_default();
+    let target = SocketAddr::new(IpAddr::V6(vip), 80);
+    let ask = || {
+        client
+            .run_in(move || lab::request_to(target, Duration::from_millis(500)))
+            .unwrap()
+    };
+    wait_for("both IPv6 servers up", 30, || {
+        status(true).matches("\"up\":true").count() == 2
+    });
+    let text = status(false);
+    assert!(text.contains("2001:db8::100"), "{text}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ask().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "no response through [2001:db8::100]:80\n{}",
+            logtext()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Round robin: both servers answer.
+    let mut seen = [0u32; 2];
+    for _ in 0..20 {
+        if let Some(n) = ask() {
+            seen[usize::from(n - 1)] += 1;
+        }
+    }
+    assert!(seen[0] > 0 && seen[1] > 0, "{seen:?}\n{}", logtext());
+
+    // rs2 stops serving: its check fails, it leaves the table, and every
+    // request goes to rs1.
+    serving[1].store(false, Ordering::Relaxed);
+    wait_for("the stopped server to go down", 30, || {
+        let s = status(true);
+        s.matches("\"up\":false").count() == 1 && s.matches("\"up\":true").count() == 1
+    });
+    wait_for("the client to see only rs1", 15, || {
+        (0..6).all(|_| ask() == Some(1))
+    });
+    let mut after = [0u32; 2];
+    for _ in 0..10 {
+        if let Some(n) = ask() {
+            after[usize::from(n - 1)] += 1;
+        }
+    }
+    assert_eq!(after, [10, 0], "{}", logtext());
+
+    p.terminate().unwrap();
+    let st = p.wait().unwrap();
+    assert!(st.success(), "{st:?}");
+    stop.store(true, Ordering::Relaxed);
+}
