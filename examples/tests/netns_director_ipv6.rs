@@ -1,8 +1,9 @@
 //! An IPv6 virtual server through the `director`'s userspace dataplane, in
-//! network namespaces: LVS-DR over IPv6, round robin, TCP_CHECK; both real
-//! servers answer, and a stopped one is drained. No VRRP: a configuration
-//! without `vrrp_instance` serves at once, the VIP put on the director by
-//! hand (as `netns_director_seed_dr_persist_drain_and_restore` does).
+//! network namespaces, with LVS-DR and with LVS-NAT over IPv6: round robin,
+//! TCP_CHECK; both real servers answer, and a stopped one is drained. No
+//! VRRP: a configuration without `vrrp_instance` serves at once, the VIP
+//! put on the director by hand (as
+//! `netns_director_seed_dr_persist_drain_and_restore` does).
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -11,29 +12,34 @@ use std::time::{Duration, Instant};
 
 use lb_examples::director::daemon;
 use lb_examples::director::lab;
-use lb_testing_netns::{Process, lab_or_skip};
+use lb_testing_netns::{Bridge, Host, Lab, Process, lab_or_skip};
 
 const BIN: &str = env!("CARGO_BIN_EXE_director");
 
-const CONF: &str = "virtual_server 2001:db8::100 80 {
+/// The service: `kind` (`DR`, `NAT`) to real servers `rs1` and `rs2`.
+fn conf(kind: &str, rs1: &str, rs2: &str) -> String {
+    format!(
+        "virtual_server 2001:db8::100 80 {{
     delay_loop 1
     lb_algo rr
-    lb_kind DR
+    lb_kind {kind}
     protocol TCP
-    real_server 2001:db8::11 80 {
+    real_server {rs1} 80 {{
         weight 1
-        TCP_CHECK {
+        TCP_CHECK {{
             connect_timeout 1
-        }
-    }
-    real_server 2001:db8::12 80 {
+        }}
+    }}
+    real_server {rs2} 80 {{
         weight 1
-        TCP_CHECK {
+        TCP_CHECK {{
             connect_timeout 1
-        }
-    }
+        }}
+    }}
+}}
+"
+    )
 }
-";
 
 fn v6(s: &str) -> Ipv6Addr {
     s.parse().unwrap()
@@ -50,9 +56,11 @@ fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+/// DR: one link 2001:db8::/64 (client ::2, director ::1 holding the VIP
+/// ::100, real servers ::11 and ::12 holding it on `lo`).
 #[test]
 fn netns_director_ipv6_dr_rr_and_drain() {
-    let Some(l) = lab_or_skip!("dir6", "nft") else {
+    let Some(l) = lab_or_skip!("dir6dr", "nft") else {
         return;
     };
     let sw = l.add_switch("sw").unwrap();
@@ -65,20 +73,75 @@ fn netns_director_ipv6_dr_rr_and_drain() {
         .into_iter()
         .chain(rs.iter().zip(["2001:db8::11", "2001:db8::12"]))
     {
-        let p = l.attach(&sw, h, "eth0").unwrap();
-        sw.host().disable_offloads(&p).unwrap();
-        h.disable_offloads("eth0").unwrap();
-        h.add_addr("eth0", v6(a), 64).unwrap();
+        plug(&l, &sw, h, "eth0", a);
     }
-    let vip = v6("2001:db8::100");
+    for h in &rs {
+        // DR: the VIP on lo, so the server accepts packets for it; Linux
+        // answers neighbour solicitations only for addresses on the asking
+        // link, so the servers never claim the VIP on eth0.
+        h.add_loopback_vip(v6(VIP)).unwrap();
+    }
+    scenario(
+        &l,
+        &client,
+        &dir,
+        &rs,
+        &conf("DR", "2001:db8::11", "2001:db8::12"),
+    );
+}
+
+/// NAT: outside link 2001:db8::/64 (client ::2, director ::1 holding the
+/// VIP ::100), inside link 2001:db8:1::/64 (director ::1, real servers
+/// ::11 and ::12 routing through it). The director is told only about
+/// `eth0`: it finds `eth1` from its IPv6 routes to the real servers.
+#[test]
+fn netns_director_ipv6_nat_rr_and_drain() {
+    let Some(l) = lab_or_skip!("dir6nat", "nft") else {
+        return;
+    };
+    let outside = l.add_switch("out").unwrap();
+    let inside = l.add_switch("in").unwrap();
+    let client = l.add_host("client").unwrap();
+    let dir = l.add_host("dir").unwrap();
+    let rs: Vec<_> = (1..=2)
+        .map(|i| l.add_host(&format!("rs{i}")).unwrap())
+        .collect();
+    plug(&l, &outside, &client, "eth0", "2001:db8::2");
+    plug(&l, &outside, &dir, "eth0", "2001:db8::1");
+    plug(&l, &inside, &dir, "eth1", "2001:db8:1::1");
+    for (h, a) in rs.iter().zip(["2001:db8:1::11", "2001:db8:1::12"]) {
+        plug(&l, &inside, h, "eth0", a);
+        h.add_default_route(v6("2001:db8:1::1")).unwrap();
+    }
+    scenario(
+        &l,
+        &client,
+        &dir,
+        &rs,
+        &conf("NAT", "2001:db8:1::11", "2001:db8:1::12"),
+    );
+}
+
+const VIP: &str = "2001:db8::100";
+
+/// Connects `h`'s `ifname` to `sw` with `addr`/64, offloads off (the
+/// forwarder sees whole frames).
+fn plug(l: &Lab, sw: &Bridge, h: &Host, ifname: &str, addr: &str) {
+    let p = l.attach(sw, h, ifname).unwrap();
+    sw.host().disable_offloads(&p).unwrap();
+    h.disable_offloads(ifname).unwrap();
+    h.add_addr(ifname, v6(addr), 64).unwrap();
+}
+
+/// Starts HTTP servers on the real servers and the director with `conf`
+/// (`--interface eth0`); checks that both servers answer through the VIP,
+/// then that a stopped one goes down and gets no more requests.
+fn scenario(l: &Lab, client: &Host, dir: &Host, rs: &[Host], conf: &str) {
+    let vip = v6(VIP);
     dir.add_addr("eth0", vip, 64).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let mut serving = Vec::new();
     for (i, h) in rs.iter().enumerate() {
-        // DR: the VIP on lo, so the server accepts packets for it; Linux
-        // answers neighbour solicitations only for addresses on the asking
-        // link, so the servers never claim the VIP on eth0.
-        h.add_loopback_vip(vip).unwrap();
         let (on, stop) = (Arc::new(AtomicBool::new(true)), stop.clone());
         serving.push(on.clone());
         let at = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 80);
@@ -87,7 +150,7 @@ fn netns_director_ipv6_dr_rr_and_drain() {
     }
     let d = l.dir().unwrap().to_owned();
     let cfg = d.join("d.conf");
-    std::fs::write(&cfg, CONF).unwrap();
+    std::fs::write(&cfg, conf).unwrap();
     let run_dir = d.join("run");
     let log = d.join("d.log");
     let mut cmd = dir.command(BIN);
