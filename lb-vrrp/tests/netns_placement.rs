@@ -62,6 +62,7 @@ fn netns_multidriver_places_addresses_on_their_interface() {
     let vip: IpAddr = "10.0.0.100".parse().unwrap();
     let inside: IpAddr = "10.1.0.1".parse().unwrap();
     let inside6: IpAddr = "2001:db8:1::1".parse().unwrap();
+    let vip6: IpAddr = "2001:db8::100".parse().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let driver = a
         .spawn_thread(move || {
@@ -75,7 +76,7 @@ fn netns_multidriver_places_addresses_on_their_interface() {
                 cfg.priority = 150;
                 cfg.interval = 10;
                 cfg.virtual_addresses = vec![vip];
-                cfg.excluded_addresses = vec![inside, inside6];
+                cfg.excluded_addresses = vec![inside, inside6, vip6];
                 let i = d
                     .add(lb_vrrp::VirtualRouter::new(cfg).unwrap(), "eth0")
                     .unwrap();
@@ -98,6 +99,19 @@ fn netns_multidriver_places_addresses_on_their_interface() {
         !e0.contains("10.1.0.1") && !e0.contains("2001:db8:1::1"),
         "{e0}"
     );
+    // A /128 (excluded, unplaced) address is added deprecated (preferred lifetime 0), as keepalived
+    // does, so it is never chosen as a source address; the placed /64 is not.
+    let line = |text: &str, addr: &str| {
+        text.lines()
+            .find(|l| l.contains(addr))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let v = line(&e0, "2001:db8::100/128");
+    assert!(v.contains("deprecated") && v.contains("nodad"), "{e0}");
+    let e1 = addrs(&a, "eth1");
+    let p = line(&e1, "2001:db8:1::1/64");
+    assert!(!p.is_empty() && !p.contains("deprecated"), "{e1}");
     wait_for("w to learn 10.1.0.1 from the gratuitous ARP", 10, || {
         w.ip(["neigh", "show", "10.1.0.1"])
             .is_ok_and(|t| t.contains(&mac))
@@ -111,7 +125,11 @@ fn netns_multidriver_places_addresses_on_their_interface() {
         !e1.contains("10.1.0.1/") && !e1.contains("2001:db8:1::1"),
         "{e1}"
     );
-    assert!(!addrs(&a, "eth0").contains("10.0.0.100"));
+    let e0 = addrs(&a, "eth0");
+    assert!(
+        !e0.contains("10.0.0.100") && !e0.contains("2001:db8::100"),
+        "{e0}"
+    );
     tcpdump.terminate().unwrap();
     let _ = tcpdump.wait();
 

@@ -552,6 +552,7 @@ const NLM_F_CREATE: u16 = 0x400;
 const NLMSG_ERROR: u16 = 2;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
+const IFA_CACHEINFO: u16 = 6;
 const IFA_F_NODAD: u8 = 0x02;
 
 /// A NETLINK_ROUTE socket (blocking: an address change is acknowledged at once).
@@ -618,7 +619,19 @@ pub(crate) fn addr_request(add: bool, addr: IpAddr, prefix: u8, ifindex: u32, se
             push_attr(&mut m, IFA_LOCAL, &a.octets());
             push_attr(&mut m, IFA_ADDRESS, &a.octets());
         }
-        IpAddr::V6(a) => push_attr(&mut m, IFA_ADDRESS, &a.octets()),
+        IpAddr::V6(a) => {
+            push_attr(&mut m, IFA_ADDRESS, &a.octets());
+            // As keepalived: a /128 VIP is added deprecated (preferred
+            // lifetime 0, valid forever) so the kernel never picks it as a
+            // source address (RFC 6724 rule 3). Otherwise the director's own
+            // health checks to DR real servers, which hold the VIP too,
+            // would leave from it and be answered locally by the server.
+            if add && prefix == 128 {
+                let mut info = [0u8; 16]; // struct ifa_cacheinfo
+                info[4..8].copy_from_slice(&u32::MAX.to_ne_bytes()); // ifa_valid
+                push_attr(&mut m, IFA_CACHEINFO, &info);
+            }
+        }
     }
     let len = m.len() as u32;
     m[..4].copy_from_slice(&len.to_ne_bytes());
