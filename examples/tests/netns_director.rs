@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lb_examples::director::daemon;
 use lb_examples::director::lab::{self, LabArgs};
-use lb_testing_netns::{Process, lab_or_skip};
+use lb_testing_netns::{Process, lab_or_skip, wait_for};
 
 const BIN: &str = env!("CARGO_BIN_EXE_director");
 
@@ -129,17 +129,6 @@ virtual_server 10.0.0.100 80 {{
 ",
         dead_weight = weight + 2
     )
-}
-
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 /// SIGHUP with a changed weight: the table changes, the VRRP instance does

@@ -9,26 +9,15 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lb_examples::director::{daemon, lab};
-use lb_testing_netns::{Host, Process, lab_or_skip};
+use lb_testing_netns::{Host, Process, lab_or_skip, wait_for};
 
 const BIN: &str = env!("CARGO_BIN_EXE_director");
 
 const VIP_A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
 const VIP_B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 101);
-
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}");
-}
 
 /// VI_1 owns VIP A (service A → rs1), VI_2 owns VIP B (service B → rs2);
 /// `p1` and `p2` are this director's priorities for them.

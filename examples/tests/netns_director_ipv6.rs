@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use lb_examples::director::daemon;
 use lb_examples::director::lab;
-use lb_testing_netns::{Bridge, Host, Lab, Process, lab_or_skip};
+use lb_testing_netns::{Bridge, Host, Lab, Process, lab_or_skip, wait_for};
 
 const BIN: &str = env!("CARGO_BIN_EXE_director");
 
@@ -43,17 +43,6 @@ fn conf(kind: &str, rs1: &str, rs2: &str) -> String {
 
 fn v6(s: &str) -> Ipv6Addr {
     s.parse().unwrap()
-}
-
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 /// DR: one link 2001:db8::/64 (client ::2, director ::1 holding the VIP

@@ -13,7 +13,7 @@
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lb_testing_netns::{Host, lab_or_skip};
 use lb_vrrp::linux::{Driver, MultiCommand, MultiDriver};
@@ -22,15 +22,8 @@ use lb_vrrp::{Config, Event, State, VirtualRouter};
 
 const VIP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100));
 
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
+fn wait_for(what: &str, f: impl FnMut() -> bool) {
+    lb_testing_netns::wait_for(what, 10, f);
 }
 
 /// Runs `f` to completion on a current-thread runtime (in the calling

@@ -6,22 +6,11 @@
 //! VIP stays on `eth0` with the driver-wide prefix; on shutdown all go.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use lb_testing_netns::{Host, Process, lab_or_skip};
+use lb_testing_netns::{Host, Process, lab_or_skip, wait_for};
 use lb_vrrp::linux::MultiDriver;
 use lb_vrrp::wire::Version;
-
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
-}
 
 fn addrs(h: &Host, dev: &str) -> String {
     h.ip(["-o", "addr", "show", "dev", dev]).unwrap()

@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lb_examples::director::{daemon, lab};
+pub(crate) use lb_testing_netns::wait_for;
 use lb_testing_netns::{Bridge, Host, Lab, Process};
 
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_director");
@@ -26,17 +27,6 @@ pub(crate) fn seed(name: &str) -> PathBuf {
 
 /// Polls `f` every 100 ms for up to `secs` (a generous bound, not a
 /// measurement).
-pub(crate) fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}");
-}
-
 /// Attaches `h` to `sw` as `ifname` with `addr/24`, offloads off (the
 /// packet socket must see whole frames with full checksums).
 pub(crate) fn plug(l: &Lab, sw: &Bridge, h: &Host, ifname: &str, addr: Ipv4Addr) {

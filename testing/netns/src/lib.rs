@@ -110,6 +110,7 @@ mod names;
 mod process;
 mod skip;
 mod sys;
+mod wait;
 
 pub use cmd::find_program;
 pub use error::{Error, Result};
@@ -120,3 +121,4 @@ pub use process::Process;
 #[doc(hidden)]
 pub use skip::lab_or_skip as __lab_or_skip;
 pub use skip::{ci_requires_environment, skip_or_fail};
+pub use wait::wait_for;
