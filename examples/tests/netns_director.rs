@@ -3,6 +3,8 @@
 //! health check, VRRP failover), reload without flaps, graceful shutdown,
 //! and `--config-test` exit codes.
 
+mod seedlab;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -148,10 +150,7 @@ fn netns_director_reload_and_shutdown() {
         .into_iter()
         .chain(rs.iter().zip([21u8, 22]))
     {
-        let p = l.attach(&sw, h, "eth0").unwrap();
-        sw.host().disable_offloads(&p).unwrap();
-        h.disable_offloads("eth0").unwrap();
-        h.add_addr("eth0", Ipv4Addr::new(10, 0, 0, a), 24).unwrap();
+        seedlab::plug(&l, &sw, h, "eth0", Ipv4Addr::new(10, 0, 0, a));
     }
     let stop = Arc::new(AtomicBool::new(false));
     for (i, h) in rs.iter().enumerate() {
@@ -323,10 +322,7 @@ fn netns_director_with_keepalived_peer() {
     let dir = l.add_host("dir").unwrap();
     let ka = l.add_host("ka").unwrap();
     for (h, a) in [(&dir, 11u8), (&ka, 12)] {
-        let p = l.attach(&sw, h, "eth0").unwrap();
-        sw.host().disable_offloads(&p).unwrap();
-        h.disable_offloads("eth0").unwrap();
-        h.add_addr("eth0", Ipv4Addr::new(10, 0, 0, a), 24).unwrap();
+        seedlab::plug(&l, &sw, h, "eth0", Ipv4Addr::new(10, 0, 0, a));
     }
     let vip = Ipv4Addr::new(10, 0, 0, 100);
     let d = l.dir().unwrap().to_owned();
@@ -418,10 +414,7 @@ fn netns_director_seed_dr_persist_drain_and_restore() {
         .into_iter()
         .chain(rs.iter().zip([11u8, 12, 13]))
     {
-        let p = l.attach(&sw, h, "eth0").unwrap();
-        sw.host().disable_offloads(&p).unwrap();
-        h.disable_offloads("eth0").unwrap();
-        h.add_addr("eth0", Ipv4Addr::new(10, 0, 0, a), 24).unwrap();
+        seedlab::plug(&l, &sw, h, "eth0", Ipv4Addr::new(10, 0, 0, a));
     }
     let vip = Ipv4Addr::new(10, 0, 0, 100);
     dir.add_addr("eth0", vip, 24).unwrap();

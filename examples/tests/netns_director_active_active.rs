@@ -5,6 +5,8 @@
 //! the other takes its VIP and serves both; restarted, it preempts its VIP
 //! back and each serves its own again.
 
+mod seedlab;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
@@ -111,10 +113,7 @@ fn netns_director_active_active() {
         .chain(dirs.iter().zip([11u8, 12]))
         .chain(rs.iter().zip([21u8, 22]))
     {
-        let p = l.attach(&sw, h, "eth0").unwrap();
-        sw.host().disable_offloads(&p).unwrap();
-        h.disable_offloads("eth0").unwrap();
-        h.add_addr("eth0", Ipv4Addr::new(10, 0, 0, a), 24).unwrap();
+        seedlab::plug(&l, &sw, h, "eth0", Ipv4Addr::new(10, 0, 0, a));
     }
     let stop = Arc::new(AtomicBool::new(false));
     for (i, h) in rs.iter().enumerate() {

@@ -25,8 +25,6 @@ pub(crate) fn seed(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Polls `f` every 100 ms for up to `secs` (a generous bound, not a
-/// measurement).
 /// Attaches `h` to `sw` as `ifname` with `addr/24`, offloads off (the
 /// packet socket must see whole frames with full checksums).
 pub(crate) fn plug(l: &Lab, sw: &Bridge, h: &Host, ifname: &str, addr: Ipv4Addr) {
