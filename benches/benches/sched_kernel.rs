@@ -6,7 +6,7 @@
 //! cache than the kernel's linked list), so the ratios are conservative.
 
 use std::hint::black_box;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Instant;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
@@ -158,8 +158,65 @@ fn maglev(c: &mut Criterion) {
             })
         });
     }
+    // The same lookup on an IPv6 service: the client address folds as the
+    // XOR of its four words before the hash.
+    let key = ServiceKey::Addr {
+        protocol: Protocol::Tcp,
+        addr: "[2001:db8::1]:80".parse().unwrap(),
+    };
+    let mut svc = Service::new(key, ServiceFlags::NONE, SchedulerKind::Mh, Instant::now()).unwrap();
+    for i in 0..1_000u32 {
+        let addr = SocketAddr::new(
+            IpAddr::V6(Ipv6Addr::from(0x2001_0db8_0001_u128 << 80 | u128::from(i))),
+            80,
+        );
+        svc.add_dest(DestConfig::new(addr, 1 + i % 8)).unwrap();
+    }
+    let now = Instant::now();
+    let mut rng = SplitMix64::new(7);
+    let base = PacketInfo::new(
+        Protocol::Tcp,
+        "[2001:db8:2::7]:40000".parse().unwrap(),
+        "[2001:db8::1]:80".parse().unwrap(),
+    );
+    let mut client = 0u128;
+    g.bench_function(BenchmarkId::new("pick_with_hsiphash_ipv6", 1_000), |b| {
+        b.iter(|| {
+            client = client.wrapping_add(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835);
+            let p = PacketInfo {
+                src: IpAddr::V6(Ipv6Addr::from(client)),
+                ..base
+            };
+            black_box(svc.pick(now, &p, &mut rng))
+        })
+    });
     g.finish();
 }
 
-criterion_group!(benches, least, round_robin, maglev);
+/// `sh` (keyed on the client) and `dh` (keyed on the destination address),
+/// a new key on every call as in `mh_lookup`.
+fn hashed(c: &mut Criterion) {
+    let mut g = c.benchmark_group("hash_pick_1000");
+    for kind in [SchedulerKind::Sh, SchedulerKind::Dh] {
+        let (mut svc, _) = service(kind, 1_000, 8);
+        let now = Instant::now();
+        let mut rng = SplitMix64::new(9);
+        let base = pkt();
+        let mut key = 0u32;
+        g.bench_function(kind.name(), |b| {
+            b.iter(|| {
+                key = key.wrapping_add(0x9e37_79b9);
+                let a = IpAddr::V4(Ipv4Addr::from(key));
+                let p = match kind {
+                    SchedulerKind::Dh => PacketInfo { dst: a, ..base },
+                    _ => PacketInfo { src: a, ..base },
+                };
+                black_box(svc.pick(now, &p, &mut rng))
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, least, round_robin, maglev, hashed);
 criterion_main!(benches);

@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::num::{NonZeroU32, NonZeroU64};
 
 use crate::Error;
 
@@ -19,30 +20,52 @@ pub const MAX_WEIGHT: u32 = i32::MAX as u32;
 /// address brings back the same id with its counters, as the kernel brings
 /// back the same `struct ip_vs_dest` from `dest_trash`. A freed slot is reused
 /// with a new generation, so stale ids are refused instead of aliasing.
+///
+/// One `u64`, slot in the high half (so ids order by slot, then
+/// generation) and the generation, never 0, in the low half. So
+/// `Option<DestId>` is one `u64` too, and a pick's result comes back in one
+/// register and is stored and reloaded as one 8-byte word. As two `u32`s it
+/// was written as two 4-byte stores and read back as one 8-byte load (by
+/// `black_box`, or any caller moving the value through memory): a load
+/// spanning two stores cannot be store-forwarded, and that stall cost every
+/// `Service::pick` call several nanoseconds (benches/README.md).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct DestId {
-    pub(crate) slot: u32,
-    pub(crate) generation: u32,
-}
+pub struct DestId(NonZeroU64);
 
 impl DestId {
+    #[inline]
+    pub(crate) fn new(slot: u32, generation: NonZeroU32) -> Self {
+        Self(NonZeroU64::from(generation) | (u64::from(slot) << 32))
+    }
+
     /// The slot index, dense from 0: usable to index side tables kept by the
     /// caller (at most one live destination per slot at a time).
     #[must_use]
+    #[inline]
     pub fn slot(self) -> u32 {
-        self.slot
+        (self.0.get() >> 32) as u32
     }
+
+    #[inline]
+    pub(crate) fn generation(self) -> u32 {
+        self.0.get() as u32
+    }
+}
+
+/// The generation a slot gets when it is freed: the next one, skipping 0.
+pub(crate) fn next_generation(g: NonZeroU32) -> NonZeroU32 {
+    g.checked_add(1).unwrap_or(NonZeroU32::MIN)
 }
 
 impl fmt::Debug for DestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DestId({}#{})", self.slot, self.generation)
+        write!(f, "DestId({}#{})", self.slot(), self.generation())
     }
 }
 
 impl fmt::Display for DestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "dest {}#{}", self.slot, self.generation)
+        write!(f, "dest {}#{}", self.slot(), self.generation())
     }
 }
 

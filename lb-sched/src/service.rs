@@ -4,11 +4,12 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 use std::ops::BitOr;
 use std::time::Instant;
 
 use crate::Error;
-use crate::dest::{ConnKind, Dest, DestConfig, DestId, MAX_WEIGHT};
+use crate::dest::{ConnKind, Dest, DestConfig, DestId, MAX_WEIGHT, next_generation};
 use crate::ipvs::Sched;
 use crate::packet::{PacketInfo, Protocol};
 use crate::rng::RandomSource;
@@ -139,7 +140,7 @@ pub(crate) enum SlotState {
 
 #[derive(Debug, Clone)]
 pub(crate) struct Slot {
-    pub(crate) generation: u32,
+    pub(crate) generation: NonZeroU32,
     pub(crate) state: SlotState,
     /// Index in `Service::order` while listed.
     pub(crate) index: u32,
@@ -382,7 +383,7 @@ impl Service {
                 return Err(Error::TooManyDests);
             };
             self.slots.push(Slot {
-                generation: 0,
+                generation: NonZeroU32::MIN,
                 state: SlotState::Free,
                 index: 0,
                 dest: Dest::new(cfg.addr),
@@ -412,7 +413,7 @@ impl Service {
         let id = self
             .find_dest(cfg.addr)
             .ok_or(Error::NoSuchAddr(cfg.addr))?;
-        self.update(id.slot, &cfg);
+        self.update(id.slot(), &cfg);
         Ok(id)
     }
 
@@ -621,22 +622,21 @@ impl Service {
             let s = &mut self.slots[slot as usize];
             self.by_addr.remove(&s.dest.addr);
             s.state = SlotState::Free;
-            s.generation = s.generation.wrapping_add(1);
+            s.generation = next_generation(s.generation);
             self.free.push(slot);
         }
     }
 
     #[inline]
     fn id(&self, slot: u32) -> DestId {
-        DestId {
-            slot,
-            generation: self.slots[slot as usize].generation,
-        }
+        DestId::new(slot, self.slots[slot as usize].generation)
     }
 
     fn live(&self, id: DestId) -> Result<u32, Error> {
-        match self.slots.get(id.slot as usize) {
-            Some(s) if s.generation == id.generation && s.state != SlotState::Free => Ok(id.slot),
+        match self.slots.get(id.slot() as usize) {
+            Some(s) if s.generation.get() == id.generation() && s.state != SlotState::Free => {
+                Ok(id.slot())
+            }
             _ => Err(Error::NoSuchDest(id)),
         }
     }

@@ -2,7 +2,7 @@
 
 use crate::ipvs::hash::addr_hash;
 use crate::packet::PacketInfo;
-use crate::service::DestList;
+use crate::service::{AddressFamily, DestList};
 
 const BITS: u32 = 8;
 const SIZE: usize = 1 << BITS;
@@ -31,10 +31,15 @@ impl Dh {
         }
     }
 
-    /// `ip_vs_dh_schedule`.
+    /// `ip_vs_dh_schedule`, one hash per address family (see `hash::fold`
+    /// for why the family must be a constant there).
     #[inline]
     pub(crate) fn pick(&self, list: &DestList<'_>, pkt: &PacketInfo) -> Option<u32> {
-        let slot = self.buckets[addr_hash(list.family, pkt.dst, MASK) as usize]?;
+        let h = match list.family {
+            AddressFamily::Inet => addr_hash(AddressFamily::Inet, pkt.dst, MASK),
+            AddressFamily::Inet6 => addr_hash(AddressFamily::Inet6, pkt.dst, MASK),
+        };
+        let slot = self.buckets[h as usize]?;
         let d = list.dest(slot);
         (d.available && d.weight > 0 && !d.overloaded).then_some(slot)
     }

@@ -36,18 +36,23 @@ pub fn hash_32(val: u32, bits: u32) -> u32 {
 #[inline]
 #[must_use]
 pub fn fold(family: AddressFamily, addr: IpAddr) -> u32 {
-    match (family, addr) {
-        (_, IpAddr::V4(a)) => u32::from(a),
-        (AddressFamily::Inet6, IpAddr::V6(a)) => {
-            let o = a.octets();
-            let w = |i: usize| u32::from_be_bytes([o[i], o[i + 1], o[i + 2], o[i + 3]]);
-            w(0) ^ w(4) ^ w(8) ^ w(12)
-        }
-        (AddressFamily::Inet, IpAddr::V6(a)) => {
-            let o = a.octets();
-            u32::from_be_bytes([o[0], o[1], o[2], o[3]])
-        }
+    match family {
+        AddressFamily::Inet => match addr {
+            IpAddr::V4(a) => u32::from(a),
+            IpAddr::V6(a) => word(&a, 0),
+        },
+        AddressFamily::Inet6 => match addr {
+            IpAddr::V4(a) => u32::from(a),
+            IpAddr::V6(a) => word(&a, 0) ^ word(&a, 1) ^ word(&a, 2) ^ word(&a, 3),
+        },
     }
+}
+
+/// Word `i` (0..4) of an IPv6 address, host order.
+#[inline(always)]
+fn word(a: &std::net::Ipv6Addr, i: usize) -> u32 {
+    let o = a.octets();
+    u32::from_be_bytes([o[4 * i], o[4 * i + 1], o[4 * i + 2], o[4 * i + 3]])
 }
 
 /// `ip_vs_dh_hashkey` / `ip_vs_lblc_hashkey` / `ip_vs_lblcr_hashkey`:

@@ -5,7 +5,7 @@ use crate::ipvs::hash::{MH_KEY1, MH_KEY2, mh_hash};
 use crate::ipvs::sh::hash_port;
 use crate::packet::PacketInfo;
 use crate::scheduler::MH_TABLE_SIZES;
-use crate::service::{DestList, ServiceFlags};
+use crate::service::{AddressFamily, DestList, ServiceFlags};
 
 /// `struct ip_vs_mh_state`.
 #[derive(Debug, Clone)]
@@ -140,17 +140,27 @@ impl Mh {
     }
 
     /// `ip_vs_mh_schedule` with `ip_vs_mh_get` / `ip_vs_mh_get_fallback`.
+    ///
+    /// One copy per address family, so that the family is a constant inside
+    /// and an IPv4 pick never loads bytes 4..16 of the client's `IpAddr`
+    /// (see `hash::fold`).
     #[inline]
     pub(crate) fn pick(&self, list: &DestList<'_>, pkt: &PacketInfo) -> Option<u32> {
+        match list.family {
+            AddressFamily::Inet => self.pick_in(AddressFamily::Inet, list, pkt),
+            AddressFamily::Inet6 => self.pick_in(AddressFamily::Inet6, list, pkt),
+        }
+    }
+
+    #[inline(always)]
+    fn pick_in(&self, family: AddressFamily, list: &DestList<'_>, pkt: &PacketInfo) -> Option<u32> {
         let addr = if pkt.inverse { pkt.dst } else { pkt.src };
         let port = if list.flags.contains(ServiceFlags::MH_PORT) {
             hash_port(pkt)
         } else {
             0
         };
-        let ihash = self
-            .modulus
-            .rem(mh_hash(list.family, addr, port, MH_KEY1, 0));
+        let ihash = self.modulus.rem(mh_hash(family, addr, port, MH_KEY1, 0));
         let slot = self.lookup[ihash as usize]?;
         if !Self::unavailable(list, slot) {
             return Some(slot);
@@ -162,7 +172,7 @@ impl Mh {
             let roffset = self.modulus.rem(offset + ihash);
             let hash = self
                 .modulus
-                .rem(mh_hash(list.family, addr, port, MH_KEY1, roffset));
+                .rem(mh_hash(family, addr, port, MH_KEY1, roffset));
             let slot = self.lookup[hash as usize]?;
             if !Self::unavailable(list, slot) {
                 return Some(slot);

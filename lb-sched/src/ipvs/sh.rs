@@ -2,7 +2,7 @@
 
 use crate::ipvs::hash::sh_hash;
 use crate::packet::PacketInfo;
-use crate::service::{DestList, ServiceFlags};
+use crate::service::{AddressFamily, DestList, ServiceFlags};
 
 /// `struct ip_vs_sh_state`.
 #[derive(Debug, Clone)]
@@ -63,16 +63,25 @@ impl Sh {
         d.weight == 0 || d.overloaded
     }
 
-    /// `ip_vs_sh_schedule` with `ip_vs_sh_get` / `ip_vs_sh_get_fallback`.
+    /// `ip_vs_sh_schedule` with `ip_vs_sh_get` / `ip_vs_sh_get_fallback`,
+    /// one copy per address family (see `hash::fold` for why).
     #[inline]
     pub(crate) fn pick(&self, list: &DestList<'_>, pkt: &PacketInfo) -> Option<u32> {
+        match list.family {
+            AddressFamily::Inet => self.pick_in(AddressFamily::Inet, list, pkt),
+            AddressFamily::Inet6 => self.pick_in(AddressFamily::Inet6, list, pkt),
+        }
+    }
+
+    #[inline(always)]
+    fn pick_in(&self, family: AddressFamily, list: &DestList<'_>, pkt: &PacketInfo) -> Option<u32> {
         let addr = if pkt.inverse { pkt.dst } else { pkt.src };
         let port = if list.flags.contains(ServiceFlags::SH_PORT) {
             hash_port(pkt)
         } else {
             0
         };
-        let ihash = sh_hash(list.family, addr, port, 0, self.mask);
+        let ihash = sh_hash(family, addr, port, 0, self.mask);
         let slot = self.buckets[ihash as usize]?;
         if !Self::unavailable(list, slot) {
             return Some(slot);
@@ -83,7 +92,7 @@ impl Sh {
         let size = self.mask + 1;
         for offset in 0..size {
             let roffset = (offset + ihash) % size;
-            let hash = sh_hash(list.family, addr, port, roffset, self.mask);
+            let hash = sh_hash(family, addr, port, roffset, self.mask);
             let slot = self.buckets[hash as usize]?;
             if !Self::unavailable(list, slot) {
                 return Some(slot);
