@@ -115,6 +115,15 @@ fn round_robin(c: &mut Criterion) {
         });
     }
     g.finish();
+    // twos at 10 000 (the issue's < 100 ns row for the twos family): two
+    // O(log n) weighted draws through the sum tree instead of two list walks.
+    let (mut svc, _) = service(SchedulerKind::Twos, 10_000, 3);
+    let now = Instant::now();
+    let p = pkt();
+    let mut rng = SplitMix64::new(4);
+    c.bench_function("twos_10000", |b| {
+        b.iter(|| black_box(svc.pick(now, black_box(&p), &mut rng)))
+    });
     // One destination of weight 1000 among 9 999 of weight 1: while cw > 1
     // only the heavy one qualifies, which the kernel finds by walking the
     // whole list; the max tree jumps there in O(log n).

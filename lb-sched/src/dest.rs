@@ -333,3 +333,34 @@ impl Dest {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pick's result must stay one register (see [`DestId`]).
+    #[test]
+    fn option_dest_id_is_one_word() {
+        assert_eq!(size_of::<Option<DestId>>(), 8);
+    }
+
+    #[test]
+    fn ids_order_by_slot_then_generation_and_round_trip() {
+        let g = |n| NonZeroU32::new(n).unwrap();
+        let a = DestId::new(1, g(u32::MAX));
+        let b = DestId::new(2, g(1));
+        assert!(a < b);
+        assert!(DestId::new(2, g(1)) < DestId::new(2, g(2)));
+        assert_eq!((a.slot(), a.generation()), (1, u32::MAX));
+        assert_eq!((b.slot(), b.generation()), (2, 1));
+        let top = DestId::new(u32::MAX, g(7));
+        assert_eq!((top.slot(), top.generation()), (u32::MAX, 7));
+    }
+
+    #[test]
+    fn generations_skip_zero_when_they_wrap() {
+        let g = |n| NonZeroU32::new(n).unwrap();
+        assert_eq!(next_generation(g(1)), g(2));
+        assert_eq!(next_generation(g(u32::MAX)), NonZeroU32::MIN);
+    }
+}
