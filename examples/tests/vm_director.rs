@@ -220,3 +220,100 @@ virtual_server 10.5.0.100 80 {
         );
     });
 }
+
+/// `global_defs { lvs_sync_daemon IFACE inst NAME id N port P ttl T group G }`
+/// (keepalived's current form): the daemon follows the named instance and
+/// carries the options; a SIGHUP that changes the port restarts it with the
+/// new one; SIGTERM stops it.
+#[test]
+fn vm_director_global_sync_daemon() {
+    lb_testing_vm::in_vm!(|vm| vm.timeout(Duration::from_secs(300)), {
+        sh("modprobe ip_vs \
+            && ip link add sync0 type dummy && ip link set sync0 multicast on up \
+            && ip addr add 10.6.0.1/24 dev sync0");
+        let dir = std::env::temp_dir().join("director-vm-gsync");
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = dir.join("d.conf");
+        let conf = |port: u16| {
+            format!(
+                "global_defs {{
+    lvs_sync_daemon sync0 inst VI_G id 77 port {port} ttl 3 group 239.1.2.3
+}}
+vrrp_instance VI_G {{
+    state MASTER
+    interface sync0
+    virtual_router_id 43
+    priority 100
+    advert_int 1
+    virtual_ipaddress {{ 10.6.0.100/24 }}
+}}
+virtual_server 10.6.0.100 80 {{
+    lb_kind DR
+    real_server 10.6.0.11 80 {{
+    }}
+}}
+"
+            )
+        };
+        std::fs::write(&cfg, conf(8850)).unwrap();
+        let log = dir.join("d.log");
+        let mut child = Command::new(BIN)
+            .arg("run")
+            .arg("-f")
+            .arg(&cfg)
+            .args(["--dataplane", "ipvs", "--runtime-dir"])
+            .arg(dir.join("run"))
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let daemons = || sh("ipvsadm -L --daemon");
+        let master_line = || {
+            daemons()
+                .lines()
+                .find(|l| l.starts_with("master sync daemon"))
+                .map(str::to_owned)
+        };
+        let until = |what: &str, f: &dyn Fn() -> bool| {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !f() {
+                assert!(
+                    Instant::now() < deadline,
+                    "timed out waiting for {what}\n{}\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default(),
+                    daemons()
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        };
+        let has = |port: &str| {
+            master_line().is_some_and(|l| {
+                l.contains("mcast=sync0")
+                    && l.contains("syncid=77")
+                    && l.contains(port)
+                    && l.contains("ttl=3")
+                    && l.contains("group=239.1.2.3")
+            })
+        };
+        until("the master sync daemon with its options", &|| {
+            has("port=8850")
+        });
+        eprintln!("ipvsadm -L --daemon:\n{}", daemons());
+        assert!(!daemons().contains("backup sync daemon"), "{}", daemons());
+
+        std::fs::write(&cfg, conf(8851)).unwrap();
+        sh(&format!("kill -HUP {}", child.id()));
+        until("the daemon restarted on the new port", &|| has("port=8851"));
+        eprintln!("after SIGHUP:\n{}", daemons());
+
+        sh(&format!("kill -TERM {}", child.id()));
+        assert!(child.wait().unwrap().success());
+        let d = daemons();
+        assert!(
+            !d.contains("sync daemon"),
+            "{d}\n{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+    });
+}

@@ -223,6 +223,74 @@ fn num_word(w: &Word, keyword: &str, min: i64, max: i64) -> R<i64> {
     }
 }
 
+/// `lvs_sync_daemon IFACE [inst] VRRP_INSTANCE [id N] [maxlen N] [port N]
+/// [ttl N] [group ADDR]`, with keepalived's ranges; a bare word in third
+/// place is the instance, a bare number in fourth place the sync id (the
+/// pre-2.0 positional form).
+fn lvs_sync_daemon(s: &Stmt) -> R<LvsSyncDaemon> {
+    const KW: &str = "lvs_sync_daemon";
+    let iface = arg(s, 0)?;
+    // IP_VS_IFNAME_MAXLEN is 16 with the NUL.
+    if iface.text.len() >= 16 {
+        return bad(iface, KW, "an interface name of at most 15 bytes");
+    }
+    let mut d = LvsSyncDaemon {
+        interface: iface.text.clone(),
+        instance: None,
+        syncid: None,
+        maxlen: None,
+        port: None,
+        ttl: None,
+        group: None,
+        pos: s.keyword.pos.clone(),
+    };
+    let mut i = 1;
+    while i < s.args.len() {
+        let k = &s.args[i];
+        let value = || {
+            s.args.get(i + 1).ok_or_else(|| {
+                ConfigError::new(k.pos.clone(), ErrorKind::MissingValue(k.text.clone()))
+            })
+        };
+        match k.text.as_str() {
+            "inst" => d.instance = Some(value()?.text.clone()),
+            "id" => d.syncid = Some(num_word(value()?, "lvs_sync_daemon id", 0, 255)? as u8),
+            // keepalived's limit: 65535 less the IPv4 and UDP headers.
+            "maxlen" => {
+                d.maxlen = Some(num_word(value()?, "lvs_sync_daemon maxlen", 1, 65_507)? as u16)
+            }
+            "port" => d.port = Some(num_word(value()?, "lvs_sync_daemon port", 1, 65_535)? as u16),
+            "ttl" => d.ttl = Some(num_word(value()?, "lvs_sync_daemon ttl", 1, 255)? as u8),
+            "group" => {
+                let w = value()?;
+                match w.text.parse::<IpAddr>() {
+                    Ok(a) if a.is_multicast() => d.group = Some(a),
+                    _ => return bad(w, "lvs_sync_daemon group", "a multicast address"),
+                }
+            }
+            _ if i == 1 && d.instance.is_none() => {
+                d.instance = Some(k.text.clone());
+                i += 1;
+                continue;
+            }
+            _ if i == 2 && d.syncid.is_none() => {
+                d.syncid = Some(num_word(k, "lvs_sync_daemon", 0, 255)? as u8);
+                i += 1;
+                continue;
+            }
+            _ => {
+                return bad(
+                    k,
+                    KW,
+                    "inst NAME, id N, maxlen N, port N, ttl N or group ADDR",
+                );
+            }
+        }
+        i += 2;
+    }
+    Ok(d)
+}
+
 fn num(s: &Stmt, min: i64, max: i64) -> R<i64> {
     num_word(arg(s, 0)?, &s.keyword.text, min, max)
 }
@@ -490,6 +558,19 @@ impl Builder {
                 "vrrp_strict" => g.vrrp_strict = true,
                 "vrrp_garp_master_delay" => {
                     g.vrrp_garp_master_delay = Some(secs(c, Duration::from_secs(255))?)
+                }
+                "lvs_sync_daemon" => {
+                    if let Some(first) = &g.lvs_sync_daemon {
+                        b.warn(
+                            &c.keyword.pos,
+                            format!(
+                                "lvs_sync_daemon ignored: already set at line {}",
+                                first.pos.line
+                            ),
+                        );
+                    } else {
+                        g.lvs_sync_daemon = Some(lvs_sync_daemon(c)?);
+                    }
                 }
                 "lvs_timeouts" => {
                     let mut it = c.args.iter();
@@ -1587,13 +1668,35 @@ impl Builder {
                 self.warn(&vs.pos, "virtual_server has no real_server");
             }
         }
-        // One connection-sync daemon per director, as keepalived: the first
-        // instance naming an interface owns it.
+        // One connection-sync daemon per director, as keepalived: the
+        // global `lvs_sync_daemon`, else the first instance naming an
+        // interface, owns it.
         let mut syncd = cfg
             .vrrp_instances
             .iter()
             .filter(|i| i.lvs_sync_daemon_interface.is_some());
-        if let Some(first) = syncd.next() {
+        if let Some(d) = &cfg.global.lvs_sync_daemon {
+            match &d.instance {
+                None => self.warn(
+                    &d.pos,
+                    "lvs_sync_daemon names no VRRP instance to follow: the sync daemon is not run",
+                ),
+                Some(n) if !cfg.vrrp_instances.iter().any(|i| &i.name == n) => self.warn(
+                    &d.pos,
+                    format!("lvs_sync_daemon: no vrrp_instance {n}: the sync daemon is not run"),
+                ),
+                Some(_) => {}
+            }
+            for i in syncd {
+                self.warn(
+                    &i.pos,
+                    format!(
+                        "lvs_sync_daemon_interface ignored: lvs_sync_daemon (line {}) sets the sync daemon",
+                        d.pos.line
+                    ),
+                );
+            }
+        } else if let Some(first) = syncd.next() {
             let (name, line) = (first.name.clone(), first.pos.line);
             let others: Vec<Pos> = syncd.map(|i| i.pos.clone()).collect();
             for pos in others {

@@ -100,6 +100,36 @@ pub struct GlobalDefs {
     pub lvs_timeouts: LvsTimeouts,
     /// `vrrp_garp_master_delay` etc. are accepted through instance defaults.
     pub vrrp_garp_master_delay: Option<Duration>,
+    /// `lvs_sync_daemon`: the IPVS connection-sync daemon.
+    pub lvs_sync_daemon: Option<LvsSyncDaemon>,
+}
+
+/// `lvs_sync_daemon IFACE [inst] VRRP_INSTANCE [id N] [maxlen N] [port N]
+/// [ttl N] [group ADDR]` in `global_defs`: keepalived's current way to run
+/// the kernel's connection-sync daemon, its role following the named VRRP
+/// instance. (The older `lvs_sync_daemon IFACE VRRP_INSTANCE SYNCID`
+/// positional form is accepted too.) Unset options keep the kernel's
+/// defaults: sync id = the instance's VRID, group 224.0.0.81 (IPv4) or
+/// ff02::81 (IPv6), port 8848, TTL 1, maxlen from the interface MTU.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LvsSyncDaemon {
+    /// The multicast interface.
+    pub interface: String,
+    /// The VRRP instance the daemon follows (`None`: not named; the
+    /// daemon is then not run, as in keepalived).
+    pub instance: Option<String>,
+    /// `id`: the sync id.
+    pub syncid: Option<u8>,
+    /// `maxlen`: the largest sync message payload.
+    pub maxlen: Option<u16>,
+    /// `port`: the multicast UDP port.
+    pub port: Option<u16>,
+    /// `ttl`: the multicast TTL.
+    pub ttl: Option<u8>,
+    /// `group`: the multicast group.
+    pub group: Option<IpAddr>,
+    /// Where the keyword is.
+    pub pos: Pos,
 }
 
 /// `lvs_timeouts`.

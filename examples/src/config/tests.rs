@@ -785,3 +785,77 @@ vrrp_instance B {
     assert_eq!(l.warnings[0].pos.line, 7);
     assert!(l.warnings[0].message.contains("follows A (line 1)"));
 }
+
+/// `lvs_sync_daemon` in `global_defs`: keepalived's ranges and forms; bad
+/// values are errors at their own word; a missing or unknown instance, a
+/// second `lvs_sync_daemon` and an instance's `lvs_sync_daemon_interface`
+/// beside it are warnings.
+#[test]
+fn lvs_sync_daemon_forms_and_errors() {
+    let inst = "vrrp_instance A {\n interface eth0\n virtual_router_id 5\n priority 100\n lvs_sync_daemon_interface eth9\n}\n";
+    let l = ok(&format!(
+        "global_defs {{\n lvs_sync_daemon eth1 A 12 ttl 4 group ff02::99\n lvs_sync_daemon eth2 inst A\n}}\n{inst}"
+    ));
+    let d = l.config.global.lvs_sync_daemon.as_ref().unwrap();
+    assert_eq!(
+        (d.interface.as_str(), d.instance.as_deref(), d.syncid, d.ttl),
+        ("eth1", Some("A"), Some(12), Some(4))
+    );
+    assert_eq!(d.group, Some("ff02::99".parse().unwrap()));
+    assert_eq!(d.pos.line, 2);
+    let msgs: Vec<(u32, &str)> = l
+        .warnings
+        .iter()
+        .map(|w| (w.pos.line, w.message.as_str()))
+        .collect();
+    assert_eq!(msgs.len(), 2, "{msgs:?}");
+    assert!(
+        msgs[0].0 == 3 && msgs[0].1.contains("already set at line 2"),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs[1].0 == 5
+            && msgs[1]
+                .1
+                .contains("lvs_sync_daemon (line 2) sets the sync daemon"),
+        "{msgs:?}"
+    );
+
+    for (line, want) in [
+        ("lvs_sync_daemon eth1", "names no VRRP instance"),
+        ("lvs_sync_daemon eth1 inst Z", "no vrrp_instance Z"),
+    ] {
+        let l = ok(&format!("global_defs {{\n {line}\n}}\n"));
+        assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
+        assert_eq!(l.warnings[0].pos.line, 2);
+        assert!(l.warnings[0].message.contains(want), "{:?}", l.warnings);
+    }
+
+    for (line, col, want) in [
+        ("lvs_sync_daemon", 2, "lvs_sync_daemon"),
+        (
+            "lvs_sync_daemon averyveryverylongname A",
+            18,
+            "at most 15 bytes",
+        ),
+        ("lvs_sync_daemon eth1 inst A id 256", 33, "from 0 to 255"),
+        ("lvs_sync_daemon eth1 inst A port 0", 35, "from 1 to 65535"),
+        ("lvs_sync_daemon eth1 inst A ttl", 30, "ttl"),
+        (
+            "lvs_sync_daemon eth1 inst A maxlen 70000",
+            37,
+            "from 1 to 65507",
+        ),
+        (
+            "lvs_sync_daemon eth1 inst A group 10.0.0.1",
+            36,
+            "a multicast address",
+        ),
+        ("lvs_sync_daemon eth1 A 7 8", 27, "inst NAME, id N"),
+        ("lvs_sync_daemon eth1 A x", 25, "from 0 to 255"),
+    ] {
+        let e = fail(&format!("global_defs {{\n {line}\n}}\n"));
+        assert_eq!((e.pos.line, e.pos.col), (2, col), "{line}: {e}");
+        assert!(e.to_string().contains(want), "{line}: {e}");
+    }
+}

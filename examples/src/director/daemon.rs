@@ -691,13 +691,18 @@ async fn main_loop(opts: Options, cfg: Config, dataplane: Dataplane) -> i32 {
     0
 }
 
-/// With the userspace dataplane, `lvs_sync_daemon_interface` has no
+/// With the userspace dataplane, `lvs_sync_daemon(_interface)` has no
 /// effect (lb-forward does not synchronise connections): said once.
 fn warn_sync_unsupported(cfg: &Config, kernel: bool, warned: &mut bool) {
     if kernel || *warned {
         return;
     }
-    if let Some(i) = cfg
+    if cfg.global.lvs_sync_daemon.is_some() {
+        tracing::warn!(
+            "lvs_sync_daemon: connection sync is not supported by the userspace dataplane; ignored"
+        );
+        *warned = true;
+    } else if let Some(i) = cfg
         .vrrp_instances
         .iter()
         .find(|i| i.lvs_sync_daemon_interface.is_some())

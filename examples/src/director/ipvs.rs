@@ -126,12 +126,23 @@ fn sync_daemons(client: &mut Client, want: Option<&SyncDaemon>) {
         };
         let mut d = Daemon::new(role, &w.interface);
         d.syncid = w.syncid.into();
+        d.sync_maxlen = w.maxlen.unwrap_or(0);
+        d.mcast_group = w.group;
+        d.mcast_port = w.port.unwrap_or(0);
+        d.mcast_ttl = w.ttl.unwrap_or(0);
         d
     });
-    // The kernel reports its defaults (maxlen, group, port, TTL): compare
-    // what the configuration sets.
-    let same = |a: &Daemon, b: &Daemon| {
-        a.state == b.state && a.mcast_ifn == b.mcast_ifn && a.syncid == b.syncid
+    // The kernel reports its defaults (maxlen, group, port, TTL) where the
+    // configuration left them unset (0 / None here): compare only what the
+    // configuration sets.
+    let same = |r: &Daemon, w: &Daemon| {
+        r.state == w.state
+            && r.mcast_ifn == w.mcast_ifn
+            && r.syncid == w.syncid
+            && (w.sync_maxlen == 0 || r.sync_maxlen == w.sync_maxlen)
+            && (w.mcast_group.is_none() || r.mcast_group == w.mcast_group)
+            && (w.mcast_port == 0 || r.mcast_port == w.mcast_port)
+            && (w.mcast_ttl == 0 || r.mcast_ttl == w.mcast_ttl)
     };
     let mut ops: Vec<Op> = running
         .iter()

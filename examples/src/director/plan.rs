@@ -283,22 +283,32 @@ pub enum SyncRole {
 }
 
 /// The IPVS connection-sync daemon the director must run (kernel IPVS
-/// dataplane only), from `lvs_sync_daemon_interface` as keepalived: one per
-/// director, for the first instance that names an interface; its role
-/// follows that instance (master while it is master, backup otherwise) and
-/// its sync id is the instance's VRID.
+/// dataplane only), as keepalived: one per director, from `global_defs`'s
+/// `lvs_sync_daemon` or else from the first instance that sets
+/// `lvs_sync_daemon_interface`. Its role follows that instance (master while
+/// it is master, backup otherwise); its sync id defaults to the instance's
+/// VRID.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncDaemon {
     /// Master or backup.
     pub role: SyncRole,
     /// The multicast interface.
     pub interface: String,
-    /// The sync id (the instance's VRID).
+    /// The sync id (default: the instance's VRID).
     pub syncid: u8,
+    /// Largest sync message (`None`: the kernel's default, from the MTU).
+    pub maxlen: Option<u16>,
+    /// Multicast group (`None`: 224.0.0.81 / ff02::81).
+    pub group: Option<IpAddr>,
+    /// Multicast port (`None`: 8848).
+    pub port: Option<u16>,
+    /// Multicast TTL (`None`: 1).
+    pub ttl: Option<u8>,
 }
 
 /// The sync daemon `cfg` asks for, given which instances are master here
-/// (`None`: no instance sets `lvs_sync_daemon_interface`).
+/// (`None`: none configured, or `lvs_sync_daemon` names no existing
+/// instance).
 ///
 /// ```
 /// use lb_examples::director::plan::{sync_daemon, SyncRole};
@@ -311,20 +321,54 @@ pub struct SyncDaemon {
 /// let d = sync_daemon(&cfg, |_| true).unwrap();
 /// assert_eq!((d.role, d.interface.as_str(), d.syncid), (SyncRole::Master, "eth1", 51));
 /// assert_eq!(sync_daemon(&cfg, |_| false).unwrap().role, SyncRole::Backup);
+///
+/// // keepalived's current form, in global_defs:
+/// let cfg = lb_examples::config::parse_str("x.conf", "global_defs {
+///   lvs_sync_daemon eth1 inst A id 7 port 8850 ttl 2
+/// }
+/// vrrp_instance A {
+///   interface eth0
+///   virtual_router_id 51
+///   priority 100
+/// }").unwrap().config;
+/// let d = sync_daemon(&cfg, |_| true).unwrap();
+/// assert_eq!((d.syncid, d.port, d.ttl), (7, Some(8850), Some(2)));
 /// ```
 pub fn sync_daemon(cfg: &Config, is_master: impl Fn(&str) -> bool) -> Option<SyncDaemon> {
+    let role = |name: &str| {
+        if is_master(name) {
+            SyncRole::Master
+        } else {
+            SyncRole::Backup
+        }
+    };
+    if let Some(g) = &cfg.global.lvs_sync_daemon {
+        let inst = cfg
+            .vrrp_instances
+            .iter()
+            .find(|i| Some(&i.name) == g.instance.as_ref())?;
+        return Some(SyncDaemon {
+            role: role(&inst.name),
+            interface: g.interface.clone(),
+            syncid: g.syncid.unwrap_or(inst.vrid),
+            maxlen: g.maxlen,
+            group: g.group,
+            port: g.port,
+            ttl: g.ttl,
+        });
+    }
     let inst = cfg
         .vrrp_instances
         .iter()
         .find(|i| i.lvs_sync_daemon_interface.is_some())?;
     Some(SyncDaemon {
-        role: if is_master(&inst.name) {
-            SyncRole::Master
-        } else {
-            SyncRole::Backup
-        },
+        role: role(&inst.name),
         interface: inst.lvs_sync_daemon_interface.clone()?,
         syncid: inst.vrid,
+        maxlen: None,
+        group: None,
+        port: None,
+        ttl: None,
     })
 }
 
@@ -745,11 +789,73 @@ mod tests {
                 role,
                 interface: "eth1".into(),
                 syncid: 8,
+                maxlen: None,
+                group: None,
+                port: None,
+                ttl: None,
             })
         };
         assert_eq!(sync_daemon(&c, |n| n == "B"), want(SyncRole::Master));
         assert_eq!(sync_daemon(&c, |n| n != "B"), want(SyncRole::Backup));
         assert_eq!(sync_daemon(&Config::default(), |_| true), None);
+    }
+
+    /// `global_defs { lvs_sync_daemon … }` wins over an instance's
+    /// `lvs_sync_daemon_interface`, follows the instance it names, carries
+    /// its options, and defaults the sync id to that instance's VRID.
+    #[test]
+    fn global_sync_daemon_follows_the_named_instance() {
+        let conf = |opts: &str| {
+            crate::config::parse_str(
+                "t.conf",
+                &format!(
+                    "global_defs {{
+                       lvs_sync_daemon sync0 {opts}
+                     }}
+                     vrrp_instance A {{
+                       interface eth0
+                       virtual_router_id 7
+                       priority 100
+                       lvs_sync_daemon_interface eth1
+                     }}
+                     vrrp_instance B {{
+                       interface eth0
+                       virtual_router_id 8
+                       priority 100
+                     }}"
+                ),
+            )
+            .unwrap()
+            .config
+        };
+        let c = conf("inst B maxlen 1400 port 8850 ttl 3 group 239.1.2.3");
+        let d = sync_daemon(&c, |n| n == "B").unwrap();
+        assert_eq!(
+            d,
+            SyncDaemon {
+                role: SyncRole::Master,
+                interface: "sync0".into(),
+                syncid: 8,
+                maxlen: Some(1400),
+                group: Some("239.1.2.3".parse().unwrap()),
+                port: Some(8850),
+                ttl: Some(3),
+            }
+        );
+        assert_eq!(
+            sync_daemon(&c, |n| n == "A").unwrap().role,
+            SyncRole::Backup
+        );
+        // The positional form: instance, then sync id.
+        let d = sync_daemon(&conf("A 99"), |_| false).unwrap();
+        assert_eq!((d.interface.as_str(), d.syncid), ("sync0", 99));
+        assert_eq!(
+            sync_daemon(&conf("inst A id 0"), |_| false).unwrap().syncid,
+            0
+        );
+        // No instance, or an unknown one: no daemon (keepalived clears it).
+        assert_eq!(sync_daemon(&conf(""), |_| true), None);
+        assert_eq!(sync_daemon(&conf("inst Z"), |_| true), None);
     }
 
     proptest! {
