@@ -81,6 +81,16 @@ fn netns_director_fwmark_dr_seed() {
     let s = status();
     assert!(s.contains("\"service\":\"FWM  100\""), "{s}");
     assert!(s.contains("\"quorum_lost\":true"), "{s}");
+    // The installed classifier rules, as the configuration writes them.
+    assert!(
+        s.contains("\"fwmark_rules\":[\"tcp daddr 192.168.1.100 dport 80,443 mark 100\"]"),
+        "{s}"
+    );
+    let text = daemon::status(&run_dir, false).unwrap();
+    assert!(
+        text.contains("Fwmark rules\n  tcp daddr 192.168.1.100 dport 80,443 mark 100\n"),
+        "{text}"
+    );
     assert!(s.contains("L7Digest"), "{s}");
     let first = site.clients[0];
     wait_for("the sorry server on :80", 10, show, || {

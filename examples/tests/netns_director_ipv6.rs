@@ -1,5 +1,6 @@
 //! An IPv6 virtual server through the `director`'s userspace dataplane, in
-//! network namespaces, with LVS-DR and with LVS-NAT over IPv6: round robin,
+//! network namespaces, with LVS-DR (by address and as an fwmark service
+//! marked by the director's classifier) and with LVS-NAT over IPv6: round robin,
 //! TCP_CHECK; both real servers answer, and a stopped one is drained. No
 //! VRRP: a configuration without `vrrp_instance` serves at once, the VIP
 //! put on the director by hand (as
@@ -41,6 +42,25 @@ fn conf(kind: &str, rs1: &str, rs2: &str) -> String {
     )
 }
 
+/// The same service as an IPv6 fwmark service: the director's
+/// `fwmark_rules` mark TCP to the VIP on ports 80 and 443, and the
+/// userspace dataplane's own classifier (no kernel mangle table) must find
+/// the mark for the service to see any traffic.
+fn conf_fwmark(rs1: &str, rs2: &str) -> String {
+    let plain = conf("DR", rs1, rs2);
+    let body = plain
+        .strip_prefix("virtual_server 2001:db8::100 80 {\n")
+        .unwrap();
+    format!(
+        "fwmark_rules {{
+    tcp daddr 2001:db8::100 dport 80,443 mark 6
+}}
+virtual_server fwmark 6 {{
+    ip_family inet6
+{body}"
+    )
+}
+
 fn v6(s: &str) -> Ipv6Addr {
     s.parse().unwrap()
 }
@@ -76,6 +96,38 @@ fn netns_director_ipv6_dr_rr_and_drain() {
         &dir,
         &rs,
         &conf("DR", "2001:db8::11", "2001:db8::12"),
+    );
+}
+
+/// DR for an IPv6 fwmark service (`ip_family inet6`), marked by the
+/// director's own classifier: same topology and scenario as the plain DR
+/// test. (Checked to fail when the rule marks port 81 instead of 80.)
+#[test]
+fn netns_director_ipv6_fwmark_dr_rr_and_drain() {
+    let Some(l) = lab_or_skip!("dir6fwm", "nft") else {
+        return;
+    };
+    let sw = l.add_switch("sw").unwrap();
+    let client = l.add_host("client").unwrap();
+    let dir = l.add_host("dir").unwrap();
+    let rs: Vec<_> = (1..=2)
+        .map(|i| l.add_host(&format!("rs{i}")).unwrap())
+        .collect();
+    for (h, a) in [(&client, "2001:db8::2"), (&dir, "2001:db8::1")]
+        .into_iter()
+        .chain(rs.iter().zip(["2001:db8::11", "2001:db8::12"]))
+    {
+        plug(&l, &sw, h, "eth0", a);
+    }
+    for h in &rs {
+        h.add_loopback_vip(v6(VIP)).unwrap();
+    }
+    scenario(
+        &l,
+        &client,
+        &dir,
+        &rs,
+        &conf_fwmark("2001:db8::11", "2001:db8::12"),
     );
 }
 

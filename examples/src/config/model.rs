@@ -58,6 +58,41 @@ pub struct MarkRule {
     pub mark: u32,
 }
 
+/// The rule as a `fwmark_rules` line (`tcp saddr A/L daddr B dport
+/// 80,10000:20000 mark 21`), which parses back to the same rule.
+impl std::fmt::Display for MarkRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let prefix = |f: &mut std::fmt::Formatter<'_>, (a, len): (IpAddr, u8)| {
+            if len == if a.is_ipv4() { 32 } else { 128 } {
+                write!(f, "{a}")
+            } else {
+                write!(f, "{a}/{len}")
+            }
+        };
+        f.write_str(match self.protocol {
+            None => "all",
+            Some(Protocol::Tcp) => "tcp",
+            Some(Protocol::Udp) => "udp",
+            Some(Protocol::Sctp) => "sctp",
+        })?;
+        if let Some(s) = self.saddr {
+            f.write_str(" saddr ")?;
+            prefix(f, s)?;
+        }
+        f.write_str(" daddr ")?;
+        prefix(f, self.daddr)?;
+        for (i, &(lo, hi)) in self.dports.iter().enumerate() {
+            f.write_str(if i == 0 { " dport " } else { "," })?;
+            if lo == hi {
+                write!(f, "{lo}")?;
+            } else {
+                write!(f, "{lo}:{hi}")?;
+            }
+        }
+        write!(f, " mark {}", self.mark)
+    }
+}
+
 /// A top-level `track_file` block, shared by VRRP tracking and `FILE_CHECK`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrackFile {

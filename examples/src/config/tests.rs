@@ -683,6 +683,41 @@ mod props {
             }
         }
 
+        /// A rule printed as a `fwmark_rules` line (its `Display`, which
+        /// `director status` shows) parses back to the same rule.
+        #[test]
+        fn fwmark_rule_display_round_trips(
+            protocol in prop_oneof![
+                Just(None), Just(Some(Protocol::Tcp)), Just(Some(Protocol::Udp)), Just(Some(Protocol::Sctp)),
+            ],
+            v6 in any::<bool>(),
+            saddr in proptest::option::of((any::<u128>(), 0u8..=128)),
+            daddr in (any::<u128>(), 0u8..=128),
+            ports in proptest::collection::vec((1u16.., 0u16..100), 0..4),
+            mark in 1u32..,
+        ) {
+            let net = |(bits, len): (u128, u8)| -> (IpAddr, u8) {
+                if v6 {
+                    let m = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+                    (IpAddr::V6((bits & m).into()), len)
+                } else {
+                    let len = len % 33;
+                    let m = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+                    (IpAddr::V4((bits as u32 & m).into()), len)
+                }
+            };
+            let dports = if protocol.is_some() {
+                ports.iter().map(|&(lo, w)| (lo, lo.saturating_add(w))).collect()
+            } else {
+                Vec::new()
+            };
+            let rule = MarkRule { protocol, saddr: saddr.map(net), daddr: net(daddr), dports, mark };
+            let text = format!("fwmark_rules {{\n {rule}\n}}\n");
+            let l = parse_str("p.conf", &text)
+                .map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+            prop_assert_eq!(&l.config.fwmark_rules[0].rule, &rule, "{}", text);
+        }
+
         /// Mutating a valid seed by deleting one line never panics, and a
         /// deleted `}` is always reported (never silently accepted).
         #[test]

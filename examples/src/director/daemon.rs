@@ -26,7 +26,7 @@ use tokio::sync::{Notify, mpsc};
 
 use super::checks::{CheckId, all_checks, weighing_checks};
 use super::plan::{
-    Health, Mastership, PlannedService, QuorumState, RsId, SvcKey, expand, plan, sync_daemon,
+    Health, Mastership, PlannedService, QuorumState, RsId, SvcKey, expand, marks, plan, sync_daemon,
 };
 use super::userspace::{self, Shared};
 use super::vrrp::router_config_live;
@@ -858,7 +858,9 @@ fn render_status(s: &State, shared: &Shared, json: bool, kernel: bool) -> String
                     "up": h.up, "last_failure": h.last_failure})
             })
             .collect();
-        let v = serde_json::json!({"vrrp": vrrp, "services": services, "real_servers": health});
+        let rules: Vec<String> = marks(&s.plan).iter().map(ToString::to_string).collect();
+        let v = serde_json::json!({"vrrp": vrrp, "services": services, "real_servers": health,
+            "fwmark_rules": rules});
         return format!("{v}\n");
     }
     let mut o = String::new();
@@ -892,6 +894,15 @@ fn render_status(s: &State, shared: &Shared, json: bool, kernel: bool) -> String
                 a,
                 i
             ));
+        }
+    }
+    // The rules the dataplane installed (those of planned fwmark services),
+    // in classification order.
+    let rules = marks(&s.plan);
+    if !rules.is_empty() {
+        o.push_str("Fwmark rules\n");
+        for r in &rules {
+            o.push_str(&format!("  {r}\n"));
         }
     }
     o.push_str("Real servers\n");
