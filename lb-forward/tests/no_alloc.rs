@@ -2,10 +2,6 @@
 //! creation, scheduling, persistence templates), NAT replies, tunnels and
 //! expiry, for IPv4 and IPv6. Checked with a counting global allocator.
 
-// Test-only exception to the workspace's `unsafe_code` denial: implementing
-// `GlobalAlloc` is the only way to count allocations; it forwards to `System`.
-#![allow(unsafe_code)]
-
 use lb_forward::addr::Addr;
 use lb_forward::classify::ServiceKey;
 use lb_forward::forwarder::{
@@ -14,42 +10,12 @@ use lb_forward::forwarder::{
 use lb_forward::sched::RoundRobin;
 use lb_forward::testutil::{L4, frame4, frame6};
 use lb_forward::tunnel::{GueCsum, TunnelKind};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+use lb_testing_alloc::allocs;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-struct Counting;
-
-thread_local! {
-    static ALLOCS: Cell<usize> = const { Cell::new(0) };
-}
-
-// SAFETY: forwards to the system allocator unchanged; only counts calls
-// (in a const-initialised thread-local, which itself never allocates).
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocs() -> usize {
-    ALLOCS.with(Cell::get)
-}
+static GLOBAL: lb_testing_alloc::Counting = lb_testing_alloc::Counting;
 
 #[test]
 fn packet_path_does_not_allocate() {

@@ -9,8 +9,6 @@
 //! members get busy. So those two are warmed on every address first and
 //! then picked with unchanging counters, which must not allocate.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -18,53 +16,10 @@ use lb_sched::{
     ConnKind, DestConfig, DestId, PacketInfo, Protocol, RandomSource, SchedulerConfig,
     SchedulerKind, Service, ServiceFlags, ServiceKey, SplitMix64,
 };
-
-thread_local! {
-    /// Allocations made by this thread (tests run on several threads).
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-/// `System`, counting `alloc`/`alloc_zeroed`/`realloc` calls per thread.
-struct Counting;
-
-fn count() {
-    // `try_with`: the slot may be gone while the thread is torn down.
-    let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-}
-
-// A global allocator can only be written with `unsafe impl GlobalAlloc`;
-// this one only forwards to `System` with the caller's own arguments.
-#[allow(unsafe_code)]
-// SAFETY: every method forwards to `System` with the arguments it was given,
-// so `System`'s guarantees are ours; counting touches no allocator state.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: as `alloc`.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: `ptr`/`layout` came from this allocator, i.e. from `System`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr`/`layout` came from this allocator, i.e. from `System`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use lb_testing_alloc::allocs;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocs() -> u64 {
-    ALLOCS.with(Cell::get)
-}
+static GLOBAL: lb_testing_alloc::Counting = lb_testing_alloc::Counting;
 
 /// A service of `n` destinations with weights 0..8 (0 = quiesced), some
 /// load, and every fourth destination past its upper threshold (OVERLOAD),

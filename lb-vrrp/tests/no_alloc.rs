@@ -2,63 +2,15 @@
 //! Backup and as Master), discarding a bad one, and emitting an
 //! advertisement. Checked with a counting global allocator.
 
-// Test-only exception to the workspace's `unsafe_code` denial: implementing
-// `GlobalAlloc` is the only way to count allocations; it forwards to `System`.
-#![allow(unsafe_code)]
-
 mod util;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
+use lb_testing_alloc::allocs_during;
 use lb_vrrp::wire::Version;
 use lb_vrrp::{Instant, MAX_TRANSMIT_LEN};
 use util::*;
 
-struct Counting;
-
-thread_local! {
-    /// Allocations made by this thread: the test harness's own threads may
-    /// allocate while a test measures, and must not be counted.
-    static ALLOCS: Cell<usize> = const { Cell::new(0) };
-}
-
-fn count() {
-    // `try_with`: the slot may be gone while the thread is torn down.
-    let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-}
-
-// SAFETY: forwards to the system allocator unchanged; only counts calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: `ptr`/`layout` came from this allocator, i.e. from `System`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocs_during(f: impl FnOnce()) -> usize {
-    let before = ALLOCS.with(Cell::get);
-    f();
-    ALLOCS.with(Cell::get) - before
-}
+static GLOBAL: lb_testing_alloc::Counting = lb_testing_alloc::Counting;
 
 #[test]
 fn per_packet_paths_do_not_allocate() {
