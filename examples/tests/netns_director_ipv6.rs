@@ -72,31 +72,7 @@ fn netns_director_ipv6_dr_rr_and_drain() {
     let Some(l) = lab_or_skip!("dir6dr", "nft") else {
         return;
     };
-    let sw = l.add_switch("sw").unwrap();
-    let client = l.add_host("client").unwrap();
-    let dir = l.add_host("dir").unwrap();
-    let rs: Vec<_> = (1..=2)
-        .map(|i| l.add_host(&format!("rs{i}")).unwrap())
-        .collect();
-    for (h, a) in [(&client, "2001:db8::2"), (&dir, "2001:db8::1")]
-        .into_iter()
-        .chain(rs.iter().zip(["2001:db8::11", "2001:db8::12"]))
-    {
-        plug(&l, &sw, h, "eth0", a);
-    }
-    for h in &rs {
-        // DR: the VIP on lo, so the server accepts packets for it; Linux
-        // answers neighbour solicitations only for addresses on the asking
-        // link, so the servers never claim the VIP on eth0.
-        h.add_loopback_vip(v6(VIP)).unwrap();
-    }
-    scenario(
-        &l,
-        &client,
-        &dir,
-        &rs,
-        &conf("DR", "2001:db8::11", "2001:db8::12"),
-    );
+    dr_scenario(&l, &conf("DR", "2001:db8::11", "2001:db8::12"));
 }
 
 /// DR for an IPv6 fwmark service (`ip_family inet6`), marked by the
@@ -107,6 +83,11 @@ fn netns_director_ipv6_fwmark_dr_rr_and_drain() {
     let Some(l) = lab_or_skip!("dir6fwm", "nft") else {
         return;
     };
+    dr_scenario(&l, &conf_fwmark("2001:db8::11", "2001:db8::12"));
+}
+
+/// Builds the DR topology in `l` and runs [`scenario`] with `conf`.
+fn dr_scenario(l: &Lab, conf: &str) {
     let sw = l.add_switch("sw").unwrap();
     let client = l.add_host("client").unwrap();
     let dir = l.add_host("dir").unwrap();
@@ -117,18 +98,15 @@ fn netns_director_ipv6_fwmark_dr_rr_and_drain() {
         .into_iter()
         .chain(rs.iter().zip(["2001:db8::11", "2001:db8::12"]))
     {
-        plug(&l, &sw, h, "eth0", a);
+        plug(l, &sw, h, "eth0", a);
     }
     for h in &rs {
+        // DR: the VIP on lo, so the server accepts packets for it; Linux
+        // answers neighbour solicitations only for addresses on the asking
+        // link, so the servers never claim the VIP on eth0.
         h.add_loopback_vip(v6(VIP)).unwrap();
     }
-    scenario(
-        &l,
-        &client,
-        &dir,
-        &rs,
-        &conf_fwmark("2001:db8::11", "2001:db8::12"),
-    );
+    scenario(l, &client, &dir, &rs, conf);
 }
 
 /// NAT: outside link 2001:db8::/64 (client ::2, director ::1 holding the

@@ -3,6 +3,7 @@
 //! SIGHUP applies a changed weight in place, SIGTERM removes exactly the
 //! director's services (another tool's service stays).
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -125,6 +126,73 @@ fn vm_director_ipvs_dataplane() {
     });
 }
 
+/// A director on `cfg` with the IPVS dataplane, run from `dir` (log in
+/// `dir/d.log`), for the sync-daemon tests.
+struct SyncDirector {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl SyncDirector {
+    fn start(dir: &Path, cfg: &Path) -> Self {
+        let log = dir.join("d.log");
+        let child = Command::new(BIN)
+            .arg("run")
+            .arg("-f")
+            .arg(cfg)
+            .args(["--dataplane", "ipvs", "--runtime-dir"])
+            .arg(dir.join("run"))
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Self { child, log }
+    }
+
+    /// Waits up to 30 s for `f`; on time-out shows the log and the daemons.
+    fn until(&self, what: &str, f: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !f() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}\n{}\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default(),
+                daemons()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        sh(&format!("kill -{sig} {}", self.child.id()));
+    }
+
+    /// SIGTERM: exit 0 and no sync daemon left.
+    fn stop(mut self) {
+        self.signal("TERM");
+        assert!(self.child.wait().unwrap().success());
+        let d = daemons();
+        assert!(
+            !d.contains("sync daemon"),
+            "{d}\n{}",
+            std::fs::read_to_string(&self.log).unwrap()
+        );
+    }
+}
+
+/// The kernel's sync daemons, as `ipvsadm -L --daemon` lists them.
+fn daemons() -> String {
+    sh("ipvsadm -L --daemon")
+}
+
+/// A fresh directory for one test's files.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// `lvs_sync_daemon_interface`: the director runs the kernel's connection
 /// sync daemon as keepalived, a backup daemon while its instance is not
 /// master (here: FAULT, its tracked link down), a master daemon once it is
@@ -136,8 +204,7 @@ fn vm_director_sync_daemon() {
             && ip link add sync0 type dummy && ip link set sync0 multicast on up \
             && ip addr add 10.5.0.1/24 dev sync0 \
             && ip link add trk0 type dummy");
-        let dir = std::env::temp_dir().join("director-vm-sync");
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch("director-vm-sync");
         let cfg = dir.join("d.conf");
         std::fs::write(
             &cfg,
@@ -161,63 +228,26 @@ virtual_server 10.5.0.100 80 {
 ",
         )
         .unwrap();
-        let log = dir.join("d.log");
-        let mut child = Command::new(BIN)
-            .arg("run")
-            .arg("-f")
-            .arg(&cfg)
-            .args(["--dataplane", "ipvs", "--runtime-dir"])
-            .arg(dir.join("run"))
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let daemons = || sh("ipvsadm -L --daemon");
-        let wait_for = |what: &str, mut f: Box<dyn FnMut() -> bool + '_>| {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while !f() {
-                assert!(
-                    Instant::now() < deadline,
-                    "timed out waiting for {what}\n{}\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default(),
-                    daemons()
-                );
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        };
-        wait_for(
-            "the backup sync daemon while FAULT",
-            Box::new(|| daemons().contains("backup sync daemon (mcast=sync0, syncid=42,")),
-        );
-        let d = daemons();
-        eprintln!("FAULT: ipvsadm -L --daemon:\n{d}");
-        assert!(!d.contains("master sync daemon"), "{d}");
+        let d = SyncDirector::start(&dir, &cfg);
+        d.until("the backup sync daemon while FAULT", || {
+            daemons().contains("backup sync daemon (mcast=sync0, syncid=42,")
+        });
+        let list = daemons();
+        eprintln!("FAULT: ipvsadm -L --daemon:\n{list}");
+        assert!(!list.contains("master sync daemon"), "{list}");
         assert!(!sh("ipvsadm -Ln").contains("10.5.0.100"));
 
         sh("ip link set trk0 up");
-        wait_for(
-            "the master sync daemon once MASTER",
-            Box::new(|| {
-                let d = daemons();
-                d.contains("master sync daemon (mcast=sync0, syncid=42,")
-                    && !d.contains("backup sync daemon")
-            }),
-        );
+        d.until("the master sync daemon once MASTER", || {
+            let list = daemons();
+            list.contains("master sync daemon (mcast=sync0, syncid=42,")
+                && !list.contains("backup sync daemon")
+        });
         eprintln!("MASTER: ipvsadm -L --daemon:\n{}", daemons());
-        wait_for(
-            "the service once MASTER",
-            Box::new(|| sh("ipvsadm -Ln").contains("TCP  10.5.0.100:80 wlc")),
-        );
-
-        sh(&format!("kill -TERM {}", child.id()));
-        assert!(child.wait().unwrap().success());
-        let d = daemons();
-        assert!(
-            !d.contains("sync daemon"),
-            "{d}\n{}",
-            std::fs::read_to_string(&log).unwrap()
-        );
+        d.until("the service once MASTER", || {
+            sh("ipvsadm -Ln").contains("TCP  10.5.0.100:80 wlc")
+        });
+        d.stop();
     });
 }
 
@@ -231,8 +261,7 @@ fn vm_director_global_sync_daemon() {
         sh("modprobe ip_vs \
             && ip link add sync0 type dummy && ip link set sync0 multicast on up \
             && ip addr add 10.6.0.1/24 dev sync0");
-        let dir = std::env::temp_dir().join("director-vm-gsync");
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch("director-vm-gsync");
         let cfg = dir.join("d.conf");
         let conf = |port: u16| {
             format!(
@@ -256,64 +285,29 @@ virtual_server 10.6.0.100 80 {{
             )
         };
         std::fs::write(&cfg, conf(8850)).unwrap();
-        let log = dir.join("d.log");
-        let mut child = Command::new(BIN)
-            .arg("run")
-            .arg("-f")
-            .arg(&cfg)
-            .args(["--dataplane", "ipvs", "--runtime-dir"])
-            .arg(dir.join("run"))
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let daemons = || sh("ipvsadm -L --daemon");
-        let master_line = || {
+        let d = SyncDirector::start(&dir, &cfg);
+        let has = |port: &str| {
             daemons()
                 .lines()
                 .find(|l| l.starts_with("master sync daemon"))
-                .map(str::to_owned)
+                .is_some_and(|l| {
+                    l.contains("mcast=sync0")
+                        && l.contains("syncid=77")
+                        && l.contains(port)
+                        && l.contains("ttl=3")
+                        && l.contains("group=239.1.2.3")
+                })
         };
-        let until = |what: &str, f: &dyn Fn() -> bool| {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while !f() {
-                assert!(
-                    Instant::now() < deadline,
-                    "timed out waiting for {what}\n{}\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default(),
-                    daemons()
-                );
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        };
-        let has = |port: &str| {
-            master_line().is_some_and(|l| {
-                l.contains("mcast=sync0")
-                    && l.contains("syncid=77")
-                    && l.contains(port)
-                    && l.contains("ttl=3")
-                    && l.contains("group=239.1.2.3")
-            })
-        };
-        until("the master sync daemon with its options", &|| {
+        d.until("the master sync daemon with its options", || {
             has("port=8850")
         });
         eprintln!("ipvsadm -L --daemon:\n{}", daemons());
         assert!(!daemons().contains("backup sync daemon"), "{}", daemons());
 
         std::fs::write(&cfg, conf(8851)).unwrap();
-        sh(&format!("kill -HUP {}", child.id()));
-        until("the daemon restarted on the new port", &|| has("port=8851"));
+        d.signal("HUP");
+        d.until("the daemon restarted on the new port", || has("port=8851"));
         eprintln!("after SIGHUP:\n{}", daemons());
-
-        sh(&format!("kill -TERM {}", child.id()));
-        assert!(child.wait().unwrap().success());
-        let d = daemons();
-        assert!(
-            !d.contains("sync daemon"),
-            "{d}\n{}",
-            std::fs::read_to_string(&log).unwrap()
-        );
+        d.stop();
     });
 }
