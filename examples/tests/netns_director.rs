@@ -688,3 +688,61 @@ vrrp_instance VI_B {{
         assert!(p.wait().unwrap().success());
     }
 }
+
+/// A dataplane that fails (here: a packet socket on an interface that does
+/// not exist) ends the director: it releases what it holds and exits 1, so
+/// a supervisor restarts it and a VRRP peer takes over, instead of staying
+/// master of a VIP it cannot forward for.
+#[test]
+fn netns_director_exits_when_the_dataplane_fails() {
+    let Some(l) = lab_or_skip!("dirdpf", "nft") else {
+        return;
+    };
+    let sw = l.add_switch("sw").unwrap();
+    let dir = l.add_host("dir").unwrap();
+    seedlab::plug(&l, &sw, &dir, "eth0", Ipv4Addr::new(10, 0, 0, 11));
+    let d = l.dir().unwrap().to_owned();
+    let cfg = d.join("d.conf");
+    std::fs::write(
+        &cfg,
+        "vrrp_instance VI_F {
+    interface eth0
+    virtual_router_id 83
+    priority 100
+    advert_int 0.1
+    version 3
+    virtual_ipaddress { 10.0.0.100/24 }
+}
+virtual_server 10.0.0.100 80 {
+    lb_kind DR
+    real_server 10.0.0.21 80 {
+    }
+}
+",
+    )
+    .unwrap();
+    let log = d.join("d.log");
+    let mut cmd = dir.command(BIN);
+    cmd.arg("run")
+        .arg("-f")
+        .arg(&cfg)
+        .args(["--dataplane", "userspace", "--interface", "nosuch0"])
+        .arg("--runtime-dir")
+        .arg(d.join("run"))
+        .env("NO_COLOR", "1")
+        .stderr(std::fs::File::create(&log).unwrap());
+    let mut p = Process::spawn(cmd).unwrap();
+    let mut status = None;
+    wait_for("the director to exit", 15, || {
+        status = p.try_wait().unwrap();
+        status.is_some()
+    });
+    let logtext = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(status.unwrap().code(), Some(1), "{logtext}");
+    assert!(
+        logtext.contains("the dataplane failed: shutting down"),
+        "{logtext}"
+    );
+    assert!(logtext.contains("nosuch0"), "{logtext}");
+    assert!(!dir.has_addr("eth0", Ipv4Addr::new(10, 0, 0, 100)).unwrap());
+}

@@ -276,3 +276,148 @@ fn scenario(l: &Lab, client: &Host, dir: &Host, rs: &[Host], conf: &str) {
     assert!(st.success(), "{st:?}");
     stop.store(true, Ordering::Relaxed);
 }
+
+/// Two directors with an IPv6 VRRP instance (VRRPv3 over link-local
+/// sources, VIP 2001:db8::100) in front of the DR service: dir1 (150) is
+/// master and serves; its link going down moves the VIP to dir2 (100), whose
+/// unsolicited neighbour advertisement turns the client's neighbour entry,
+/// and the service keeps answering through dir2's dataplane, while dir1 is
+/// FAULT without the VIP; the link back up returns the VIP to dir1
+/// (preemption), whose dataplane (the same packet socket, through the
+/// flap) serves again.
+#[test]
+fn netns_director_ipv6_vrrp_failover() {
+    let Some(l) = lab_or_skip!("dir6vr", "nft") else {
+        return;
+    };
+    let sw = l.add_switch("sw").unwrap();
+    let client = l.add_host("client").unwrap();
+    let dirs: Vec<_> = (1..=2)
+        .map(|i| l.add_host(&format!("dir{i}")).unwrap())
+        .collect();
+    let rs: Vec<_> = (1..=2)
+        .map(|i| l.add_host(&format!("rs{i}")).unwrap())
+        .collect();
+    for (h, a) in [
+        (&client, "2001:db8::2"),
+        (&dirs[0], "2001:db8::1"),
+        (&dirs[1], "2001:db8::3"),
+    ]
+    .into_iter()
+    .chain(rs.iter().zip(["2001:db8::11", "2001:db8::12"]))
+    {
+        plug(&l, &sw, h, "eth0", a);
+    }
+    for h in &dirs {
+        // Keep the static address across the link flap (Linux flushes
+        // IPv6 addresses on link down by default).
+        h.sysctl("net.ipv6.conf.eth0.keep_addr_on_down", "1")
+            .unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for (i, h) in rs.iter().enumerate() {
+        h.add_loopback_vip(v6(VIP)).unwrap();
+        let (on, stop) = (Arc::new(AtomicBool::new(true)), stop.clone());
+        let at = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 80);
+        h.spawn_thread(move || lab::http_server_at(i as u8 + 1, at, on, stop))
+            .unwrap();
+    }
+    // A /128 VIP: the director adds it deprecated, so its own health checks
+    // keep leaving from its static address.
+    let conf = |prio: u8| {
+        format!(
+            "vrrp_instance VI_6 {{
+    state BACKUP
+    interface eth0
+    virtual_router_id 61
+    priority {prio}
+    advert_int 0.1
+    virtual_ipaddress {{
+        2001:db8::100/128
+    }}
+}}
+{}",
+            conf("DR", "2001:db8::11", "2001:db8::12")
+        )
+    };
+    let d = l.dir().unwrap().to_owned();
+    let mut procs: Vec<Process> = dirs
+        .iter()
+        .zip([150u8, 100])
+        .enumerate()
+        .map(|(i, (h, prio))| {
+            let name = format!("dir{}", i + 1);
+            let cfg = d.join(format!("{name}.conf"));
+            std::fs::write(&cfg, conf(prio)).unwrap();
+            let mut cmd = h.command(BIN);
+            cmd.arg("run")
+                .arg("-f")
+                .arg(&cfg)
+                .args(["--dataplane", "userspace", "--interface", "eth0"])
+                .arg("--runtime-dir")
+                .arg(d.join(format!("run-{name}")))
+                .env("NO_COLOR", "1")
+                .stderr(std::fs::File::create(d.join(format!("{name}.log"))).unwrap());
+            Process::spawn(cmd).unwrap()
+        })
+        .collect();
+    let logs = || {
+        ["dir1", "dir2"]
+            .iter()
+            .map(|n| std::fs::read_to_string(d.join(format!("{n}.log"))).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n----\n")
+    };
+    let vip = v6(VIP);
+    let owner = |i: usize| dirs[i].has_addr("eth0", vip).unwrap();
+    let target = SocketAddr::new(IpAddr::V6(vip), 80);
+    let answered = || {
+        client
+            .run_in(move || lab::request_to(target, Duration::from_millis(500)))
+            .unwrap()
+            .is_some()
+    };
+    let until = |what: &str, secs: u64, f: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while !f() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}\n{}",
+                logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    until("dir1 (150) to own the VIP", 15, &|| owner(0) && !owner(1));
+    until("an answer through dir1", 30, &answered);
+    let s = daemon::status(&d.join("run-dir1"), true).unwrap();
+    assert!(s.contains("\"MASTER\""), "{s}");
+
+    dirs[0].set_link("eth0", false).unwrap();
+    let t0 = Instant::now();
+    until("dir2 to take the VIP", 10, &|| owner(1));
+    until("an answer through dir2", 15, &answered);
+    eprintln!(
+        "IPv6 failover: VIP on dir2 and an answer {:?} after dir1's link went down",
+        t0.elapsed()
+    );
+    let s = daemon::status(&d.join("run-dir2"), true).unwrap();
+    assert!(s.contains("\"MASTER\""), "{s}");
+    // Its own link down, dir1's instance is FAULT and gives up the VIP.
+    until("dir1 FAULT, without the VIP", 5, &|| {
+        daemon::status(&d.join("run-dir1"), true)
+            .unwrap_or_default()
+            .contains("\"FAULT\"")
+            && !owner(0)
+    });
+
+    dirs[0].set_link("eth0", true).unwrap();
+    until("dir1 to take the VIP back", 15, &|| owner(0) && !owner(1));
+    until("an answer through dir1 again", 15, &answered);
+
+    for p in &mut procs {
+        p.terminate().unwrap();
+        assert!(p.wait().unwrap().success(), "{}", logs());
+    }
+    stop.store(true, Ordering::Relaxed);
+}

@@ -305,6 +305,26 @@ impl PacketSocket {
         unsafe { &*self.block_ptr(b).add(BLOCK_STATUS).cast::<AtomicU32>() }
     }
 
+    /// Reads and clears the socket's pending error (`SO_ERROR`). The kernel
+    /// sets one when the device goes down (`ENETDOWN`); left pending, it
+    /// makes every `poll` return at once. [`wait_any`] clears it.
+    pub fn take_error(&self) -> Option<io::Error> {
+        let mut err: libc::c_int = 0;
+        let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `err` and `len` are valid for writes of the sizes given;
+        // SO_ERROR writes one int.
+        let r = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                (&raw mut err).cast(),
+                &raw mut len,
+            )
+        };
+        (r == 0 && err != 0).then(|| io::Error::from_raw_os_error(err))
+    }
+
     /// True if the next block is ready to read.
     #[must_use]
     pub fn ready(&self) -> bool {
@@ -357,7 +377,11 @@ impl PacketSocket {
 
     /// Sends every frame of `batch` with as few `sendmmsg` calls as it
     /// takes, then empties it. Returns the number sent; frames the kernel
-    /// refuses (e.g. over the MTU) are dropped.
+    /// refuses (e.g. over the MTU) are dropped, and so is the rest of the
+    /// batch when the device cannot take frames now (link down, device
+    /// gone, queue full): a forwarder drops packets then, as a switch
+    /// would, and carries on when the link is back. Only an error that says
+    /// the socket itself is broken is returned.
     pub fn send(&self, batch: &mut TxBatch) -> Result<usize, IoError> {
         let n = batch.lens.len();
         let mut iov: [libc::iovec; TX_BATCH] =
@@ -371,15 +395,17 @@ impl PacketSocket {
             msgs[i].msg_hdr.msg_iov = &raw mut iov[i];
             msgs[i].msg_hdr.msg_iovlen = 1;
         }
-        let mut sent = 0;
-        while sent < n {
-            // SAFETY: msgs[sent..n] point at iovecs that point into
+        // `next`: the first frame not yet tried; `sent`: how many the
+        // kernel took.
+        let (mut next, mut sent) = (0, 0);
+        while next < n {
+            // SAFETY: msgs[next..n] point at iovecs that point into
             // `batch.buf`, all alive and unaliased for the call.
             let r = unsafe {
                 libc::sendmmsg(
                     self.fd.as_raw_fd(),
-                    msgs[sent..].as_mut_ptr(),
-                    (n - sent) as u32,
+                    msgs[next..].as_mut_ptr(),
+                    (n - next) as u32,
                     0,
                 )
             };
@@ -387,10 +413,12 @@ impl PacketSocket {
                 let e = io::Error::last_os_error();
                 match e.raw_os_error() {
                     Some(libc::EINTR) => continue,
-                    Some(libc::EAGAIN | libc::ENOBUFS) => break,
+                    Some(
+                        libc::EAGAIN | libc::ENOBUFS | libc::ENETDOWN | libc::ENXIO | libc::ENODEV,
+                    ) => break,
                     // A frame the device refuses: skip it, send the rest.
                     Some(libc::EMSGSIZE | libc::EINVAL) => {
-                        sent += 1;
+                        next += 1;
                         continue;
                     }
                     _ => {
@@ -402,6 +430,7 @@ impl PacketSocket {
                     }
                 }
             }
+            next += r as usize;
             sent += r as usize;
         }
         batch.clear();
@@ -522,6 +551,13 @@ pub fn wait_any(socks: &[PacketSocket], timeout_ms: i32) -> Result<(), IoError> 
     let r = unsafe { libc::poll(fds.as_mut_ptr(), n as libc::nfds_t, timeout_ms) };
     if r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
         return Err(sys("poll"));
+    }
+    // A pending socket error (the link went down) keeps POLLERR raised:
+    // clear it, or the loop would spin until the link is back.
+    for (p, s) in fds.iter().zip(socks) {
+        if p.revents & libc::POLLERR != 0 {
+            let _ = s.take_error();
+        }
     }
     Ok(())
 }

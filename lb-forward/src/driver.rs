@@ -18,8 +18,11 @@ use std::time::{Duration, Instant};
 pub struct LoopStats {
     /// Frames read from the rings.
     pub rx: u64,
-    /// Frames handed to `sendmmsg`.
+    /// Frames the kernel took (`sendmmsg`).
     pub tx: u64,
+    /// Frames to send that were dropped: the device refused them (over the
+    /// MTU) or could not take them then (link down, queue full).
+    pub tx_dropped: u64,
 }
 
 /// Runs until `stop` is set: reads every socket's ring, forwards, sends in
@@ -70,8 +73,12 @@ pub fn run<S: Scheduler>(
                         let p = usize::from(port);
                         if let (Some(b), Some(s)) = (batches.get_mut(p), socks.get(p)) {
                             if b.is_full() {
+                                let n = b.len();
                                 match s.send(b) {
-                                    Ok(k) => stats.tx += k as u64,
+                                    Ok(k) => {
+                                        stats.tx += k as u64;
+                                        stats.tx_dropped += (n - k) as u64;
+                                    }
                                     Err(e) => err = Some(e),
                                 }
                             }
@@ -85,7 +92,10 @@ pub fn run<S: Scheduler>(
                 stats.rx += n as u64;
                 for (s, b) in socks.iter().zip(batches.iter_mut()) {
                     if !b.is_empty() {
-                        stats.tx += s.send(b)? as u64;
+                        let n = b.len();
+                        let k = s.send(b)?;
+                        stats.tx += k as u64;
+                        stats.tx_dropped += (n - k) as u64;
                     }
                 }
                 if n == 0 {

@@ -182,3 +182,81 @@ fn netns_load_neighbours_over_rtnetlink_both_families() {
     assert_eq!(h4, Some((a_mac, 0)));
     assert_eq!(h6, Some((a_mac, 0)));
 }
+
+/// A link going down is not an error of the socket: sends while it is down
+/// drop their frames and return how many went out (none), the pending
+/// `ENETDOWN` the kernel leaves on the socket is cleared by `wait_any` (else
+/// every `poll` would return at once), and once the link is back up the same
+/// socket sends and receives again.
+#[test]
+fn netns_afpacket_survives_a_link_flap() {
+    let Some(lab) = lab_or_skip!("afpflap") else {
+        return;
+    };
+    let a = lab.add_host("a").unwrap();
+    let b = lab.add_host("b").unwrap();
+    lab.link(&a, "eth0", &b, "eth0").unwrap();
+    a.disable_offloads("eth0").unwrap();
+    b.disable_offloads("eth0").unwrap();
+    let b_mac = b.mac("eth0").unwrap();
+    let rx = b
+        .run_in(|| PacketSocket::open("eth0", RingConfig::default()))
+        .unwrap()
+        .unwrap();
+    let a2 = a.clone();
+    let received = a
+        .run_in(move || {
+            let tx = PacketSocket::open("eth0", RingConfig::default()).unwrap();
+            let frame = |tag: u8| {
+                let mut f = udp4_frame([10, 9, 0, 1], 4000, [10, 9, 0, 2], 7, &[0xfb, tag]);
+                f[..6].copy_from_slice(&b_mac);
+                f[6..12].copy_from_slice(&tx.mac());
+                f
+            };
+            let mut batch = TxBatch::new(128);
+
+            a2.set_link("eth0", false).unwrap();
+            for tag in 0..3 {
+                assert!(batch.push(&frame(tag)));
+            }
+            // Dropped, not an error; the batch is emptied either way.
+            assert_eq!(tx.send(&mut batch).unwrap(), 0);
+            assert!(batch.is_empty());
+            // The kernel left ENETDOWN on the socket; wait_any clears it.
+            wait_any(std::slice::from_ref(&tx), 0).unwrap();
+            assert!(tx.take_error().is_none());
+
+            a2.set_link("eth0", true).unwrap();
+            // Carrier comes back on both ends of the veth.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let mut sent = 0;
+            while sent == 0 {
+                assert!(
+                    Instant::now() < deadline,
+                    "the link never took frames again"
+                );
+                assert!(batch.push(&frame(9)));
+                sent = tx.send(&mut batch).unwrap();
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            sent
+        })
+        .unwrap();
+    assert!(received >= 1);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut tags = Vec::new();
+    while !tags.contains(&9) {
+        assert!(
+            Instant::now() < deadline,
+            "nothing arrived after the flap: {tags:?}"
+        );
+        wait_any(std::slice::from_ref(&rx), 50).unwrap();
+        rx.recv_block(|f| {
+            if f.len() >= 2 && f[f.len() - 2] == 0xfb {
+                tags.push(f[f.len() - 1]);
+            }
+        });
+    }
+    // Nothing sent while the link was down came through later.
+    assert!(!tags.iter().any(|&t| t < 3), "{tags:?}");
+}

@@ -499,6 +499,11 @@ async fn main_loop(opts: Options, cfg: Config, dataplane: Dataplane) -> i32 {
     if !kernel && let Err(e) = userspace::install_nft(&vip_services(&cfg)) {
         tracing::warn!(error = %e, "cannot install the nftables rules keeping the kernel off VIP traffic");
     }
+    // A dataplane that fails (a socket it cannot open or that breaks) must
+    // not leave a director that still wins VRRP elections but forwards
+    // nothing: its error ends the daemon, which releases its VIPs
+    // (priority 0) so a peer takes over, and exits 1 for the supervisor.
+    let (dp_failed_tx, mut dp_failed) = mpsc::unbounded_channel::<String>();
     let dp = {
         let shared = shared.clone();
         let ifaces = ifaces.clone();
@@ -512,6 +517,7 @@ async fn main_loop(opts: Options, cfg: Config, dataplane: Dataplane) -> i32 {
                 };
                 if let Err(e) = r {
                     tracing::error!(error = %e, "dataplane stopped");
+                    let _ = dp_failed_tx.send(e);
                 }
             })
     };
@@ -589,6 +595,7 @@ async fn main_loop(opts: Options, cfg: Config, dataplane: Dataplane) -> i32 {
         return 1;
     };
     tracing::info!(config = %opts.config.display(), ?ifaces, "director running");
+    let mut exit_code = 0;
     loop {
         tokio::select! {
             Some(EngineEvent { server, event }) = hevents.recv() => {
@@ -661,6 +668,11 @@ async fn main_loop(opts: Options, cfg: Config, dataplane: Dataplane) -> i32 {
             }
             _ = term.recv() => break,
             _ = int.recv() => break,
+            Some(e) = dp_failed.recv() => {
+                tracing::error!(error = %e, "the dataplane failed: shutting down");
+                exit_code = 1;
+                break;
+            }
         }
     }
     tracing::info!("shutting down");
@@ -688,7 +700,7 @@ async fn main_loop(opts: Options, cfg: Config, dataplane: Dataplane) -> i32 {
     }
     let _ = std::fs::remove_file(&sock_path);
     tracing::info!("stopped");
-    0
+    exit_code
 }
 
 /// With the userspace dataplane, `lvs_sync_daemon(_interface)` has no
