@@ -520,20 +520,12 @@ fn netns_director_seed_dr_persist_drain_and_restore() {
     stop.store(true, Ordering::Relaxed);
 }
 
-/// Starts `director run` in `host` with the configuration `text`, its log
-/// in the lab directory.
+/// Starts `director run` in `host` with the configuration `text` and the
+/// userspace dataplane, its log in the lab directory.
 fn spawn_director(host: &lb_testing_netns::Host, d: &Path, name: &str, text: &str) -> Process {
     let cfg = d.join(format!("{name}.conf"));
     std::fs::write(&cfg, text).unwrap();
-    let mut cmd = host.command(BIN);
-    cmd.arg("run")
-        .arg("-f")
-        .arg(&cfg)
-        .args(["--dataplane", "userspace", "--runtime-dir"])
-        .arg(d.join(format!("run-{name}")))
-        .env("NO_COLOR", "1")
-        .stderr(std::fs::File::create(d.join(format!("{name}.log"))).unwrap());
-    Process::spawn(cmd).unwrap()
+    seedlab::spawn_director(host, d, name, &cfg, "userspace", &[]).0
 }
 
 /// `vrrp_script` with a positive weight: dir1 (priority 100, +20 while its
@@ -721,17 +713,15 @@ virtual_server 10.0.0.100 80 {
 ",
     )
     .unwrap();
+    let (mut p, _) = seedlab::spawn_director(
+        &dir,
+        &d,
+        "d",
+        &cfg,
+        "userspace",
+        &["--interface", "nosuch0"],
+    );
     let log = d.join("d.log");
-    let mut cmd = dir.command(BIN);
-    cmd.arg("run")
-        .arg("-f")
-        .arg(&cfg)
-        .args(["--dataplane", "userspace", "--interface", "nosuch0"])
-        .arg("--runtime-dir")
-        .arg(d.join("run"))
-        .env("NO_COLOR", "1")
-        .stderr(std::fs::File::create(&log).unwrap());
-    let mut p = Process::spawn(cmd).unwrap();
     let mut status = None;
     wait_for("the director to exit", 15, || {
         status = p.try_wait().unwrap();

@@ -15,6 +15,8 @@ use lb_examples::director::daemon;
 use lb_examples::director::lab;
 use lb_testing_netns::{Bridge, Host, Lab, Process, lab_or_skip, wait_for};
 
+mod seedlab;
+
 const BIN: &str = env!("CARGO_BIN_EXE_director");
 
 /// The service: `kind` (`DR`, `NAT`) to real servers `rs1` and `rs2`.
@@ -349,16 +351,8 @@ fn netns_director_ipv6_vrrp_failover() {
             let name = format!("dir{}", i + 1);
             let cfg = d.join(format!("{name}.conf"));
             std::fs::write(&cfg, conf(prio)).unwrap();
-            let mut cmd = h.command(BIN);
-            cmd.arg("run")
-                .arg("-f")
-                .arg(&cfg)
-                .args(["--dataplane", "userspace", "--interface", "eth0"])
-                .arg("--runtime-dir")
-                .arg(d.join(format!("run-{name}")))
-                .env("NO_COLOR", "1")
-                .stderr(std::fs::File::create(d.join(format!("{name}.log"))).unwrap());
-            Process::spawn(cmd).unwrap()
+            let extra = ["--interface", "eth0"];
+            seedlab::spawn_director(h, &d, &name, &cfg, "userspace", &extra).0
         })
         .collect();
     let logs = || {

@@ -8,16 +8,23 @@ use lb_testing_netns::lab_or_skip;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-#[test]
-fn netns_afpacket_fanout_spreads_flows() {
-    let Some(lab) = lab_or_skip!("afp") else {
-        return;
-    };
+/// Hosts `a` and `b` joined by a veth pair (`eth0` on both), offloads off
+/// so the sockets see whole frames.
+fn pair(lab: &lb_testing_netns::Lab) -> (lb_testing_netns::Host, lb_testing_netns::Host) {
     let a = lab.add_host("a").unwrap();
     let b = lab.add_host("b").unwrap();
     lab.link(&a, "eth0", &b, "eth0").unwrap();
     a.disable_offloads("eth0").unwrap();
     b.disable_offloads("eth0").unwrap();
+    (a, b)
+}
+
+#[test]
+fn netns_afpacket_fanout_spreads_flows() {
+    let Some(lab) = lab_or_skip!("afp") else {
+        return;
+    };
+    let (a, b) = pair(&lab);
     let b_mac = b.mac("eth0").unwrap();
     let cfg = RingConfig {
         fanout: Some(0x4242),
@@ -193,11 +200,7 @@ fn netns_afpacket_survives_a_link_flap() {
     let Some(lab) = lab_or_skip!("afpflap") else {
         return;
     };
-    let a = lab.add_host("a").unwrap();
-    let b = lab.add_host("b").unwrap();
-    lab.link(&a, "eth0", &b, "eth0").unwrap();
-    a.disable_offloads("eth0").unwrap();
-    b.disable_offloads("eth0").unwrap();
+    let (a, b) = pair(&lab);
     let b_mac = b.mac("eth0").unwrap();
     let rx = b
         .run_in(|| PacketSocket::open("eth0", RingConfig::default()))
