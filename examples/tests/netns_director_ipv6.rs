@@ -389,21 +389,28 @@ fn netns_director_ipv6_vrrp_failover() {
 
     dirs[0].set_link("eth0", false).unwrap();
     let t0 = Instant::now();
+    // Its own link down, dir1's instance is FAULT and gives up the VIP (the
+    // director reads the link on rtnetlink's event, not on its next poll).
+    let fault = |i: usize| {
+        daemon::status(&d.join(format!("run-dir{}", i + 1)), true)
+            .unwrap_or_default()
+            .contains("\"FAULT\"")
+    };
+    until("dir1 FAULT, without the VIP", 5, &|| fault(0) && !owner(0));
+    let t_fault = t0.elapsed();
     until("dir2 to take the VIP", 10, &|| owner(1));
     until("an answer through dir2", 15, &answered);
     eprintln!(
-        "IPv6 failover: VIP on dir2 and an answer {:?} after dir1's link went down",
+        "IPv6 failover: dir1 FAULT after {t_fault:?}; VIP on dir2 and an answer after {:?}",
         t0.elapsed()
     );
     let s = daemon::status(&d.join("run-dir2"), true).unwrap();
     assert!(s.contains("\"MASTER\""), "{s}");
-    // Its own link down, dir1's instance is FAULT and gives up the VIP.
-    until("dir1 FAULT, without the VIP", 5, &|| {
-        daemon::status(&d.join("run-dir1"), true)
-            .unwrap_or_default()
-            .contains("\"FAULT\"")
-            && !owner(0)
-    });
+    eprintln!(
+        "DEBUG link down at {:?}\n{}",
+        std::time::SystemTime::now() - t0.elapsed(),
+        logs()
+    );
 
     dirs[0].set_link("eth0", true).unwrap();
     until("dir1 to take the VIP back", 15, &|| owner(0) && !owner(1));

@@ -9,6 +9,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+mod netns_util;
+
 use lb_testing_netns::{Host, Lab, Process, lab_or_skip};
 
 const A4: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
@@ -1563,7 +1565,6 @@ fn netns_keepalived_v3_ipv6_failover_after_sigkill() {
 /// graceful stop hands every VIP to keepalived with priority 0.
 #[test]
 fn netns_multidriver_ten_vrids_against_keepalived() {
-    use lb_vrrp::linux::MultiDriver;
     use lb_vrrp::wire::Version;
     let Some(lab) = lab_or_skip!("vrrpmd", "keepalived") else {
         return;
@@ -1604,28 +1605,17 @@ fn netns_multidriver_ten_vrids_against_keepalived() {
         all_on(&b)
     });
 
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let vrids2 = vrids.clone();
-    let ours = a
-        .spawn_thread(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
+    let ours = netns_util::spawn_multi(&a, move |d| {
+        for v in vrids2 {
+            let mut cfg = lb_vrrp::Config::new(Version::V3, v, A4.into());
+            cfg.priority = 150;
+            cfg.interval = 50;
+            cfg.virtual_addresses = vec![vip(v)];
+            d.add(lb_vrrp::VirtualRouter::new(cfg).unwrap(), "eth0")
                 .unwrap();
-            rt.block_on(async move {
-                let mut d = MultiDriver::new().unwrap();
-                for v in vrids2 {
-                    let mut cfg = lb_vrrp::Config::new(Version::V3, v, A4.into());
-                    cfg.priority = 150;
-                    cfg.interval = 50;
-                    cfg.virtual_addresses = vec![vip(v)];
-                    d.add(lb_vrrp::VirtualRouter::new(cfg).unwrap(), "eth0")
-                        .unwrap();
-                }
-                d.run(stop_rx).await
-            })
-        })
-        .unwrap();
+        }
+    });
     wait_for("MultiDriver Master of all VRIDs", LIMIT, &[&ka], || {
         all_on(&a) && none_on(&b)
     });
@@ -1639,8 +1629,7 @@ fn netns_multidriver_ten_vrids_against_keepalived() {
             ka.log()
         );
     }
-    stop_tx.send(()).unwrap();
-    ours.join().unwrap().unwrap();
+    ours.stop().unwrap();
     assert!(none_on(&a), "MultiDriver removed its VIPs on shutdown");
     wait_for(
         "keepalived Master of all VRIDs again",

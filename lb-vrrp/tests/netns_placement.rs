@@ -8,8 +8,9 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
+mod netns_util;
+
 use lb_testing_netns::{Host, Process, lab_or_skip, wait_for};
-use lb_vrrp::linux::MultiDriver;
 use lb_vrrp::wire::Version;
 
 fn addrs(h: &Host, dev: &str) -> String {
@@ -52,31 +53,20 @@ fn netns_multidriver_places_addresses_on_their_interface() {
     let inside: IpAddr = "10.1.0.1".parse().unwrap();
     let inside6: IpAddr = "2001:db8:1::1".parse().unwrap();
     let vip6: IpAddr = "2001:db8::100".parse().unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let driver = a
-        .spawn_thread(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let mut d = MultiDriver::new().unwrap();
-                let mut cfg = lb_vrrp::Config::new(Version::V3, 7, "10.0.0.1".parse().unwrap());
-                cfg.priority = 150;
-                cfg.interval = 10;
-                cfg.virtual_addresses = vec![vip];
-                cfg.excluded_addresses = vec![inside, inside6, vip6];
-                let i = d
-                    .add(lb_vrrp::VirtualRouter::new(cfg).unwrap(), "eth0")
-                    .unwrap();
-                d.place_address(i, inside, 24, "eth1").unwrap();
-                d.place_address(i, inside6, 64, "eth1").unwrap();
-                // Out of range: an error, not a panic.
-                assert!(d.place_address(9, inside, 24, "eth1").is_err());
-                d.run(stop_rx).await
-            })
-        })
-        .unwrap();
+    let driver = netns_util::spawn_multi(&a, move |d| {
+        let mut cfg = lb_vrrp::Config::new(Version::V3, 7, "10.0.0.1".parse().unwrap());
+        cfg.priority = 150;
+        cfg.interval = 10;
+        cfg.virtual_addresses = vec![vip];
+        cfg.excluded_addresses = vec![inside, inside6, vip6];
+        let i = d
+            .add(lb_vrrp::VirtualRouter::new(cfg).unwrap(), "eth0")
+            .unwrap();
+        d.place_address(i, inside, 24, "eth1").unwrap();
+        d.place_address(i, inside6, 64, "eth1").unwrap();
+        // Out of range: an error, not a panic.
+        assert!(d.place_address(9, inside, 24, "eth1").is_err());
+    });
     wait_for("the addresses", 10, || {
         let (e0, e1) = (addrs(&a, "eth0"), addrs(&a, "eth1"));
         e0.contains("10.0.0.100/32")
@@ -107,8 +97,7 @@ fn netns_multidriver_places_addresses_on_their_interface() {
     });
     // Let the NA (sent with the ARPs) reach the capture.
     std::thread::sleep(Duration::from_millis(500));
-    stop_tx.send(()).unwrap();
-    driver.join().unwrap().unwrap();
+    driver.stop().unwrap();
     let e1 = addrs(&a, "eth1");
     assert!(
         !e1.contains("10.1.0.1/") && !e1.contains("2001:db8:1::1"),

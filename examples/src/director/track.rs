@@ -4,17 +4,20 @@
 //!
 //! ```text
 //!  vrrp_script ──run every interval (timeout, rise/fall, as its user)─┐
-//!  track_interface ──operstate every 500 ms───────────────────────────┼──► MultiCommand ──► handle_track
+//!  track_interface ──operstate on each rtnetlink link event, and every──┼──► MultiCommand ──► handle_track
+//!                    500 ms in case an event is lost                 │
 //!  track_file ──file contents every second────────────────────────────┘
 //! ```
 //!
 //! One watcher per object per driver, however many of its routers track it.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use lb_vrrp::linux::{MultiCommand, MultiDriver};
 use lb_vrrp::{TrackKind, TrackStatus, Tracked};
+use tokio::sync::Notify;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::privs;
@@ -96,6 +99,50 @@ fn link_up(ifname: &str) -> bool {
     }
 }
 
+/// Woken on every rtnetlink link message (`RTMGRP_LINK`: a link added,
+/// removed, up, down, carrier change) in this process's network namespace,
+/// so that interface watchers read `operstate` at once instead of on their
+/// next 500 ms tick: a Master whose link fails gives up within
+/// milliseconds, as keepalived does with its netlink link monitor. The
+/// message itself is not parsed; `operstate` stays the one source of truth.
+/// One thread, started on first use; `None` if the socket cannot be opened
+/// (the 500 ms poll still works).
+fn link_events() -> Option<Arc<Notify>> {
+    static EVENTS: OnceLock<Option<Arc<Notify>>> = OnceLock::new();
+    EVENTS
+        .get_or_init(|| {
+            use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+            const RTMGRP_LINK: u32 = 1;
+            let mut sock = Socket::new(NETLINK_ROUTE).ok()?;
+            sock.bind(&SocketAddr::new(0, RTMGRP_LINK)).ok()?;
+            let notify = Arc::new(Notify::new());
+            let n = notify.clone();
+            std::thread::Builder::new()
+                .name("link-events".into())
+                .spawn(move || {
+                    let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
+                    loop {
+                        buf.clear();
+                        match sock.recv(&mut buf, 0) {
+                            Ok(_) => n.notify_waiters(),
+                            // ENOBUFS: events were lost; look anyway.
+                            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                                n.notify_waiters();
+                            }
+                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                            Err(e) => {
+                                tracing::warn!(error = %e, "rtnetlink link events stopped; interfaces are polled every 500 ms");
+                                return;
+                            }
+                        }
+                    }
+                })
+                .ok()?;
+            Some(notify)
+        })
+        .clone()
+}
+
 /// `(router index, tracked index)` pairs to tell about one source.
 pub type Targets = Vec<(usize, usize)>;
 
@@ -124,6 +171,7 @@ pub fn spawn_watchers(
             Source::Interface(name) => tokio::spawn(poll(
                 initial,
                 Duration::from_millis(500),
+                link_events(),
                 move || {
                     if link_up(&name) {
                         TrackStatus::Up
@@ -147,6 +195,7 @@ pub fn spawn_watchers(
                 tokio::spawn(poll(
                     initial,
                     Duration::from_secs(1),
+                    None,
                     move || TrackStatus::Value(read_value(&path)),
                     send,
                 ))
@@ -171,21 +220,41 @@ pub fn spawn_watchers(
     out
 }
 
-/// Polls `read` every `every`, calling `send` on each change.
+/// Polls `read` every `every`, and at once whenever `wake` fires, calling
+/// `send` on each change.
 async fn poll(
     mut last: TrackStatus,
     every: Duration,
+    wake: Option<Arc<Notify>>,
     mut read: impl FnMut() -> TrackStatus,
     send: impl Fn(TrackStatus) -> bool,
 ) {
     let mut tick = tokio::time::interval(every);
+    tick.tick().await; // the first tick is immediate
     loop {
-        tick.tick().await;
+        // Registered before reading, so that an event arriving while we
+        // read still wakes the next wait.
+        let woken = wake.as_ref().map(|w| w.notified());
+        tokio::pin!(woken);
+        if let Some(n) = woken.as_mut().as_pin_mut() {
+            n.enable();
+        }
         let now = read();
         if now != last {
             last = now;
             if !send(now) {
                 return;
+            }
+        }
+        match woken.as_mut().as_pin_mut() {
+            Some(n) => {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    () = n => {}
+                }
+            }
+            None => {
+                tick.tick().await;
             }
         }
     }

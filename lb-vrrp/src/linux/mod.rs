@@ -17,8 +17,10 @@
 //!   addresses while Active (see the `accept` module: table `inet lb_vrrp`,
 //!   IPv6 NS/NA exempted), through the `nft` program.
 //!
-//! Needs `CAP_NET_RAW` and `CAP_NET_ADMIN`. The interface's link state is
-//! polled from sysfs (`operstate`, every 500 ms by default) and fed to
+//! Needs `CAP_NET_RAW` and `CAP_NET_ADMIN`. The interface's link state
+//! (`IFF_UP` and `IFF_RUNNING`, asked in the driver thread's network
+//! namespace) is read on every rtnetlink link event (`RTMGRP_LINK`) and
+//! polled every 500 ms by default in case an event is lost, and fed to
 //! [`VirtualRouter::handle_link`]: a down link is FAULT, as in keepalived.
 //! Tracked objects are not watched: feed them through [`Driver::router_mut`]
 //! (`handle_track`), or, while a [`MultiDriver`] runs, through its
@@ -133,7 +135,8 @@ impl Driver {
         self.inner.place_address(0, addr, prefix, ifname)
     }
 
-    /// How often the link state is polled; `None` stops polling (default 500 ms).
+    /// How often the link state is polled besides on every rtnetlink link
+    /// event (default 500 ms); `None` stops watching the link altogether.
     pub fn set_link_poll(&mut self, every: Option<std::time::Duration>) {
         self.inner.set_link_poll(every);
     }

@@ -339,7 +339,9 @@ impl MultiDriver {
         Ok(())
     }
 
-    /// How often the links' state is polled; `None` stops polling (default 500 ms).
+    /// How often the links' state is polled besides on every rtnetlink link
+    /// event (default 500 ms); `None` stops watching links altogether (no
+    /// poll, no event socket).
     pub fn set_link_poll(&mut self, every: Option<std::time::Duration>) {
         self.link_poll = every;
     }
@@ -373,6 +375,22 @@ impl MultiDriver {
         self.send_pending();
         tokio::pin!(stop);
         let mut link_timer = self.link_poll.map(tokio::time::interval);
+        // Link events wake the link check at once (a Master whose link
+        // fails goes to Initialize/FAULT within milliseconds, as keepalived
+        // does on its netlink link messages); the poll stays as the
+        // fallback. Without a poll interval, link state is not watched at
+        // all, so no event socket either.
+        let link_events = if self.link_poll.is_some() {
+            match sys::link_events_socket().and_then(sys::async_fd) {
+                Ok(fd) => Some(fd),
+                Err(e) => {
+                    self.error(&e);
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let mut commands = self.commands.take();
         loop {
             let command = async {
@@ -399,6 +417,14 @@ impl MultiDriver {
                         )
                         .await
                     }
+                    None => std::future::pending().await,
+                }
+            };
+            let link_event = async {
+                match link_events.as_ref() {
+                    Some(fd) => fd.readable().await.map(|mut g| {
+                        g.clear_ready();
+                    }),
                     None => std::future::pending().await,
                 }
             };
@@ -444,6 +470,19 @@ impl MultiDriver {
                     None => commands = None,
                 },
                 () = link_tick => {
+                    for li in 0..self.links.len() {
+                        self.check_link(li);
+                    }
+                }
+                r = link_event => {
+                    // The messages themselves are not parsed: operstate
+                    // stays the one source of truth.
+                    if let Err(e) = r.and_then(|()| {
+                        let fd = link_events.as_ref().map(|f| f.get_ref().as_raw_fd());
+                        fd.map_or(Ok(false), sys::discard_all)
+                    }) {
+                        self.error(&e);
+                    }
                     for li in 0..self.links.len() {
                         self.check_link(li);
                     }
@@ -579,12 +618,14 @@ impl MultiDriver {
 
     /// Reads link `li`'s state and tells its routers when it changed.
     fn check_link(&mut self, li: usize) {
-        let state = std::fs::read_to_string(format!(
-            "/sys/class/net/{}/operstate",
-            self.links[li].ifname
-        ))
-        .unwrap_or_default();
-        let up = !matches!(state.trim(), "down" | "lowerlayerdown" | "notpresent");
+        let up = match sys::link_up(&self.links[li].ifname) {
+            Ok(up) => up,
+            Err(e) => {
+                // Cannot tell: keep what we believe.
+                self.error(&e);
+                return;
+            }
+        };
         if up == self.links[li].up {
             return;
         }

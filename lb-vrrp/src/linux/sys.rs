@@ -557,19 +557,33 @@ const IFA_F_NODAD: u8 = 0x02;
 
 /// A NETLINK_ROUTE socket (blocking: an address change is acknowledged at once).
 pub(crate) fn netlink_socket() -> io::Result<OwnedFd> {
+    route_socket(0, 0)
+}
+
+/// A non-blocking NETLINK_ROUTE socket subscribed to link events
+/// (`RTMGRP_LINK`: links added, removed, going up or down, carrier changes).
+pub(crate) fn link_events_socket() -> io::Result<OwnedFd> {
+    const RTMGRP_LINK: u32 = 1;
+    route_socket(libc::SOCK_NONBLOCK, RTMGRP_LINK)
+}
+
+/// A NETLINK_ROUTE socket with extra socket `flags`, bound to the multicast
+/// `groups` (the kernel assigns the port id).
+fn route_socket(flags: libc::c_int, groups: u32) -> io::Result<OwnedFd> {
     // SAFETY: plain system call; on success we own the descriptor.
     let fd = cvt(unsafe {
         libc::socket(
             libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC | flags,
             libc::NETLINK_ROUTE,
         )
     })?;
     // SAFETY: `fd` is fresh.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: all-zero is a valid sockaddr_nl (kernel assigns the port id).
+    // SAFETY: all-zero is a valid sockaddr_nl.
     let mut sa: libc::sockaddr_nl = unsafe { zeroed() };
     sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+    sa.nl_groups = groups;
     // SAFETY: `sa` is a live sockaddr_nl of the size passed.
     cvt(unsafe {
         libc::bind(
@@ -579,6 +593,29 @@ pub(crate) fn netlink_socket() -> io::Result<OwnedFd> {
         )
     })?;
     Ok(fd)
+}
+
+/// Reads and discards every queued message of a non-blocking socket.
+/// `Ok(true)` if there was anything (or the kernel dropped messages for
+/// want of buffer: `ENOBUFS`), `Ok(false)` if it was empty.
+pub(crate) fn discard_all(fd: RawFd) -> io::Result<bool> {
+    let mut buf = [0u8; 8192];
+    let mut any = false;
+    loop {
+        // SAFETY: `buf` is live and writable for its length.
+        let r = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if r >= 0 {
+            any = true;
+            continue;
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => {}
+            Some(libc::ENOBUFS) => any = true,
+            _ if e.kind() == io::ErrorKind::WouldBlock => return Ok(any),
+            _ => return Err(e),
+        }
+    }
 }
 
 fn push_attr(msg: &mut Vec<u8>, ty: u16, data: &[u8]) {
@@ -670,8 +707,8 @@ pub(crate) fn netlink_call(fd: &OwnedFd, req: &[u8], seq: u32) -> io::Result<i32
 /// The interface's hardware address (`SIOCGIFHWADDR`), asked through a
 /// socket of the calling thread's network namespace — unlike
 /// `/sys/class/net`, which shows the namespace `/sys` was mounted in.
-pub(crate) fn hw_addr(ifname: &str) -> io::Result<[u8; 6]> {
-    let fd = socket(libc::AF_INET, libc::SOCK_DGRAM, 0)?;
+/// An `ifreq` naming `ifname` (the rest zero).
+fn ifreq_for(ifname: &str) -> io::Result<libc::ifreq> {
     // SAFETY: all-zero is a valid ifreq.
     let mut req: libc::ifreq = unsafe { zeroed() };
     let name = ifname.as_bytes();
@@ -681,6 +718,12 @@ pub(crate) fn hw_addr(ifname: &str) -> io::Result<[u8; 6]> {
     for (d, s) in req.ifr_name.iter_mut().zip(name) {
         *d = *s as libc::c_char;
     }
+    Ok(req)
+}
+
+pub(crate) fn hw_addr(ifname: &str) -> io::Result<[u8; 6]> {
+    let fd = socket(libc::AF_INET, libc::SOCK_DGRAM, 0)?;
+    let mut req = ifreq_for(ifname)?;
     // SAFETY: `req` is a live ifreq with a NUL-terminated name; the kernel
     // writes at most its size.
     cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFHWADDR, &mut req) })?;
@@ -691,6 +734,27 @@ pub(crate) fn hw_addr(ifname: &str) -> io::Result<[u8; 6]> {
         *d = *s as u8;
     }
     Ok(mac)
+}
+
+/// Whether `ifname` is up and operational (`IFF_UP` and `IFF_RUNNING`, the
+/// latter set while its operstate is up or unknown), in the calling
+/// thread's network namespace: unlike `/sys/class/net`, which shows the
+/// namespace sysfs was mounted in, an ioctl on a socket asks the namespace
+/// the socket was made in. A missing interface is down.
+pub(crate) fn link_up(ifname: &str) -> io::Result<bool> {
+    let fd = socket(libc::AF_INET, libc::SOCK_DGRAM, 0)?;
+    let mut req = ifreq_for(ifname)?;
+    // SAFETY: `req` is a live ifreq with a NUL-terminated name; the kernel
+    // writes at most its size.
+    match cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) }) {
+        Ok(_) => {}
+        Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    // SAFETY: SIOCGIFFLAGS succeeded, so the union holds `ifru_flags`.
+    let flags = i32::from(unsafe { req.ifr_ifru.ifru_flags });
+    let want = libc::IFF_UP | libc::IFF_RUNNING;
+    Ok(flags & want == want)
 }
 
 pub(crate) fn ifindex(ifname: &str) -> io::Result<u32> {
@@ -717,6 +781,14 @@ pub(crate) fn async_fd(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<Owned
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `lo` is up; a name no interface has is down, not an error.
+    #[test]
+    fn link_up_reads_the_flags() {
+        assert!(link_up("lo").unwrap());
+        assert!(!link_up("nosuch0").unwrap());
+        assert!(link_up("").is_err());
+    }
 
     #[test]
     fn hardware_address_of_loopback_and_bad_names() {
