@@ -58,29 +58,31 @@ pub struct MarkRule {
     pub mark: u32,
 }
 
+/// `ADDR` for a host prefix (/32, /128), else `ADDR/LEN`: how
+/// `fwmark_rules` and nftables write an address with its prefix.
+#[derive(Debug, Clone, Copy)]
+pub struct Prefix(pub IpAddr, pub u8);
+
+impl std::fmt::Display for Prefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self(a, len) = *self;
+        if len == if a.is_ipv4() { 32 } else { 128 } {
+            write!(f, "{a}")
+        } else {
+            write!(f, "{a}/{len}")
+        }
+    }
+}
+
 /// The rule as a `fwmark_rules` line (`tcp saddr A/L daddr B dport
 /// 80,10000:20000 mark 21`), which parses back to the same rule.
 impl std::fmt::Display for MarkRule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let prefix = |f: &mut std::fmt::Formatter<'_>, (a, len): (IpAddr, u8)| {
-            if len == if a.is_ipv4() { 32 } else { 128 } {
-                write!(f, "{a}")
-            } else {
-                write!(f, "{a}/{len}")
-            }
-        };
-        f.write_str(match self.protocol {
-            None => "all",
-            Some(Protocol::Tcp) => "tcp",
-            Some(Protocol::Udp) => "udp",
-            Some(Protocol::Sctp) => "sctp",
-        })?;
-        if let Some(s) = self.saddr {
-            f.write_str(" saddr ")?;
-            prefix(f, s)?;
+        f.write_str(self.protocol.map_or("all", Protocol::as_str))?;
+        if let Some((a, len)) = self.saddr {
+            write!(f, " saddr {}", Prefix(a, len))?;
         }
-        f.write_str(" daddr ")?;
-        prefix(f, self.daddr)?;
+        write!(f, " daddr {}", Prefix(self.daddr.0, self.daddr.1))?;
         for (i, &(lo, hi)) in self.dports.iter().enumerate() {
             f.write_str(if i == 0 { " dport " } else { "," })?;
             if lo == hi {
@@ -413,6 +415,19 @@ pub enum Protocol {
     Udp,
     /// SCTP.
     Sctp,
+}
+
+impl Protocol {
+    /// The lower-case name (`tcp`, `udp`, `sctp`), as `fwmark_rules` and
+    /// nftables write it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::Udp => "udp",
+            Self::Sctp => "sctp",
+        }
+    }
 }
 
 /// Address family of a service (keepalived's `ip_family inet|inet6`).

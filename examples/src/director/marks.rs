@@ -20,8 +20,6 @@
 //! (a reload, mastership), and deleted when no rule is wanted (backup,
 //! shutdown).
 
-use std::net::IpAddr;
-
 use lb_sched::fwmark::{FwmarkError, PortSet, Prefix, Rule};
 
 use super::sys;
@@ -39,23 +37,6 @@ pub enum Mode {
     Userspace,
 }
 
-fn proto_name(p: Protocol) -> &'static str {
-    match p {
-        Protocol::Tcp => "tcp",
-        Protocol::Udp => "udp",
-        Protocol::Sctp => "sctp",
-    }
-}
-
-fn prefix(addr: IpAddr, len: u8) -> String {
-    let full = if addr.is_ipv4() { 32 } else { 128 };
-    if len == full {
-        addr.to_string()
-    } else {
-        format!("{addr}/{len}")
-    }
-}
-
 /// The nftables match expression of a rule (what follows `chain … {`),
 /// without its verdict. `None` when the rule cannot apply in `mode` (SCTP
 /// with the userspace dataplane, which forwards TCP and UDP only).
@@ -63,9 +44,12 @@ fn matches(r: &MarkRule, mode: Mode) -> Option<String> {
     let fam = if r.daddr.0.is_ipv4() { "ip" } else { "ip6" };
     let mut m = String::new();
     if let Some((a, l)) = r.saddr {
-        m.push_str(&format!("{fam} saddr {} ", prefix(a, l)));
+        m.push_str(&format!("{fam} saddr {} ", crate::config::Prefix(a, l)));
     }
-    m.push_str(&format!("{fam} daddr {} ", prefix(r.daddr.0, r.daddr.1)));
+    m.push_str(&format!(
+        "{fam} daddr {} ",
+        crate::config::Prefix(r.daddr.0, r.daddr.1)
+    ));
     match (r.protocol, mode) {
         (Some(Protocol::Sctp), Mode::Userspace) => return None,
         (Some(p), _) if !r.dports.is_empty() => {
@@ -80,13 +64,9 @@ fn matches(r: &MarkRule, mode: Mode) -> Option<String> {
                     }
                 })
                 .collect();
-            m.push_str(&format!(
-                "{} dport {{ {} }} ",
-                proto_name(p),
-                ports.join(", ")
-            ));
+            m.push_str(&format!("{} dport {{ {} }} ", p.as_str(), ports.join(", ")));
         }
-        (Some(p), _) => m.push_str(&format!("meta l4proto {} ", proto_name(p))),
+        (Some(p), _) => m.push_str(&format!("meta l4proto {} ", p.as_str())),
         (None, Mode::Userspace) => m.push_str("meta l4proto { tcp, udp } "),
         (None, Mode::Kernel) => {}
     }
@@ -298,7 +278,7 @@ mod tests {
     fn classifier_rule_matches_the_rule() {
         let r = rule("tcp saddr 198.51.100.0/24 daddr 192.0.2.0/30 dport 21,10000:20000 mark 1");
         let c = classifier_rule(&r).unwrap();
-        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let ip = |s: &str| -> std::net::IpAddr { s.parse().unwrap() };
         for proto in [6u8, 17] {
             for src in ["198.51.100.7", "198.51.101.7"] {
                 for dst in ["192.0.2.3", "192.0.2.4"] {

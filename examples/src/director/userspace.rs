@@ -327,11 +327,7 @@ pub fn install_nft(services: &[(IpAddr, u16, Protocol)]) -> Result<(), String> {
     );
     for (ip, port, proto) in services {
         let fam = if ip.is_ipv4() { "ip" } else { "ip6" };
-        let p = match proto {
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-            Protocol::Sctp => "sctp",
-        };
+        let p = proto.as_str();
         if *port == 0 {
             script.push_str(&format!("  {fam} daddr {ip} meta l4proto {p} drop\n"));
         } else {
