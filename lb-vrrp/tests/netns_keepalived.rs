@@ -1062,6 +1062,56 @@ fn netns_keepalived_v2_interop_mode() {
     }
 }
 
+/// RFC 9568 §8.4.2 against a VRRPv3-only keepalived: in v2 interoperation
+/// mode we follow a higher-priority Master that speaks VRRPv3 only (we stay
+/// Backup, the VIP is on keepalived's node only), and we report it once, as
+/// the section asks: "a VRRPv3 Active … not configured for VRRPv2
+/// interoperation" (`Counters::v3_speaker_without_v2`, printed by lb-vrrpd
+/// on exit).
+#[test]
+fn netns_keepalived_v2_interop_reports_a_v3_only_master() {
+    let Some(lab) = lab_or_skip!("vrrpv3only", "keepalived") else {
+        return;
+    };
+    let (a, b) = setup(&lab);
+    let mut ka = keepalived(
+        &lab,
+        &b,
+        3,
+        "  state BACKUP\n  priority 200\n  advert_int 1\n  virtual_ipaddress {\n    10.0.0.100/32\n  }",
+    );
+    wait_for("keepalived Master", LIMIT, &[&ka], || has(&b, VIP4));
+    let mut ours = lb(
+        &lab,
+        &a,
+        &[
+            "--src",
+            "10.0.0.1",
+            "--priority",
+            "150",
+            "--interval",
+            "100",
+            "--v2-interop",
+            "--vip",
+            "10.0.0.100",
+        ],
+    );
+    // Several advertisements of keepalived's, none with a VRRPv2 copy.
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(has(&b, VIP4) && !has(&a, VIP4), "VIP on b only");
+    assert!(
+        !ours.log().contains("STATE Backup Master"),
+        "we must stay Backup behind a VRRPv3 Master\n{}",
+        ours.log()
+    );
+    ours.proc.terminate().unwrap();
+    ours.proc.wait().unwrap();
+    let log = ours.log();
+    assert!(log.contains("v3_speaker_without_v2=1 "), "{log}");
+    ka.proc.terminate().unwrap();
+    ka.proc.wait().unwrap();
+}
+
 // ===== The interop matrix: election, SIGKILL failover, nopreempt and the
 // priority-0 handoff in both directions, with the wire decoded by both sides.
 
