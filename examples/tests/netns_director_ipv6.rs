@@ -154,6 +154,22 @@ fn plug(l: &Lab, sw: &Bridge, h: &Host, ifname: &str, addr: &str) {
     h.add_addr(ifname, v6(addr), 64).unwrap();
 }
 
+/// Starts an HTTP server on port 80 (any IPv6 address) of each real server,
+/// answering its number (1, 2, …). Returns the flag that stops them all and
+/// each one's "serving" switch.
+fn serve(rs: &[Host]) -> (Arc<AtomicBool>, Vec<Arc<AtomicBool>>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut serving = Vec::new();
+    for (i, h) in rs.iter().enumerate() {
+        let (on, stop) = (Arc::new(AtomicBool::new(true)), stop.clone());
+        serving.push(on.clone());
+        let at = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 80);
+        h.spawn_thread(move || lab::http_server_at(i as u8 + 1, at, on, stop))
+            .unwrap();
+    }
+    (stop, serving)
+}
+
 /// Starts HTTP servers on the real servers and the director with `conf`
 /// (`--interface eth0`); checks that both servers answer through the VIP,
 /// then that a stopped one goes down and gets no more requests.
@@ -176,15 +192,7 @@ fn scenario(l: &Lab, client: &Host, dir: &Host, rs: &[Host], conf: &str) {
         "0",
     ])
     .unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut serving = Vec::new();
-    for (i, h) in rs.iter().enumerate() {
-        let (on, stop) = (Arc::new(AtomicBool::new(true)), stop.clone());
-        serving.push(on.clone());
-        let at = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 80);
-        h.spawn_thread(move || lab::http_server_at(i as u8 + 1, at, on, stop))
-            .unwrap();
-    }
+    let (stop, serving) = serve(rs);
     let d = l.dir().unwrap().to_owned();
     let cfg = d.join("d.conf");
     std::fs::write(&cfg, conf).unwrap();
@@ -316,14 +324,10 @@ fn netns_director_ipv6_vrrp_failover() {
         h.sysctl("net.ipv6.conf.eth0.keep_addr_on_down", "1")
             .unwrap();
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    for (i, h) in rs.iter().enumerate() {
+    for h in &rs {
         h.add_loopback_vip(v6(VIP)).unwrap();
-        let (on, stop) = (Arc::new(AtomicBool::new(true)), stop.clone());
-        let at = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 80);
-        h.spawn_thread(move || lab::http_server_at(i as u8 + 1, at, on, stop))
-            .unwrap();
     }
+    let (stop, _) = serve(&rs);
     // A /128 VIP: the director adds it deprecated, so its own health checks
     // keep leaving from its static address.
     let conf = |prio: u8| {
