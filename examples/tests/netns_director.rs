@@ -219,6 +219,10 @@ fn netns_director_reload_and_shutdown() {
         "{metrics}"
     );
     assert!(
+        metrics.contains("lb_director_vrrp_priority{instance=\"VI_T\"} 150"),
+        "{metrics}"
+    );
+    assert!(
         metrics.contains(
             "lb_director_real_server_up{service=\"TCP  10.0.0.100:80\",server=\"10.0.0.21:80\"} 1"
         ),

@@ -59,11 +59,29 @@ pub struct Options {
     pub metrics: Option<SocketAddr>,
 }
 
+/// One VRRP instance as status and metrics show it.
+#[derive(Debug, Clone)]
+struct Instance {
+    interface: String,
+    vrid: u8,
+    state: VrrpState,
+    /// The effective priority: the configured one moved by tracked
+    /// objects' weights (keepalived's "effective priority").
+    priority: u8,
+}
+
+/// What a VRRP unit reports to the daemon about one of its instances.
+#[derive(Debug, Clone, Copy)]
+enum VrrpNews {
+    State(VrrpState),
+    Priority(u8),
+}
+
 /// Per-real-server health with its checkers' individual results.
 #[derive(Debug, Default)]
 struct State {
     cfg: Config,
-    vrrp: BTreeMap<String, (String, u8, VrrpState)>,
+    vrrp: BTreeMap<String, Instance>,
     checks: HashMap<CheckId, (bool, Option<u32>, Option<String>)>,
     /// The checks whose reported weight counts (`checks::weighing_checks`).
     weighing: std::collections::HashSet<CheckId>,
@@ -80,7 +98,7 @@ impl State {
         Mastership::from_config(&self.cfg, |name| {
             self.vrrp
                 .get(name)
-                .is_some_and(|(_, _, s)| *s == VrrpState::Master)
+                .is_some_and(|i| i.state == VrrpState::Master)
         })
     }
 
@@ -118,7 +136,7 @@ impl State {
         let sync = sync_daemon(&self.cfg, |name| {
             self.vrrp
                 .get(name)
-                .is_some_and(|(_, _, s)| *s == VrrpState::Master)
+                .is_some_and(|i| i.state == VrrpState::Master)
         });
         *shared.sync_daemon.lock().unwrap_or_else(|e| e.into_inner()) = sync;
     }
@@ -151,7 +169,7 @@ struct UnitSpec {
     files: Vec<config::TrackFile>,
 }
 
-type VrrpTx = mpsc::UnboundedSender<(String, VrrpState)>;
+type VrrpTx = mpsc::UnboundedSender<(String, VrrpNews)>;
 
 fn start_unit(spec: UnitSpec, cfg: &Config, tx: VrrpTx) -> Unit {
     let stop = Arc::new(Notify::new());
@@ -159,7 +177,7 @@ fn start_unit(spec: UnitSpec, cfg: &Config, tx: VrrpTx) -> Unit {
     let task = tokio::spawn(async move {
         let fail = |tx: &VrrpTx| {
             for (n, ..) in &sp.members {
-                let _ = tx.send((n.clone(), VrrpState::Fault));
+                let _ = tx.send((n.clone(), VrrpNews::State(VrrpState::Fault)));
             }
         };
         let mut d = match MultiDriver::new() {
@@ -215,7 +233,11 @@ fn start_unit(spec: UnitSpec, cfg: &Config, tx: VrrpTx) -> Unit {
             match ev {
                 VrrpEvent::StateChanged { from, to, reason } => {
                     tracing::info!(instance = %n, ?from, ?to, ?reason, priority = r.priority(), "VRRP state");
-                    let _ = tx2.send((n.clone(), *to));
+                    let _ = tx2.send((n.clone(), VrrpNews::State(*to)));
+                }
+                VrrpEvent::PriorityChanged { from, to } => {
+                    tracing::info!(instance = %n, priority = to, was = from, "VRRP effective priority");
+                    let _ = tx2.send((n.clone(), VrrpNews::Priority(*to)));
                 }
                 VrrpEvent::Discarded { reason, src, .. } => {
                     tracing::debug!(instance = %n, reason = reason.as_str(), %src, "VRRP discard");
@@ -394,8 +416,15 @@ async fn sync_instances(
             let mut s = lock(st);
             for (m, c, iface, _) in &spec.members {
                 tracing::info!(instance = %m, %iface, vrid = c.vrid, "starting VRRP instance");
-                s.vrrp
-                    .insert(m.clone(), (iface.clone(), c.vrid, VrrpState::Initialize));
+                s.vrrp.insert(
+                    m.clone(),
+                    Instance {
+                        interface: iface.clone(),
+                        vrid: c.vrid,
+                        state: VrrpState::Initialize,
+                        priority: c.priority,
+                    },
+                );
             }
         }
         running.insert(n, start_unit(spec, cfg, tx.clone()));
@@ -613,11 +642,20 @@ async fn main_loop(opts: Options, cfg: Config, dataplane: Dataplane) -> i32 {
                 s.fold_health();
                 s.replan(&shared);
             }
-            Some((name, state)) = vrx.recv() => {
+            Some((name, news)) = vrx.recv() => {
                 let mut s = lock(&st);
+                let state = match news {
+                    VrrpNews::State(state) => state,
+                    VrrpNews::Priority(p) => {
+                        if let Some(v) = s.vrrp.get_mut(&name) {
+                            v.priority = p;
+                        }
+                        continue;
+                    }
+                };
                 let changed = s.vrrp.get_mut(&name).is_some_and(|v| {
-                    let c = v.2 != state;
-                    v.2 = state;
+                    let c = v.state != state;
+                    v.state = state;
                     c
                 });
                 if changed {
@@ -841,8 +879,9 @@ fn render_status(s: &State, shared: &Shared, json: bool, kernel: bool) -> String
         let vrrp: Vec<_> = s
             .vrrp
             .iter()
-            .map(|(n, (i, id, st))| {
-                serde_json::json!({"instance": n, "interface": i, "vrid": id, "state": vrrp_name(*st)})
+            .map(|(n, v)| {
+                serde_json::json!({"instance": n, "interface": v.interface, "vrid": v.vrid,
+                    "state": vrrp_name(v.state), "priority": v.priority})
             })
             .collect();
         let services: Vec<_> = s
@@ -877,10 +916,13 @@ fn render_status(s: &State, shared: &Shared, json: bool, kernel: bool) -> String
     }
     let mut o = String::new();
     o.push_str("VRRP\n");
-    for (n, (i, id, st)) in &s.vrrp {
+    for (n, v) in &s.vrrp {
         o.push_str(&format!(
-            "  {n:<16} {i:<8} vrid {id:<3} {}\n",
-            vrrp_name(*st)
+            "  {n:<16} {:<8} vrid {:<3} prio {:<3} {}\n",
+            v.interface,
+            v.vrid,
+            v.priority,
+            vrrp_name(v.state)
         ));
     }
     o.push_str(if kernel {
@@ -940,14 +982,21 @@ fn render_metrics(s: &State, shared: &Shared) -> String {
         .clone();
     let mut o = String::new();
     o.push_str("# TYPE lb_director_vrrp_state gauge\n# HELP lb_director_vrrp_state 0 init, 1 backup, 2 master, 3 fault\n");
-    for (n, (_, _, st)) in &s.vrrp {
-        let v = match st {
+    for (n, i) in &s.vrrp {
+        let v = match i.state {
             VrrpState::Initialize => 0,
             VrrpState::Backup => 1,
             VrrpState::Master => 2,
             VrrpState::Fault => 3,
         };
         o.push_str(&format!("lb_director_vrrp_state{{instance=\"{n}\"}} {v}\n"));
+    }
+    o.push_str("# TYPE lb_director_vrrp_priority gauge\n# HELP lb_director_vrrp_priority effective priority (configured, moved by tracked objects)\n");
+    for (n, i) in &s.vrrp {
+        o.push_str(&format!(
+            "lb_director_vrrp_priority{{instance=\"{n}\"}} {}\n",
+            i.priority
+        ));
     }
     o.push_str("# TYPE lb_director_real_server_up gauge\n");
     for (k, ip, port, h) in servers(s) {

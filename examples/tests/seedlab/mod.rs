@@ -388,10 +388,18 @@ pub(crate) fn vrrp_sync_scenario(l: &Lab, dataplane: &str) {
     wait_for("dir1's status to show both instances MASTER", 10, || {
         daemon::status(&run1, true).is_ok_and(|s| s.matches("\"MASTER\"").count() == 2)
     });
-    // The failing chk_haproxy took its weight off dir1's VI_OUT (150 - 20).
-    wait_for("the track_script weight", 15, || {
-        logs().contains("priority=130")
+    // The failing chk_haproxy (fall 2, interval 2) takes its weight off
+    // dir1's VI_OUT (150 - 20); status and the log report it whether the
+    // script failed before or after the instance became master.
+    wait_for("the track_script weight", 20, || {
+        daemon::status(&run1, true).is_ok_and(|s| {
+            let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+            v["vrrp"].as_array().unwrap().iter().any(|i| {
+                i["instance"] == "VI_OUT" && i["priority"] == 130 && i["state"] == "MASTER"
+            })
+        })
     });
+    assert!(logs().contains("VRRP effective priority"), "{}", logs());
 
     p1.kill().unwrap();
     wait_for("dir2 to own both VIPs after dir1 died", 20, || owns_both(1));
