@@ -134,6 +134,15 @@ pub enum ConfigError {
         /// Offset of the bad character.
         offset: usize,
     },
+    /// A `regex_options` name keepalived does not know, or one whose PCRE2
+    /// syntax change the `regex` crate has no equivalent for.
+    #[error("regex_options: {name:?} {reason}")]
+    RegexOption {
+        /// The option as written.
+        name: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
     /// A MISC_CHECK command line that is empty or badly quoted.
     #[error("misc_path: {0}")]
     MiscCommand(&'static str),

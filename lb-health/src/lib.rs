@@ -16,7 +16,7 @@
 //! * [`wire`]: the reply parsers (HTTP, DNS, SMTP, ICMP, UDP patterns).
 //!   Sync, bounded, fuzzed.
 //! * [`probe`]: the probes on tokio. Each has one total deadline around the
-//!   whole exchange, a cap on bytes read, and a [`FailureClass`].
+//!   whole exchange (HTTP: around each url's), a cap on bytes read, and a [`FailureClass`].
 //! * [`engine`]: runs many checks.
 //!
 //! It does **not** change any load-balancer state itself: it reports events

@@ -206,6 +206,48 @@ async fn http_slow_drip_hits_the_total_deadline() {
     assert!(took < DEADLINE + SLACK, "took {took:?}");
 }
 
+/// Each url is its own exchange with its own deadline (keepalived times each
+/// url's connection): two urls that each answer in 0.65 deadlines pass
+/// together, where one deadline over the whole check would cut the second;
+/// a url slower than the deadline still fails on its own.
+#[tokio::test]
+async fn http_each_url_has_its_own_deadline() {
+    let deadline = Duration::from_secs(2);
+    let addr = serve(|mut s| async move {
+        let req = read_request(&mut s).await;
+        let pause = if req.starts_with(b"GET /slow ") {
+            3000
+        } else {
+            1300
+        };
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        let _ = s.write_all(OK_CL).await;
+    })
+    .await;
+    let probe = |paths: [&str; 2]| {
+        let mut c = ConnectSpec::new(addr);
+        c.timeout(deadline);
+        let urls = paths
+            .map(|p| {
+                let mut u = UrlSpec::new(p);
+                u.digest_hex(HELLO_MD5).unwrap();
+                u
+            })
+            .into();
+        Probe::new(&ProbeSpec::Http(HttpSpec::new(c, urls))).unwrap()
+    };
+    let (class, took) = run(&probe(["/a", "/b"])).await;
+    assert_eq!(class, None);
+    assert!(took > deadline, "took {took:?}");
+    let (class, took) = run(&probe(["/a", "/slow"])).await;
+    assert_eq!(class, Some(FailureClass::L7Timeout));
+    assert!(
+        took >= deadline + Duration::from_millis(1300),
+        "took {took:?}"
+    );
+    assert!(took < 2 * deadline + SLACK, "took {took:?}");
+}
+
 #[tokio::test]
 async fn http_silent_server_is_l7_timeout() {
     let addr = serve(|mut s| async move {

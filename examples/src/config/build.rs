@@ -1508,7 +1508,30 @@ impl Builder {
                 "virtualhost" => u.virtualhost = Some(text(c)?),
                 "regex" => u.regex = Some(rest(c)?),
                 "regex_no_match" => u.regex_no_match = true,
-                "regex_options" | "regex_stack" | "regex_min_offset" | "regex_max_offset" => {}
+                "regex_options" => {
+                    arg(c, 0)?;
+                    for w in &c.args {
+                        if u.regex_options.set(&w.text).is_err() {
+                            return bad(
+                                w,
+                                "regex_options",
+                                "a keepalived regex option the regex crate can follow \
+                                 (caseless dotall multiline extended ungreedy firstline utf ucp \
+                                 never_utf never_ucp, or a matcher-tuning one)",
+                            );
+                        }
+                    }
+                }
+                "regex_min_offset" => u.regex_min_offset = num(c, 0, i64::from(u32::MAX))? as usize,
+                "regex_max_offset" => {
+                    u.regex_max_offset = Some(num(c, 0, i64::from(u32::MAX))? as usize);
+                }
+                // PCRE2's JIT stack sizes: the regex crate needs none.
+                "regex_stack" => {
+                    for w in &c.args {
+                        num_word(w, "regex_stack", 0, i64::from(u32::MAX))?;
+                    }
+                }
                 _ => b.unknown(c)?,
             }
             Ok(())

@@ -581,6 +581,12 @@ pub struct Url {
     pub regex: Option<String>,
     /// `regex_no_match`.
     pub regex_no_match: bool,
+    /// `regex_options`, checked against keepalived's names while parsing.
+    pub regex_options: lb_health::probe::http::RegexOptions,
+    /// `regex_min_offset`.
+    pub regex_min_offset: usize,
+    /// `regex_max_offset` (a match must start at or before it).
+    pub regex_max_offset: Option<usize>,
 }
 
 /// One checker block.

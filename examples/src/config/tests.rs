@@ -401,6 +401,25 @@ fn value_errors_name_line_and_column() {
             k => panic!("{body}: {k:?}"),
         }
     }
+    // regex_options: the bad word is named (keepalived ignores it silently).
+    let url = |body: &str| {
+        format!(
+            "virtual_server 10.0.0.1 80 {{\n real_server 10.0.0.2 80 {{\n  HTTP_GET {{\n   url {{\n    path /\n{body}\n   }}\n  }}\n }}\n}}\n"
+        )
+    };
+    for (body, col, kw) in [
+        ("    regex_options caseless casless", 28, "regex_options"),
+        ("    regex_options alt_bsux", 19, "regex_options"),
+        ("    regex_min_offset -1", 22, "regex_min_offset"),
+        ("    regex_stack 1 x", 19, "regex_stack"),
+    ] {
+        let e = fail(&url(body));
+        assert_eq!((e.pos.line, e.pos.col), (6, col), "{body}: {e}");
+        match &e.kind {
+            ErrorKind::BadValue { keyword, .. } => assert_eq!(keyword, kw, "{body}"),
+            k => panic!("{body}: {k:?}"),
+        }
+    }
     let e = fail("virtual_server 10.0.0.1 80 {\n lb_algo fastest\n}\n");
     assert_eq!((e.pos.line, e.pos.col), (2, 10));
     let e = fail("virtual_server 10.0.0.1 99999 {\n}\n");
@@ -524,6 +543,10 @@ virtual_server group WEB {
                 status_code 200-299 301
                 regex "ok|up"
                 regex_no_match
+                regex_options caseless firstline no_start_optimize
+                regex_min_offset 4
+                regex_max_offset 100
+                regex_stack 32768 1048576
             }
             enable_sni
             sni_name www.example.com
@@ -575,7 +598,9 @@ virtual_server group WEB {
         .map(|c| &c.kind)
         .collect();
     assert!(
-        matches!(ck[0], CheckKind::Http { ssl: true, enable_sni: true, urls, .. } if urls[0].status == [(200, 299), (301, 301)] && urls[0].regex.as_deref() == Some("ok|up") && urls[0].regex_no_match)
+        matches!(ck[0], CheckKind::Http { ssl: true, enable_sni: true, urls, .. } if urls[0].status == [(200, 299), (301, 301)] && urls[0].regex.as_deref() == Some("ok|up") && urls[0].regex_no_match
+            && urls[0].regex_options.caseless && urls[0].regex_options.firstline && !urls[0].regex_options.dotall
+            && urls[0].regex_min_offset == 4 && urls[0].regex_max_offset == Some(100))
     );
     assert_eq!(
         ck[1],

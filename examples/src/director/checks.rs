@@ -117,7 +117,9 @@ pub fn check_key(
                         let _ = s.digest_hex(d);
                     }
                     if let Some(re) = &u.regex {
-                        s.regex(re.clone(), u.regex_no_match);
+                        s.regex(re.clone(), u.regex_no_match)
+                            .regex_options(u.regex_options)
+                            .regex_offsets(u.regex_min_offset, u.regex_max_offset);
                     }
                     if let Some(v) = &u.virtualhost {
                         s.virtualhost(v.clone());

@@ -4,7 +4,11 @@
 //! like keepalived does: status code first, then the MD5 digest of the body
 //! (as `genhash` prints it: lowercase hex over the de-chunked body only),
 //! then `regex` / `regex_no_match`. The check passes only if every url
-//! passes. All urls share the check's one deadline.
+//! passes. Each url's exchange (connect, TLS, request, reply) has its own
+//! deadline, `connect_timeout`: keepalived also times each url's
+//! connection separately, so a check of several urls may take longer than
+//! one timeout. Unlike keepalived, whose timeout restarts on every read, the
+//! deadline covers the whole exchange, so a dripping server cannot stretch it.
 //!
 //! The request is keepalived's, byte for byte (check_http.c
 //! `request_template`): `GET <path> HTTP/1.x`, `User-Agent: KeepAliveClient`,
@@ -97,8 +101,102 @@ pub struct UrlSpec {
     pub regex_min_offset: usize,
     /// `regex_max_offset`: a match must start at or before this offset.
     pub regex_max_offset: Option<usize>,
+    /// `regex_options`.
+    pub regex_options: RegexOptions,
     /// `virtualhost`: the Host header (overrides the check's).
     pub virtualhost: Option<String>,
+}
+
+/// keepalived's `regex_options`: the PCRE2 options that change what a
+/// pattern matches, as flags of the `regex` crate.
+///
+/// keepalived compiles `regex` with PCRE2; this crate uses the `regex`
+/// crate, whose syntax is close to PCRE2's but not equal (no
+/// back-references or look-around). `$` here only matches at the very end
+/// (PCRE2's `dollar_endonly`) unless `multiline` is set, and `.` and `\w`
+/// are Unicode-aware unless `never_utf` / `never_ucp` is given.
+///
+/// ```
+/// let mut o = lb_health::probe::http::RegexOptions::default();
+/// o.set("caseless").unwrap().set("no_start_optimize").unwrap();
+/// assert!(o.caseless);
+/// assert!(o.set("alt_bsux").is_err()); // a syntax change the regex crate lacks
+/// assert!(o.set("caseles").is_err());
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct RegexOptions {
+    /// `caseless`: letters match either case.
+    pub caseless: bool,
+    /// `dotall`: `.` matches a newline too.
+    pub dotall: bool,
+    /// `multiline`: `^` and `$` match at line starts and ends.
+    pub multiline: bool,
+    /// `extended`: whitespace and `#` comments in the pattern are ignored.
+    pub extended: bool,
+    /// `ungreedy`: quantifiers are lazy unless followed by `?`.
+    pub ungreedy: bool,
+    /// `firstline`: a match must start at or before the first newline
+    /// (counted from `regex_min_offset`).
+    pub firstline: bool,
+    /// `utf` / `ucp` (true) or `never_utf` / `never_ucp` (false): whether
+    /// `.`, classes and case folding work on UTF-8 characters or on bytes.
+    /// Unset is Unicode-aware.
+    pub unicode: Option<bool>,
+}
+
+impl RegexOptions {
+    /// Adds one option by its keepalived name. Options that only tune
+    /// PCRE2's matcher or compiler (`no_start_optimize`, `no_auto_possess`,
+    /// `dupnames`, ...) are accepted and change nothing here; those that
+    /// change PCRE2's pattern syntax in ways the `regex` crate cannot follow
+    /// (`alt_bsux`, `allow_empty_class`, `match_unset_backref`,
+    /// `alt_circumflex`, `alt_verbnames`) are refused, as are unknown names
+    /// (keepalived ignores those silently).
+    pub fn set(&mut self, name: &str) -> Result<&mut Self, ConfigError> {
+        let refuse = |reason| {
+            Err(ConfigError::RegexOption {
+                name: name.to_owned(),
+                reason,
+            })
+        };
+        match name {
+            "caseless" => self.caseless = true,
+            "dotall" => self.dotall = true,
+            "multiline" => self.multiline = true,
+            "extended" => self.extended = true,
+            "ungreedy" => self.ungreedy = true,
+            "firstline" => self.firstline = true,
+            "utf" | "ucp" => self.unicode = Some(true),
+            "never_utf" | "never_ucp" => self.unicode = Some(false),
+            // Already the regex crate's behaviour, or matcher tuning only.
+            "dollar_endonly" | "no_auto_capture" | "no_auto_possess" | "no_dotstar_anchor"
+            | "no_start_optimize" | "auto_callout" | "dupnames" | "never_backslash_c"
+            | "use_offset_limit" => {}
+            "alt_bsux"
+            | "allow_empty_class"
+            | "match_unset_backref"
+            | "alt_circumflex"
+            | "alt_verbnames" => {
+                return refuse("changes PCRE2 syntax in a way the regex crate cannot follow");
+            }
+            _ => return refuse("is not a keepalived regex option"),
+        }
+        Ok(self)
+    }
+
+    fn compile(&self, pattern: &str) -> Result<Regex, regex::Error> {
+        let mut b = regex::bytes::RegexBuilder::new(pattern);
+        b.case_insensitive(self.caseless)
+            .dot_matches_new_line(self.dotall)
+            .multi_line(self.multiline)
+            .ignore_whitespace(self.extended)
+            .swap_greed(self.ungreedy);
+        if let Some(u) = self.unicode {
+            b.unicode(u);
+        }
+        b.build()
+    }
 }
 
 impl UrlSpec {
@@ -117,8 +215,15 @@ impl UrlSpec {
             regex_no_match: false,
             regex_min_offset: 0,
             regex_max_offset: None,
+            regex_options: RegexOptions::default(),
             virtualhost: None,
         }
+    }
+
+    /// Sets `regex_options`.
+    pub fn regex_options(&mut self, options: RegexOptions) -> &mut Self {
+        self.regex_options = options;
+        self
     }
 
     /// Sets `regex_min_offset` and `regex_max_offset`.
@@ -215,6 +320,7 @@ struct CompiledUrl {
     digest: Option<[u8; 16]>,
     regex: Option<(Regex, bool)>,
     regex_offsets: (usize, Option<usize>),
+    firstline: bool,
 }
 
 /// A compiled HTTP_GET / SSL_GET.
@@ -275,7 +381,7 @@ impl HttpProbe {
                 let regex = u
                     .regex
                     .as_deref()
-                    .map(|p| Regex::new(p).map(|r| (r, u.regex_no_match)))
+                    .map(|p| u.regex_options.compile(p).map(|r| (r, u.regex_no_match)))
                     .transpose()
                     .map_err(|source| ConfigError::Regex { url: i, source })?;
                 Ok(CompiledUrl {
@@ -284,6 +390,7 @@ impl HttpProbe {
                     digest: u.digest,
                     regex,
                     regex_offsets: (u.regex_min_offset, u.regex_max_offset),
+                    firstline: u.regex_options.firstline,
                 })
             })
             .collect::<Result<_, ConfigError>>()?;
@@ -296,15 +403,13 @@ impl HttpProbe {
     }
 
     pub(crate) async fn run(&self) -> Result<(), Failure> {
-        let phase = Phase::default();
-        with_deadline(self.connect.timeout, &phase, async {
-            for url in &self.urls {
-                let fetched = self.fetch(url, &phase).await?;
-                url.verify(&fetched)?;
-            }
-            Ok(())
-        })
-        .await
+        for url in &self.urls {
+            let phase = Phase::default();
+            let fetched =
+                with_deadline(self.connect.timeout, &phase, self.fetch(url, &phase)).await?;
+            url.verify(&fetched)?;
+        }
+        Ok(())
     }
 
     async fn fetch(&self, url: &CompiledUrl, phase: &Phase) -> Result<Fetched, Failure> {
@@ -386,10 +491,17 @@ impl CompiledUrl {
     /// Whether a match starts within `[min_offset, max_offset]`. The
     /// leftmost match at or after `min` decides: if it starts after `max`,
     /// none starts in range.
+    /// `firstline` lowers `max_offset` to the first newline at or after
+    /// `min_offset`.
     fn regex_matches(&self, re: &Regex, body: &[u8]) -> bool {
-        let (min, max) = self.regex_offsets;
+        let (min, mut max) = self.regex_offsets;
         if min > body.len() {
             return false;
+        }
+        if self.firstline
+            && let Some(nl) = body[min..].iter().position(|&b| b == b'\n')
+        {
+            max = Some(max.map_or(min + nl, |m| m.min(min + nl)));
         }
         re.find_at(body, min)
             .is_some_and(|m| max.is_none_or(|max| m.start() <= max))
@@ -620,6 +732,61 @@ mod tests {
             })
             .await;
             assert_eq!(r.unwrap_err().class, class);
+        }
+    }
+
+    #[test]
+    fn regex_options_change_what_matches() {
+        let matches = |pattern: &str, options: &[&str], body: &[u8]| {
+            let mut o = RegexOptions::default();
+            for name in options {
+                o.set(name).unwrap();
+            }
+            let mut u = UrlSpec::new("/");
+            u.regex(pattern, false).regex_options(o);
+            let spec = HttpSpec::new(ConnectSpec::new("127.0.0.1:1".parse().unwrap()), vec![u]);
+            let f = Fetched {
+                status: 200,
+                body: body.to_vec(),
+            };
+            HttpProbe::new(&spec).unwrap().urls[0].verify(&f).is_ok()
+        };
+        assert!(!matches("status: ok", &[], b"STATUS: OK"));
+        assert!(matches("status: ok", &["caseless"], b"STATUS: OK"));
+        assert!(!matches("a.b", &[], b"a\nb"));
+        assert!(matches("a.b", &["dotall"], b"a\nb"));
+        assert!(!matches("^ok$", &[], b"x\nok\ny"));
+        assert!(matches("^ok$", &["multiline"], b"x\nok\ny"));
+        assert!(matches("o k # a comment", &["extended"], b"ok"));
+        // Ungreedy swaps `+` and `+?` (it moves where a match ends, never
+        // whether one exists).
+        let mut o = RegexOptions::default();
+        let span = |o: &RegexOptions, p| o.compile(p).unwrap().find(b"<a><b>").unwrap().end();
+        assert_eq!((span(&o, "<.+>"), span(&o, "<.+?>")), (6, 3));
+        o.set("ungreedy").unwrap();
+        assert_eq!((span(&o, "<.+>"), span(&o, "<.+?>")), (3, 6));
+        assert!(matches("é", &["never_utf"], "café".as_bytes()));
+        assert!(matches("^caf.$", &["utf"], "café".as_bytes()));
+        assert!(!matches("^caf.$", &["never_utf"], "café".as_bytes()));
+        // Firstline: the match must start on the first line.
+        assert!(matches("ok", &[], b"header\nok"));
+        assert!(!matches("ok", &["firstline"], b"header\nok"));
+        assert!(matches("ok", &["firstline"], b"ok\nheader"));
+        assert!(matches("er\nok", &["firstline"], b"header\nok"));
+        // Matcher tuning only: accepted, no effect.
+        assert!(matches(
+            "ok",
+            &["no_start_optimize", "dupnames", "dollar_endonly"],
+            b"ok"
+        ));
+        for bad in ["alt_bsux", "allow_empty_class", "CASELESS", ""] {
+            assert!(
+                matches!(
+                    RegexOptions::default().set(bad),
+                    Err(ConfigError::RegexOption { .. })
+                ),
+                "{bad}"
+            );
         }
     }
 

@@ -101,7 +101,7 @@ impl ConnectSpec {
         Ok(())
     }
 
-    /// Sets the total deadline.
+    /// Sets the deadline of one whole exchange (HTTP: of each url's).
     pub fn timeout(&mut self, timeout: Duration) -> &mut Self {
         self.timeout = timeout;
         self

@@ -690,6 +690,12 @@ impl MultiDriver {
     fn send(&mut self, index: usize) {
         let li = self.slots[index].link;
         while let Some(t) = self.slots[index].router.poll_transmit(&mut self.tx) {
+            // A link known to be down carries nothing; the kernel would
+            // refuse it (the priority-0 advertisement of a Master whose link
+            // just failed, for one).
+            if !self.links[li].up {
+                continue;
+            }
             let len = t.len();
             let announced = match t {
                 Transmit::Advertisement { src, dst, .. } => {
