@@ -64,8 +64,18 @@ impl RandomSource for SplitMix64 {
     }
 }
 
-/// Replays a fixed list of values, then repeats the last one (0 if empty):
-/// lets a golden test state exactly what the kernel's `prandom_u32()` returned.
+/// Replays a fixed list of values, then returns `u32::MAX` for ever: lets a
+/// golden test state exactly what the kernel's `get_random_u32()` returned.
+///
+/// `u32::MAX` is a word that the kernel's bounded draw
+/// (`get_random_u32_below`, which `twos` uses) never rejects, so a script
+/// that runs out cannot make a pick draw for ever.
+///
+/// ```
+/// use lb_sched::{RandomSource, Scripted};
+/// let mut r = Scripted::new(&[7, 9]);
+/// assert_eq!((r.next_u32(), r.next_u32(), r.next_u32()), (7, 9, u32::MAX));
+/// ```
 #[derive(Debug, Clone)]
 pub struct Scripted<'a> {
     values: &'a [u32],
@@ -81,19 +91,21 @@ impl<'a> Scripted<'a> {
 }
 
 impl RandomSource for Scripted<'_> {
-    /// The scripted value in the high half, so `next_u32` returns it exactly.
+    /// The scripted value in the high half, so `next_u32` returns it
+    /// exactly; `u64::MAX` once the script has run out.
     fn next_u64(&mut self) -> u64 {
-        u64::from(self.next_u32()) << 32
+        match self.values.get(self.next) {
+            Some(&v) => {
+                self.next += 1;
+                u64::from(v) << 32
+            }
+            None => u64::MAX,
+        }
     }
 
     fn next_u32(&mut self) -> u32 {
-        let v = self
-            .values
-            .get(self.next)
-            .or_else(|| self.values.last())
-            .copied()
-            .unwrap_or(0);
-        self.next += 1;
+        let v = self.values.get(self.next).copied().unwrap_or(u32::MAX);
+        self.next = self.next.saturating_add(1);
         v
     }
 }

@@ -140,7 +140,6 @@ pub(crate) enum SlotState {
 
 #[derive(Debug, Clone)]
 pub(crate) struct Slot {
-    pub(crate) generation: NonZeroU32,
     pub(crate) state: SlotState,
     /// Index in `Service::order` while listed.
     pub(crate) index: u32,
@@ -156,6 +155,7 @@ pub(crate) struct Slot {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct DestList<'a> {
     pub(crate) slots: &'a [Slot],
+    pub(crate) hot: &'a [Hot],
     pub(crate) order: &'a [u32],
     pub(crate) family: AddressFamily,
     pub(crate) flags: ServiceFlags,
@@ -174,6 +174,21 @@ impl<'a> DestList<'a> {
     pub(crate) fn at(&self, i: usize) -> &'a Dest {
         self.dest(self.order[i])
     }
+    /// Weight > 0 and no OVERLOAD: what `sh` and `mh` require of the
+    /// destination a bucket names, read from its one-byte [`Hot`] copy.
+    #[inline]
+    pub(crate) fn schedulable(&self, slot: u32) -> bool {
+        let h = self.hot[slot as usize];
+        debug_assert_eq!(h, Hot::of(self.dest(slot)), "stale Hot of slot {slot}");
+        h.0 & Hot::SCHEDULABLE != 0
+    }
+    /// [`schedulable`](Self::schedulable) and `AVAILABLE`: what `dh` requires.
+    #[inline]
+    pub(crate) fn usable(&self, slot: u32) -> bool {
+        let h = self.hot[slot as usize];
+        debug_assert_eq!(h, Hot::of(self.dest(slot)), "stale Hot of slot {slot}");
+        h.0 == Hot::SCHEDULABLE | Hot::AVAILABLE
+    }
     /// Index in `order` of a listed slot.
     #[inline]
     pub(crate) fn index_of(&self, slot: u32) -> usize {
@@ -185,12 +200,34 @@ impl<'a> DestList<'a> {
     }
 }
 
+/// What the hashing schedulers (`sh`, `mh`, `dh`) test of the destination
+/// their bucket names, on every pick: one byte per slot, kept in
+/// `Service::hot` beside the slot table and refreshed whenever a slot's
+/// weight, OVERLOAD or AVAILABLE flag can change. A pick then reads this
+/// byte (a 1 000-destination service has 1 KB of them, in L1) rather than
+/// the destination itself (72 bytes each, 72 KB, mostly not in L1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Hot(u8);
+
+impl Hot {
+    /// Weight > 0 and no OVERLOAD.
+    const SCHEDULABLE: u8 = 1;
+    /// `IP_VS_DEST_F_AVAILABLE`.
+    const AVAILABLE: u8 = 2;
+
+    pub(crate) fn of(d: &Dest) -> Self {
+        let schedulable = d.weight > 0 && !d.overloaded;
+        Self(u8::from(schedulable) * Self::SCHEDULABLE + u8::from(d.available) * Self::AVAILABLE)
+    }
+}
+
 /// A [`DestList`] over the service's fields, borrowing them disjointly
 /// from `sched`.
 macro_rules! list {
     ($s:expr) => {
         DestList {
             slots: &$s.slots,
+            hot: &$s.hot,
             order: &$s.order,
             family: $s.family,
             flags: $s.flags,
@@ -246,6 +283,12 @@ pub struct Service {
     family: AddressFamily,
     flags: ServiceFlags,
     slots: Vec<Slot>,
+    /// Each slot's generation, beside `slots` rather than in it: every
+    /// pick reads one to build the `DestId`, and 4 bytes a slot stay in L1
+    /// where the 76-byte slots (1 000 of them: 76 KB) do not.
+    gens: Vec<NonZeroU32>,
+    /// Each slot's [`Hot`] byte, beside `slots` for the same reason.
+    hot: Vec<Hot>,
     free: Vec<u32>,
     order: Vec<u32>,
     trash: Vec<u32>,
@@ -271,6 +314,7 @@ impl Service {
         let family = key.family();
         let list = DestList {
             slots: &[],
+            hot: &[],
             order: &[],
             family,
             flags,
@@ -281,6 +325,8 @@ impl Service {
             family,
             flags,
             slots: Vec::new(),
+            gens: Vec::new(),
+            hot: Vec::new(),
             free: Vec::new(),
             order: Vec::new(),
             trash: Vec::new(),
@@ -382,8 +428,9 @@ impl Service {
             let Ok(slot) = u32::try_from(self.slots.len()) else {
                 return Err(Error::TooManyDests);
             };
+            self.gens.push(NonZeroU32::MIN);
+            self.hot.push(Hot::default());
             self.slots.push(Slot {
-                generation: NonZeroU32::MIN,
                 state: SlotState::Free,
                 index: 0,
                 dest: Dest::new(cfg.addr),
@@ -396,6 +443,7 @@ impl Service {
         s.dest.apply(&cfg, true);
         s.state = SlotState::Listed;
         s.index = index;
+        self.hot[slot as usize] = Hot::of(&s.dest);
         self.order.push(slot);
         let list = list!(self);
         self.sched.on_add(&list, slot);
@@ -457,6 +505,7 @@ impl Service {
 
     fn update(&mut self, slot: u32, cfg: &DestConfig) {
         self.slots[slot as usize].dest.apply(cfg, false);
+        self.refresh_hot(slot);
         let list = list!(self);
         self.sched.on_update(&list, slot);
         self.sweep_trash();
@@ -478,9 +527,10 @@ impl Service {
         let s = &mut self.slots[slot as usize];
         s.dest.available = false;
         s.state = SlotState::Trashed;
+        self.hot[slot as usize] = Hot::of(&s.dest);
         self.trash.push(slot);
         let list = list!(self);
-        self.sched.on_del(&list, slot, index);
+        self.sched.on_del(&list, index);
         self.sweep_trash();
         Ok(())
     }
@@ -522,6 +572,11 @@ impl Service {
     /// around it (persistence templates, refusing port-zero non-persistent
     /// services, one-packet scheduling) belongs to the layer above, e.g. the
     /// `persist` module.
+    ///
+    /// `rr`, `wrr` and the least-connection family are inline (their
+    /// common case is a load or two); each other scheduler is one call to a
+    /// function of its own, so no pick pays for the registers and stack of
+    /// the largest (`benches/README.md`, "Fourth pass").
     #[inline]
     pub fn pick<R: RandomSource + ?Sized>(
         &mut self,
@@ -530,9 +585,65 @@ impl Service {
         rng: &mut R,
     ) -> Option<DestId> {
         let list = list!(self);
-        let slot = self.sched.pick(&list, now, pkt, rng)?;
+        let slot = match &mut self.sched {
+            Sched::Rr(r) => r.pick(&list),
+            Sched::Wrr(w) => w.pick(&list),
+            Sched::Least(t) => t.winner().map(|i| list.order[i]),
+            Sched::Mh(_) => return self.pick_mh(pkt),
+            Sched::Sh(_) => return self.pick_sh(pkt),
+            Sched::Dh(_) => return self.pick_dh(pkt),
+            Sched::Twos(_) => return self.pick_twos(rng),
+            Sched::Lblc(_) | Sched::Lblcr(_) => return self.pick_locality(now, pkt),
+        }?;
+        Some(self.id(slot))
+    }
+
+    #[inline(never)]
+    fn pick_mh(&self, pkt: &PacketInfo) -> Option<DestId> {
+        let Sched::Mh(m) = &self.sched else {
+            return None;
+        };
+        let slot = m.pick(&list!(self), pkt)?;
+        Some(self.id(slot))
+    }
+
+    #[inline(never)]
+    fn pick_sh(&self, pkt: &PacketInfo) -> Option<DestId> {
+        let Sched::Sh(s) = &self.sched else {
+            return None;
+        };
+        let slot = s.pick(&list!(self), pkt)?;
+        Some(self.id(slot))
+    }
+
+    #[inline(never)]
+    fn pick_dh(&self, pkt: &PacketInfo) -> Option<DestId> {
+        let Sched::Dh(d) = &self.sched else {
+            return None;
+        };
+        let slot = d.pick(&list!(self), pkt)?;
+        Some(self.id(slot))
+    }
+
+    #[inline(never)]
+    fn pick_twos<R: RandomSource + ?Sized>(&self, rng: &mut R) -> Option<DestId> {
+        let Sched::Twos(t) = &self.sched else {
+            return None;
+        };
+        let slot = t.pick(&list!(self), rng)?;
+        Some(self.id(slot))
+    }
+
+    #[inline(never)]
+    fn pick_locality(&mut self, now: Instant, pkt: &PacketInfo) -> Option<DestId> {
+        let list = list!(self);
+        let slot = match &mut self.sched {
+            Sched::Lblc(l) => l.pick(&list, now, pkt.dst),
+            Sched::Lblcr(l) => l.pick(&list, now, pkt.dst),
+            _ => None,
+        }?;
         let id = self.id(slot);
-        if !self.trash.is_empty() && self.sched.has_cache() {
+        if !self.trash.is_empty() {
             // A pick may drop cache references (lblcr erasing a set member).
             self.sweep_trash();
         }
@@ -598,6 +709,7 @@ impl Service {
     }
 
     fn counters_changed(&mut self, slot: u32) {
+        self.refresh_hot(slot);
         match self.slots[slot as usize].state {
             SlotState::Listed => {
                 let list = list!(self);
@@ -606,6 +718,10 @@ impl Service {
             SlotState::Trashed => self.sweep_trash(),
             SlotState::Free => {}
         }
+    }
+
+    fn refresh_hot(&mut self, slot: u32) {
+        self.hot[slot as usize] = Hot::of(&self.slots[slot as usize].dest);
     }
 
     /// Frees trashed destinations that nothing refers to any more.
@@ -622,19 +738,20 @@ impl Service {
             let s = &mut self.slots[slot as usize];
             self.by_addr.remove(&s.dest.addr);
             s.state = SlotState::Free;
-            s.generation = next_generation(s.generation);
+            self.gens[slot as usize] = next_generation(self.gens[slot as usize]);
             self.free.push(slot);
         }
     }
 
     #[inline]
     fn id(&self, slot: u32) -> DestId {
-        DestId::new(slot, self.slots[slot as usize].generation)
+        DestId::new(slot, self.gens[slot as usize])
     }
 
     fn live(&self, id: DestId) -> Result<u32, Error> {
-        match self.slots.get(id.slot() as usize) {
-            Some(s) if s.generation.get() == id.generation() && s.state != SlotState::Free => {
+        let i = id.slot() as usize;
+        match (self.slots.get(i), self.gens.get(i)) {
+            (Some(s), Some(g)) if g.get() == id.generation() && s.state != SlotState::Free => {
                 Ok(id.slot())
             }
             _ => Err(Error::NoSuchDest(id)),

@@ -492,14 +492,27 @@ fn twos_draws_two_weighted_choices() {
     let a = add(&mut svc, 1, 1);
     let b = add(&mut svc, 2, 3);
     let p = pkt("198.51.100.7:1", "192.0.2.1:80");
-    // List B(3), A(1); total_weight = 4 + 1 = 5.
-    // r1 = 10 % 5 = 0: B (0 - 3 <= 0). r2 = 9 % 5 = 4: B leaves 1, A 0 → A.
-    // Both idle: 1 * 0 > 3 * 0 is false → choice 1, B.
-    assert_eq!(svc.pick(now, &p, &mut Scripted::new(&[10, 9])), Some(b));
-    // B 3 inactive: weight2 * oh1 = 1 * 3 > weight1 * oh2 = 3 * 0 → A.
+    // List B(3), A(1); total_weight = 4 + 1 = 5. Each draw is
+    // get_random_u32_below(5) = (5 * word) >> 32, redrawn while the low
+    // half of 5 * word is below 2^32 % 5 = 1.
+    // 0x3333_3333: 5 * w = 0x0_FFFF_FFFF → r1 = 0: B (0 - 3 <= 0).
+    // 0xCCCC_CCCD: 5 * w = 0x4_0000_0001 → r2 = 4: B leaves 1, A 0 → A.
+    // Both idle: weight2 * oh1 = 1 * 0 > weight1 * oh2 = 3 * 0 is false →
+    // choice 1, B. (As `word % 5` the draws would be 4 and 2: A, then B,
+    // and the answer A.)
+    let words = [0x3333_3333, 0xCCCC_CCCD];
+    assert_eq!(svc.pick(now, &p, &mut Scripted::new(&words)), Some(b));
+    // Word 0 gives 5 * 0 = 0, low half 0 < 1: rejected, the next word
+    // decides. So r1 = 4 (A) and r2 = 0 (B): both idle → choice 1, A.
+    // (Taking the 0 as r1 would give B.)
+    let words = [0, 0xCCCC_CCCD, 0x3333_3333];
+    assert_eq!(svc.pick(now, &p, &mut Scripted::new(&words)), Some(a));
+    // B 3 inactive, draws B then A: weight2 * oh1 = 1 * 3 > weight1 * oh2
+    // = 3 * 0 → choice 2, A.
     bind(&mut svc, b, ConnKind::Inactive, 3);
-    assert_eq!(svc.pick(now, &p, &mut Scripted::new(&[10, 9])), Some(a));
-    // Both draws land on B: B.
+    let words = [0x3333_3333, 0xCCCC_CCCD];
+    assert_eq!(svc.pick(now, &p, &mut Scripted::new(&words)), Some(a));
+    // Both draws land on B (r = 0 and 0): B.
     assert_eq!(svc.pick(now, &p, &mut Scripted::new(&[1, 2])), Some(b));
 }
 

@@ -263,9 +263,10 @@ fn run(
                 let mut rng = Scripted::new(&values);
                 let ours = svc.pick(now, &pkt, &mut rng).map(|id| addr_of(&svc, id));
                 let mut k = 0;
+                // As `Scripted`: the scripted words, then `u32::MAX`.
                 let mut rnd = || {
                     k += 1;
-                    values[k - 1]
+                    values.get(k - 1).copied().unwrap_or(u32::MAX)
                 };
                 let theirs = model.pick(t, &pkt, &mut rnd);
                 prop_assert_eq!(ours, theirs, "pick {:?}", op);

@@ -40,8 +40,7 @@ impl Dh {
             AddressFamily::Inet6 => addr_hash(AddressFamily::Inet6, pkt.dst, MASK),
         };
         let slot = self.buckets[h as usize]?;
-        let d = list.dest(slot);
-        (d.available && d.weight > 0 && !d.overloaded).then_some(slot)
+        list.usable(slot).then_some(slot)
     }
 
     pub(crate) fn holds(&self, slot: u32) -> bool {

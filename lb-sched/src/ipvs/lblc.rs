@@ -274,6 +274,7 @@ impl Lblc {
     }
 
     /// `ip_vs_lblc_schedule`.
+    #[inline]
     pub(crate) fn pick(&mut self, list: &DestList<'_>, now: Instant, daddr: IpAddr) -> Option<u32> {
         if let Some(en) = self.table.find(list.family, daddr) {
             en.lastuse = now;
@@ -367,6 +368,7 @@ impl Lblcr {
     }
 
     /// `ip_vs_lblcr_schedule`.
+    #[inline]
     pub(crate) fn pick(&mut self, list: &DestList<'_>, now: Instant, daddr: IpAddr) -> Option<u32> {
         let exp = self.table.expiration;
         let Some(en) = self.table.find(list.family, daddr) else {

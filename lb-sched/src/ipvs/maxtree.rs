@@ -78,6 +78,43 @@ impl MaxTree {
         self.nodes.get(1).copied().unwrap_or(0)
     }
 
+    /// Whether index `i` has value `>= t`.
+    #[inline]
+    pub(crate) fn at_least(&self, i: usize, t: u64) -> bool {
+        i < self.len
+            && self
+                .nodes
+                .get(self.cap + i)
+                .is_some_and(|&v| u64::from(v) >= t)
+    }
+
+    /// [`prev_at_least`](Self::prev_at_least) when the answer is one of
+    /// the 8 indices just below `end`, else `None`. A `wrr` pass at `cw`
+    /// skips the destinations lighter than `cw`, so the next pick is often
+    /// a few places on: this finds it in one cache line, without branching
+    /// on the weights, and only the rest walk the tree.
+    #[inline]
+    pub(crate) fn prev_near(&self, end: usize, t: u64) -> Option<usize> {
+        const W: usize = 8;
+        let end = end.min(self.len);
+        let Ok(t) = u32::try_from(t) else {
+            return None;
+        };
+        if end < W {
+            return None;
+        }
+        let start = end - W;
+        let window: &[u32; W] = self.nodes[self.cap + start..self.cap + end]
+            .try_into()
+            .ok()?;
+        let mut mask = 0u32;
+        for (k, &v) in window.iter().enumerate() {
+            mask |= u32::from(v >= t) << k;
+        }
+        // The highest qualifying index comes first in list order.
+        (mask != 0).then(|| start + 31 - mask.leading_zeros() as usize)
+    }
+
     /// The largest index `i < end` with value `>= t` (`t >= 1`).
     #[inline]
     pub(crate) fn prev_at_least(&self, end: usize, t: u64) -> Option<usize> {
@@ -112,5 +149,64 @@ impl MaxTree {
             n = if ok(2 * n + 1) { 2 * n + 1 } else { 2 * n };
         }
         Some(n - self.cap)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dest::Dest;
+    use crate::service::{AddressFamily, ServiceFlags, Slot, SlotState};
+    use proptest::prelude::*;
+
+    fn tree(values: &[(u32, bool)]) -> MaxTree {
+        let slots: Vec<Slot> = values
+            .iter()
+            .enumerate()
+            .map(|(i, &(w, overloaded))| {
+                let mut dest = Dest::new(std::net::SocketAddr::from(([10, 0, 0, 1], i as u16)));
+                dest.weight = w;
+                dest.overloaded = overloaded;
+                Slot {
+                    state: SlotState::Listed,
+                    index: i as u32,
+                    dest,
+                }
+            })
+            .collect();
+        let order: Vec<u32> = (0..values.len() as u32).collect();
+        MaxTree::new(&DestList {
+            slots: &slots,
+            hot: &[],
+            order: &order,
+            family: AddressFamily::Inet,
+            flags: ServiceFlags::NONE,
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Against the list walk: the largest `i < end` whose weight (0 if
+        /// OVERLOADed) is at least `t`; `prev_near` answers exactly when
+        /// that index is one of the 8 below `end`.
+        #[test]
+        fn searches_match_the_walk(
+            values in proptest::collection::vec((0u32..9, proptest::bool::weighted(0.1)), 0..70),
+            end in 0usize..80,
+            t in 1u64..10,
+        ) {
+            let t_ = tree(&values);
+            let want = (0..end.min(values.len()))
+                .rev()
+                .find(|&i| !values[i].1 && u64::from(values[i].0) >= t);
+            prop_assert_eq!(t_.prev_at_least(end, t), want);
+            let near = want.filter(|&i| end.min(values.len()) >= 8 && i + 8 >= end.min(values.len()));
+            prop_assert_eq!(t_.prev_near(end, t), near);
+            for i in 0..values.len() + 2 {
+                let v = values.get(i).map_or(0, |&(w, o)| if o { 0 } else { w });
+                prop_assert_eq!(t_.at_least(i, t), u64::from(v) >= t);
+            }
+        }
     }
 }

@@ -1,5 +1,7 @@
 //! `mh` (ip_vs_mh.c): Maglev hashing with the kernel's keys, turns and fill order.
 
+use std::net::IpAddr;
+
 use crate::ipvs::fastmod::FastMod;
 use crate::ipvs::hash::{MH_KEY1, MH_KEY2, mh_hash};
 use crate::ipvs::sh::hash_port;
@@ -7,10 +9,15 @@ use crate::packet::PacketInfo;
 use crate::scheduler::MH_TABLE_SIZES;
 use crate::service::{AddressFamily, DestList, ServiceFlags};
 
+/// An empty `lookup` entry (the kernel's NULL `dest`).
+const NO_DEST: u32 = u32::MAX;
+
 /// `struct ip_vs_mh_state`.
 #[derive(Debug, Clone)]
 pub(crate) struct Mh {
-    lookup: Vec<Option<u32>>,
+    /// Slots, [`NO_DEST`] for none: 4 bytes an entry, so the default
+    /// 4093-entry table is 16 KB and mostly stays in L1.
+    lookup: Vec<u32>,
     /// `IP_VS_MH_TAB_BITS` = `CONFIG_IP_VS_MH_TAB_INDEX / 2`.
     tab_bits: u32,
     /// The table size, with its constant for a division-free `% size`
@@ -43,7 +50,7 @@ impl Mh {
     pub(crate) fn new(list: &DestList<'_>, size: u32) -> Self {
         let index = MH_TABLE_SIZES.iter().position(|&p| p == size).unwrap_or(4) as u32;
         let mut s = Self {
-            lookup: vec![None; size as usize],
+            lookup: vec![NO_DEST; size as usize],
             tab_bits: (index + 8) / 2,
             modulus: FastMod::new(size),
         };
@@ -73,7 +80,7 @@ impl Mh {
             max = max.max(w);
         }
         if g < 1 {
-            self.lookup.fill(None);
+            self.lookup.fill(NO_DEST);
             return;
         }
         let shift = fls(max / g).saturating_sub(self.tab_bits);
@@ -120,7 +127,7 @@ impl Mh {
                     c = ds.perm;
                 }
                 taken[c as usize] = true;
-                self.lookup[c as usize] = Some(slots[i]);
+                self.lookup[c as usize] = slots[i];
                 n += 1;
                 if n == m {
                     break 'fill;
@@ -134,9 +141,10 @@ impl Mh {
         }
     }
 
-    fn unavailable(list: &DestList<'_>, slot: u32) -> bool {
-        let d = list.dest(slot);
-        d.weight == 0 || d.overloaded
+    /// The entry for `hash`: `ip_vs_mh_get`'s `s->lookup[hash].dest`.
+    #[inline(always)]
+    fn get(&self, hash: u32) -> Option<u32> {
+        Some(self.lookup[hash as usize]).filter(|&s| s != NO_DEST)
     }
 
     /// `ip_vs_mh_schedule` with `ip_vs_mh_get` / `ip_vs_mh_get_fallback`.
@@ -154,27 +162,42 @@ impl Mh {
 
     #[inline(always)]
     fn pick_in(&self, family: AddressFamily, list: &DestList<'_>, pkt: &PacketInfo) -> Option<u32> {
-        let addr = if pkt.inverse { pkt.dst } else { pkt.src };
+        let addr = if pkt.inverse { &pkt.dst } else { &pkt.src };
         let port = if list.flags.contains(ServiceFlags::MH_PORT) {
             hash_port(pkt)
         } else {
             0
         };
-        let ihash = self.modulus.rem(mh_hash(family, addr, port, MH_KEY1, 0));
-        let slot = self.lookup[ihash as usize]?;
-        if !Self::unavailable(list, slot) {
+        let ihash = self.modulus.rem(mh_hash(family, *addr, port, MH_KEY1, 0));
+        let slot = self.get(ihash)?;
+        if list.schedulable(slot) {
             return Some(slot);
         }
         if !list.flags.contains(ServiceFlags::MH_FALLBACK) {
             return None;
         }
+        self.fallback(family, list, *addr, port, ihash)
+    }
+
+    /// `ip_vs_mh_get_fallback`, out of line: the fast path above then needs
+    /// few registers, so a pick saves and restores none.
+    #[cold]
+    #[inline(never)]
+    fn fallback(
+        &self,
+        family: AddressFamily,
+        list: &DestList<'_>,
+        addr: IpAddr,
+        port: u16,
+        ihash: u32,
+    ) -> Option<u32> {
         for offset in 0..self.size() {
             let roffset = self.modulus.rem(offset + ihash);
             let hash = self
                 .modulus
                 .rem(mh_hash(family, addr, port, MH_KEY1, roffset));
-            let slot = self.lookup[hash as usize]?;
-            if !Self::unavailable(list, slot) {
+            let slot = self.get(hash)?;
+            if list.schedulable(slot) {
                 return Some(slot);
             }
         }
@@ -182,6 +205,6 @@ impl Mh {
     }
 
     pub(crate) fn holds(&self, slot: u32) -> bool {
-        self.lookup.contains(&Some(slot))
+        self.lookup.contains(&slot)
     }
 }

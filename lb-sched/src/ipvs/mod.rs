@@ -16,8 +16,6 @@
 
 use std::time::Instant;
 
-use crate::packet::PacketInfo;
-use crate::rng::RandomSource;
 use crate::scheduler::{SchedulerConfig, SchedulerKind};
 use crate::service::DestList;
 
@@ -93,11 +91,11 @@ impl Sched {
         }
     }
 
-    /// `del_dest`: `slot` was at `order` index `removed`; `list` is without it.
-    pub(crate) fn on_del(&mut self, list: &DestList<'_>, slot: u32, removed: usize) {
+    /// `del_dest`: the destination at `order` index `removed` left; `list` is without it.
+    pub(crate) fn on_del(&mut self, list: &DestList<'_>, removed: usize) {
         match self {
             Self::Twos(t) => t.tree.rebuild(list),
-            Self::Rr(r) => r.on_del(list, slot, removed),
+            Self::Rr(r) => r.on_del(list, removed),
             Self::Wrr(w) => w.dest_changed(list),
             Self::Least(t) => t.rebuild(list),
             Self::Lblc(l) => l.fallback.rebuild(list),
@@ -136,33 +134,6 @@ impl Sched {
             Self::Lblcr(l) => l.fallback.update(list, list.index_of(slot)),
             _ => {}
         }
-    }
-
-    /// `schedule`.
-    #[inline]
-    pub(crate) fn pick<R: RandomSource + ?Sized>(
-        &mut self,
-        list: &DestList<'_>,
-        now: Instant,
-        pkt: &PacketInfo,
-        rng: &mut R,
-    ) -> Option<u32> {
-        match self {
-            Self::Rr(r) => r.pick(list),
-            Self::Wrr(w) => w.pick(list),
-            Self::Least(t) => t.winner().map(|i| list.order[i]),
-            Self::Lblc(l) => l.pick(list, now, pkt.dst),
-            Self::Lblcr(l) => l.pick(list, now, pkt.dst),
-            Self::Dh(d) => d.pick(list, pkt),
-            Self::Sh(s) => s.pick(list, pkt),
-            Self::Mh(m) => m.pick(list, pkt),
-            Self::Twos(t) => t.pick(list, rng),
-        }
-    }
-
-    /// True if the scheduler keeps references in a cache that picks change.
-    pub(crate) fn has_cache(&self) -> bool {
-        matches!(self, Self::Lblc(_) | Self::Lblcr(_))
     }
 
     /// True if scheduler state still refers to `slot` (the kernel's

@@ -1,5 +1,7 @@
 //! `sh` (ip_vs_sh.c): source hashing over a weight-tiled table.
 
+use std::net::IpAddr;
+
 use crate::ipvs::hash::sh_hash;
 use crate::packet::PacketInfo;
 use crate::service::{AddressFamily, DestList, ServiceFlags};
@@ -58,11 +60,6 @@ impl Sh {
         }
     }
 
-    fn unavailable(list: &DestList<'_>, slot: u32) -> bool {
-        let d = list.dest(slot);
-        d.weight == 0 || d.overloaded
-    }
-
     /// `ip_vs_sh_schedule` with `ip_vs_sh_get` / `ip_vs_sh_get_fallback`,
     /// one copy per address family (see `hash::fold` for why).
     #[inline]
@@ -75,26 +72,40 @@ impl Sh {
 
     #[inline(always)]
     fn pick_in(&self, family: AddressFamily, list: &DestList<'_>, pkt: &PacketInfo) -> Option<u32> {
-        let addr = if pkt.inverse { pkt.dst } else { pkt.src };
+        let addr = if pkt.inverse { &pkt.dst } else { &pkt.src };
         let port = if list.flags.contains(ServiceFlags::SH_PORT) {
             hash_port(pkt)
         } else {
             0
         };
-        let ihash = sh_hash(family, addr, port, 0, self.mask);
+        let ihash = sh_hash(family, *addr, port, 0, self.mask);
         let slot = self.buckets[ihash as usize]?;
-        if !Self::unavailable(list, slot) {
+        if list.schedulable(slot) {
             return Some(slot);
         }
         if !list.flags.contains(ServiceFlags::SH_FALLBACK) {
             return None;
         }
+        self.fallback(family, list, *addr, port, ihash)
+    }
+
+    /// `ip_vs_sh_get_fallback`, out of line (see `Mh::fallback`).
+    #[cold]
+    #[inline(never)]
+    fn fallback(
+        &self,
+        family: AddressFamily,
+        list: &DestList<'_>,
+        addr: IpAddr,
+        port: u16,
+        ihash: u32,
+    ) -> Option<u32> {
         let size = self.mask + 1;
         for offset in 0..size {
             let roffset = (offset + ihash) % size;
             let hash = sh_hash(family, addr, port, roffset, self.mask);
             let slot = self.buckets[hash as usize]?;
-            if !Self::unavailable(list, slot) {
+            if list.schedulable(slot) {
                 return Some(slot);
             }
         }

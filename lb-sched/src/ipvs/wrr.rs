@@ -67,14 +67,38 @@ impl Wrr {
         }
     }
 
-    /// `ip_vs_wrr_schedule`, transcribed; `pos`/`last`/`stop` are `order`
-    /// indices (`None` = the list head).
+    /// `ip_vs_wrr_schedule`.
+    ///
+    /// Most picks take a destination a few places on in the list (the
+    /// first with `weight >= cw` and no OVERLOAD): that is one cache line,
+    /// inline; the rest of the kernel's loop is [`walk`](Self::walk).
     #[inline]
     pub(crate) fn pick(&mut self, list: &DestList<'_>) -> Option<u32> {
+        let end = self.cl.unwrap_or(list.len());
+        // cw >= 1 whenever mw > 0 (see `walk`).
+        if self.mw > 0 {
+            let cw = self.cw.max(1) as u64;
+            let hit = if self.tree.at_least(end.wrapping_sub(1), cw) {
+                Some(end - 1)
+            } else {
+                self.tree.prev_near(end, cw)
+            };
+            if let Some(hit) = hit {
+                self.cl = Some(hit);
+                return Some(list.order[hit]);
+            }
+        }
+        self.walk(list.len()).map(|h| list.order[h])
+    }
+
+    /// `ip_vs_wrr_schedule`, transcribed, over a list of `n`; `pos`/`last`/
+    /// `stop` are `order` indices (`None` = the list head). Returns the
+    /// `order` index picked.
+    #[inline(never)]
+    fn walk(&mut self, n: usize) -> Option<usize> {
         if self.mw == 0 {
             return None;
         }
-        let n = list.len();
         let last = self.cl;
         let mut pos = last;
         let mut stop: Option<usize> = None;
@@ -96,7 +120,7 @@ impl Wrr {
                 }
                 (Some(h), _) => {
                     self.cl = Some(h);
-                    return Some(list.order[h]);
+                    return Some(h);
                 }
                 (None, _) => {}
             }

@@ -893,8 +893,12 @@ impl Model {
             return None;
         }
         let total: i64 = el.iter().map(|d| d.weight).sum::<i64>() + 1;
-        let mut r1 = i64::from(rnd()) % total;
-        let mut r2 = i64::from(rnd()) % total;
+        // total_weight += 1;
+        // rweight1 = get_random_u32_below(total_weight);
+        // rweight2 = get_random_u32_below(total_weight);
+        let ceil = u32::try_from(total).expect("model weights stay in the kernel's int range");
+        let mut r1 = i64::from(get_random_u32_below(rnd, ceil));
+        let mut r2 = i64::from(get_random_u32_below(rnd, ceil));
         let (mut c1, mut c2) = (None, None);
         for d in &el {
             r1 -= d.weight;
@@ -928,4 +932,27 @@ pub fn counters(m: &Model) -> HashMap<SocketAddr, (i64, i64, i64, bool, bool)> {
             )
         })
         .collect()
+}
+
+/// `__get_random_u32_below` of drivers/char/random.c, line by line (`rnd`
+/// is `get_random_u32`).
+fn get_random_u32_below(rnd: &mut dyn FnMut() -> u32, ceil: u32) -> u32 {
+    let rand = rnd();
+    if ceil == 0 {
+        return rand;
+    }
+    // mult = (u64)ceil * rand;
+    let mut mult: u64 = u64::from(ceil) * u64::from(rand);
+    // if (unlikely((u32)mult < ceil)) {
+    if (mult as u32) < ceil {
+        // u32 bound = -ceil % ceil;
+        let bound: u32 = (0u32.wrapping_sub(ceil)) % ceil;
+        // while (unlikely((u32)mult < bound))
+        //         mult = (u64)ceil * get_random_u32();
+        while (mult as u32) < bound {
+            mult = u64::from(ceil) * u64::from(rnd());
+        }
+    }
+    // return mult >> 32;
+    (mult >> 32) as u32
 }
