@@ -603,7 +603,10 @@ impl Service {
         let Sched::Mh(m) = &self.sched else {
             return None;
         };
-        let slot = m.pick(&list!(self), pkt)?;
+        let slot = match m.pick(&list!(self), pkt) {
+            Ok(slot) => slot?,
+            Err(ihash) => m.fallback(&list!(self), pkt, ihash)?,
+        };
         Some(self.id(slot))
     }
 

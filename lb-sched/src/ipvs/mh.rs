@@ -1,7 +1,5 @@
 //! `mh` (ip_vs_mh.c): Maglev hashing with the kernel's keys, turns and fill order.
 
-use std::net::IpAddr;
-
 use crate::ipvs::fastmod::FastMod;
 use crate::ipvs::hash::{MH_KEY1, MH_KEY2, mh_hash};
 use crate::ipvs::sh::hash_port;
@@ -147,13 +145,18 @@ impl Mh {
         Some(self.lookup[hash as usize]).filter(|&s| s != NO_DEST)
     }
 
-    /// `ip_vs_mh_schedule` with `ip_vs_mh_get` / `ip_vs_mh_get_fallback`.
+    /// `ip_vs_mh_schedule` with `ip_vs_mh_get`: `Ok` with the pick, or
+    /// `Err(hash)` when the bucket's destination is unavailable and
+    /// `mh-fallback` asks for `ip_vs_mh_get_fallback`, which
+    /// [`fallback`](Self::fallback) does out of line. (So the common path
+    /// needs few registers and passes no pointer to a `DestList`, which
+    /// would have to be stored to the stack on every pick.)
     ///
     /// One copy per address family, so that the family is a constant inside
     /// and an IPv4 pick never loads bytes 4..16 of the client's `IpAddr`
     /// (see `hash::fold`).
     #[inline]
-    pub(crate) fn pick(&self, list: &DestList<'_>, pkt: &PacketInfo) -> Option<u32> {
+    pub(crate) fn pick(&self, list: &DestList<'_>, pkt: &PacketInfo) -> Result<Option<u32>, u32> {
         match list.family {
             AddressFamily::Inet => self.pick_in(AddressFamily::Inet, list, pkt),
             AddressFamily::Inet6 => self.pick_in(AddressFamily::Inet6, list, pkt),
@@ -161,41 +164,42 @@ impl Mh {
     }
 
     #[inline(always)]
-    fn pick_in(&self, family: AddressFamily, list: &DestList<'_>, pkt: &PacketInfo) -> Option<u32> {
-        let addr = if pkt.inverse { &pkt.dst } else { &pkt.src };
-        let port = if list.flags.contains(ServiceFlags::MH_PORT) {
-            hash_port(pkt)
-        } else {
-            0
-        };
-        let ihash = self.modulus.rem(mh_hash(family, *addr, port, MH_KEY1, 0));
-        let slot = self.get(ihash)?;
-        if list.schedulable(slot) {
-            return Some(slot);
-        }
-        if !list.flags.contains(ServiceFlags::MH_FALLBACK) {
-            return None;
-        }
-        self.fallback(family, list, *addr, port, ihash)
-    }
-
-    /// `ip_vs_mh_get_fallback`, out of line: the fast path above then needs
-    /// few registers, so a pick saves and restores none.
-    #[cold]
-    #[inline(never)]
-    fn fallback(
+    fn pick_in(
         &self,
         family: AddressFamily,
         list: &DestList<'_>,
-        addr: IpAddr,
-        port: u16,
+        pkt: &PacketInfo,
+    ) -> Result<Option<u32>, u32> {
+        let (addr, port) = key(list, pkt);
+        let ihash = self.modulus.rem(mh_hash(family, *addr, port, MH_KEY1, 0));
+        let Some(slot) = self.get(ihash) else {
+            return Ok(None);
+        };
+        if list.schedulable(slot) {
+            Ok(Some(slot))
+        } else if list.flags.contains(ServiceFlags::MH_FALLBACK) {
+            Err(ihash)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// `ip_vs_mh_get_fallback`, from the first hash `ihash`: rehash with
+    /// each offset from it until a bucket names a usable destination.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn fallback(
+        &self,
+        list: &DestList<'_>,
+        pkt: &PacketInfo,
         ihash: u32,
     ) -> Option<u32> {
+        let (addr, port) = key(list, pkt);
         for offset in 0..self.size() {
             let roffset = self.modulus.rem(offset + ihash);
             let hash = self
                 .modulus
-                .rem(mh_hash(family, addr, port, MH_KEY1, roffset));
+                .rem(mh_hash(list.family, *addr, port, MH_KEY1, roffset));
             let slot = self.get(hash)?;
             if list.schedulable(slot) {
                 return Some(slot);
@@ -207,4 +211,17 @@ impl Mh {
     pub(crate) fn holds(&self, slot: u32) -> bool {
         self.lookup.contains(&slot)
     }
+}
+
+/// What `mh` hashes: the client address (the destination of an inverse,
+/// ICMP-quoted packet) and, with `mh-port`, its port.
+#[inline(always)]
+fn key<'p>(list: &DestList<'_>, pkt: &'p PacketInfo) -> (&'p std::net::IpAddr, u16) {
+    let addr = if pkt.inverse { &pkt.dst } else { &pkt.src };
+    let port = if list.flags.contains(ServiceFlags::MH_PORT) {
+        hash_port(pkt)
+    } else {
+        0
+    };
+    (addr, port)
 }
