@@ -1,6 +1,7 @@
 //! lb-sched kernel schedulers: O(1) tournament-tree picks of lc/wlc/sed/nq
-//! against the kernel's O(n) scan (`lb_sched::ipvs::scan`) in the same run,
-//! plus rr/wrr/twos picks and mh lookups (hash included).
+//! and O(log n) twos picks against the kernel's O(n) scans
+//! (`lb_sched::ipvs::scan`) in the same run, plus rr/wrr picks and sh/dh/mh
+//! lookups (hash included).
 //!
 //! The scan baseline walks a contiguous `Vec<Dest>` (friendlier to the
 //! cache than the kernel's linked list), so the ratios are conservative.
@@ -115,15 +116,29 @@ fn round_robin(c: &mut Criterion) {
         });
     }
     g.finish();
-    // twos at 10 000 (the issue's < 100 ns row for the twos family): two
-    // O(log n) weighted draws through the sum tree instead of two list walks.
-    let (mut svc, _) = service(SchedulerKind::Twos, 10_000, 3);
-    let now = Instant::now();
-    let p = pkt();
-    let mut rng = SplitMix64::new(4);
-    c.bench_function("twos_10000", |b| {
-        b.iter(|| black_box(svc.pick(now, black_box(&p), &mut rng)))
-    });
+    // twos against the kernel's two list walks (`scan::twos`), at 1 000 and
+    // 10 000 (the issue's < 50 / < 100 ns rows for the twos family).
+    let mut g = c.benchmark_group("twos");
+    for n in [1_000u32, 10_000] {
+        let (mut svc, _) = service(SchedulerKind::Twos, n, 3);
+        let now = Instant::now();
+        let p = pkt();
+        let dests: Vec<Dest> = svc.dests().map(|(_, d)| d.clone()).collect();
+        // Same answers from both, for the same random words, before timing.
+        for seed in 0..100 {
+            let want = scan::twos(&dests, &mut SplitMix64::new(seed))
+                .map(|i| svc.dests().nth(i).unwrap().0);
+            assert_eq!(svc.pick(now, &p, &mut SplitMix64::new(seed)), want);
+        }
+        let mut rng = SplitMix64::new(4);
+        g.bench_function(BenchmarkId::new("tree_pick", n), |b| {
+            b.iter(|| black_box(svc.pick(now, black_box(&p), &mut rng)))
+        });
+        g.bench_function(BenchmarkId::new("scan_pick", n), |b| {
+            b.iter(|| black_box(scan::twos(black_box(&dests), &mut rng)))
+        });
+    }
+    g.finish();
     // One destination of weight 1000 among 9 999 of weight 1: while cw > 1
     // only the heavy one qualifies, which the kernel finds by walking the
     // whole list; the max tree jumps there in O(log n).

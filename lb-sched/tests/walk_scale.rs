@@ -68,6 +68,12 @@ proptest! {
                     let mut k = 0;
                     let theirs = model.pick(0, &pkt, &mut || { k += 1; r.get(k - 1).copied().unwrap_or(u32::MAX) });
                     prop_assert_eq!(ours, theirs);
+                    if kind == SchedulerKind::Twos {
+                        // The benchmark's O(n) baseline agrees too.
+                        let ds: Vec<&lb_sched::Dest> = svc.dests().map(|(_, d)| d).collect();
+                        let scan = lb_sched::ipvs::scan::twos(ds.iter().copied(), &mut Scripted::new(&r));
+                        prop_assert_eq!(scan.map(|i| listed[i]), ours);
+                    }
                 }
                 Step::Bind(i) => if let Some(a) = at(i) {
                     svc.conn_bind(svc.find_dest(a).unwrap(), ConnKind::Inactive).unwrap();

@@ -30,7 +30,7 @@ mod rr;
 pub mod scan;
 mod sh;
 mod sumtree;
-mod twos;
+pub(crate) mod twos;
 mod wrr;
 
 use least::{Rule, Tournament};

@@ -1,4 +1,4 @@
-//! Kernel-style O(n) scans of `lc`, `wlc`, `sed`, `nq`, `fo` and `ovf`.
+//! Kernel-style O(n) scans of `lc`, `wlc`, `sed`, `nq`, `fo`, `ovf` and `twos`.
 //!
 //! Each function is a line-by-line transcription of the kernel's
 //! `ip_vs_*_schedule` loop over `svc->destinations`. They are the reference
@@ -17,6 +17,8 @@
 //! ```
 
 use crate::dest::Dest;
+use crate::ipvs::twos::random_u32_below;
+use crate::rng::RandomSource;
 
 /// `ip_vs_lc_schedule`: least `active*256 + inactive`, weight 0 and OVERLOAD skipped.
 pub fn lc<'a>(dests: impl IntoIterator<Item = &'a Dest>) -> Option<usize> {
@@ -126,4 +128,57 @@ pub fn ovf<'a>(dests: impl IntoIterator<Item = &'a Dest>) -> Option<usize> {
         }
     }
     h
+}
+
+/// `ip_vs_twos_schedule`: one walk to sum the eligible weights (not
+/// OVERLOADed, weight > 0), two draws `get_random_u32_below(total + 1)` from
+/// `rng`, and a second walk subtracting each eligible weight from both
+/// draws until each has reached 0 or below; then choice 2 if
+/// `weight2 * overhead1 > weight1 * overhead2`, else choice 1.
+///
+/// Products are exact here (the kernel's are `int`), and the total must fit
+/// the kernel's `int` (below 2^31), as it does in the kernel.
+pub fn twos<'a, I, R>(dests: I, rng: &mut R) -> Option<usize>
+where
+    I: IntoIterator<Item = &'a Dest>,
+    I::IntoIter: Clone,
+    R: RandomSource + ?Sized,
+{
+    let dests = dests.into_iter();
+    let eligible = |d: &Dest| !d.is_overloaded() && d.weight() > 0;
+    let mut total: u64 = 0;
+    let mut any = false;
+    for d in dests.clone() {
+        if eligible(d) {
+            total += u64::from(d.weight());
+            any = true;
+        }
+    }
+    if !any {
+        return None;
+    }
+    let ceil = u32::try_from(total + 1).ok()?;
+    let mut r1 = i64::from(random_u32_below(rng, ceil));
+    let mut r2 = i64::from(random_u32_below(rng, ceil));
+    let (mut c1, mut c2): (Option<(usize, &Dest)>, Option<(usize, &Dest)>) = (None, None);
+    for (i, d) in dests.enumerate() {
+        if !eligible(d) {
+            continue;
+        }
+        r1 -= i64::from(d.weight());
+        r2 -= i64::from(d.weight());
+        if r1 <= 0 && c1.is_none() {
+            c1 = Some((i, d));
+        }
+        if r2 <= 0 && c2.is_none() {
+            c2 = Some((i, d));
+        }
+        if c1.is_some() && c2.is_some() {
+            break;
+        }
+    }
+    let ((i1, d1), (i2, d2)) = (c1?, c2?);
+    let lhs = u128::from(d2.weight()) * u128::from(d1.overhead());
+    let rhs = u128::from(d1.weight()) * u128::from(d2.overhead());
+    Some(if lhs > rhs { i2 } else { i1 })
 }
