@@ -160,7 +160,8 @@ where
     let ceil = u32::try_from(total + 1).ok()?;
     let mut r1 = i64::from(random_u32_below(rng, ceil));
     let mut r2 = i64::from(random_u32_below(rng, ceil));
-    let (mut c1, mut c2): (Option<(usize, &Dest)>, Option<(usize, &Dest)>) = (None, None);
+    let mut c1: Option<(usize, &Dest)> = None;
+    let mut c2: Option<(usize, &Dest)> = None;
     for (i, d) in dests.enumerate() {
         if !eligible(d) {
             continue;
