@@ -9,7 +9,7 @@
 //!   kernel's O(n) loops as the reference;
 //! * `rr`, `wrr`: a max segment tree finds the next destination with
 //!   `weight >= t` and no OVERLOAD in O(log n);
-//! * `twos`: a sum segment tree finds each weighted draw in O(log n).
+//! * `twos`: a 4-ary suffix-sum tree finds both weighted draws in O(log n).
 //!
 //! The indexes are updated from the same hooks that keep the counters, so
 //! the answers, ties included, are the kernel's.
