@@ -221,6 +221,42 @@ impl Hot {
     }
 }
 
+/// Unit-test fixtures for the index structures: listed slots with the given
+/// `(weight, overloaded)`, slot `i` at `order` index `i`.
+#[cfg(test)]
+pub(crate) mod fixture {
+    use super::{AddressFamily, Dest, DestList, ServiceFlags, Slot, SlotState};
+
+    pub(crate) fn slots(values: &[(u32, bool)]) -> Vec<Slot> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, &(weight, overloaded))| {
+                let mut dest = Dest::new(std::net::SocketAddr::from(([10, 0, 0, 1], i as u16)));
+                dest.weight = weight;
+                dest.overloaded = overloaded;
+                Slot {
+                    state: SlotState::Listed,
+                    index: i as u32,
+                    dest,
+                }
+            })
+            .collect()
+    }
+
+    /// A list over `slots` in `order` (no `Hot` bytes: for structures that
+    /// read the destinations).
+    pub(crate) fn list<'a>(slots: &'a [Slot], order: &'a [u32]) -> DestList<'a> {
+        DestList {
+            slots,
+            hot: &[],
+            order,
+            family: AddressFamily::Inet,
+            flags: ServiceFlags::NONE,
+        }
+    }
+}
+
 /// A [`DestList`] over the service's fields, borrowing them disjointly
 /// from `sched`.
 macro_rules! list {

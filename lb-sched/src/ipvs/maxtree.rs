@@ -155,33 +155,13 @@ impl MaxTree {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dest::Dest;
-    use crate::service::{AddressFamily, ServiceFlags, Slot, SlotState};
+    use crate::service::fixture::{list, slots};
     use proptest::prelude::*;
 
     fn tree(values: &[(u32, bool)]) -> MaxTree {
-        let slots: Vec<Slot> = values
-            .iter()
-            .enumerate()
-            .map(|(i, &(w, overloaded))| {
-                let mut dest = Dest::new(std::net::SocketAddr::from(([10, 0, 0, 1], i as u16)));
-                dest.weight = w;
-                dest.overloaded = overloaded;
-                Slot {
-                    state: SlotState::Listed,
-                    index: i as u32,
-                    dest,
-                }
-            })
-            .collect();
+        let slots = slots(values);
         let order: Vec<u32> = (0..values.len() as u32).collect();
-        MaxTree::new(&DestList {
-            slots: &slots,
-            hot: &[],
-            order: &order,
-            family: AddressFamily::Inet,
-            flags: ServiceFlags::NONE,
-        })
+        MaxTree::new(&list(&slots, &order))
     }
 
     proptest! {

@@ -204,36 +204,8 @@ impl SumTree {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dest::Dest;
-    use crate::service::{AddressFamily, ServiceFlags, Slot, SlotState};
+    use crate::service::fixture::{list, slots};
     use proptest::prelude::*;
-
-    fn slots(weights: &[(u32, bool)]) -> Vec<Slot> {
-        weights
-            .iter()
-            .enumerate()
-            .map(|(i, &(w, overloaded))| {
-                let mut dest = Dest::new(std::net::SocketAddr::from(([10, 0, 0, 1], i as u16)));
-                dest.weight = w;
-                dest.overloaded = overloaded;
-                Slot {
-                    state: SlotState::Listed,
-                    index: i as u32,
-                    dest,
-                }
-            })
-            .collect()
-    }
-
-    fn list<'a>(slots: &'a [Slot], order: &'a [u32]) -> DestList<'a> {
-        DestList {
-            slots,
-            hot: &[],
-            order,
-            family: AddressFamily::Inet,
-            flags: ServiceFlags::NONE,
-        }
-    }
 
     /// The kernel's walk: list order is descending index.
     fn walk(values: &[u64], t: u64) -> usize {
