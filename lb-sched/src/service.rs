@@ -639,11 +639,10 @@ impl Service {
         let Sched::Mh(m) = &self.sched else {
             return None;
         };
-        let slot = match m.pick(&list!(self), pkt) {
-            Ok(slot) => slot?,
-            Err(ihash) => m.fallback(&list!(self), pkt, ihash)?,
-        };
-        Some(self.id(slot))
+        match m.pick(&list!(self), pkt) {
+            Ok(slot) => Some(self.id(slot?)),
+            Err(ihash) => self.pick_fallback(pkt, ihash),
+        }
     }
 
     #[inline(never)]
@@ -651,7 +650,25 @@ impl Service {
         let Sched::Sh(s) = &self.sched else {
             return None;
         };
-        let slot = s.pick(&list!(self), pkt)?;
+        match s.pick(&list!(self), pkt) {
+            Ok(slot) => Some(self.id(slot?)),
+            Err(ihash) => self.pick_fallback(pkt, ihash),
+        }
+    }
+
+    /// `sh`'s and `mh`'s fallback walks from the first hash `ihash`,
+    /// behind a call of their own: the common path then keeps no
+    /// `DestList` field alive across the hash (they were spilled to the
+    /// stack on every pick: 10 instructions of `mh`'s).
+    #[cold]
+    #[inline(never)]
+    fn pick_fallback(&self, pkt: &PacketInfo, ihash: u32) -> Option<DestId> {
+        let list = list!(self);
+        let slot = match &self.sched {
+            Sched::Mh(m) => m.fallback(&list, pkt, ihash),
+            Sched::Sh(s) => s.fallback(&list, pkt, ihash),
+            _ => None,
+        }?;
         Some(self.id(slot))
     }
 

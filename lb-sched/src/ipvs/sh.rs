@@ -60,10 +60,13 @@ impl Sh {
         }
     }
 
-    /// `ip_vs_sh_schedule` with `ip_vs_sh_get` / `ip_vs_sh_get_fallback`,
-    /// one copy per address family (see `hash::fold` for why).
+    /// `ip_vs_sh_schedule` with `ip_vs_sh_get`, one copy per address
+    /// family (see `hash::fold` for why). `Err(ihash)`: the bucket's
+    /// destination is unusable and `sh-fallback` is set, so the caller
+    /// goes on with [`fallback`](Self::fallback) (`ip_vs_sh_get_fallback`)
+    /// out of line.
     #[inline]
-    pub(crate) fn pick(&self, list: &DestList<'_>, pkt: &PacketInfo) -> Option<u32> {
+    pub(crate) fn pick(&self, list: &DestList<'_>, pkt: &PacketInfo) -> Result<Option<u32>, u32> {
         match list.family {
             AddressFamily::Inet => self.pick_in(AddressFamily::Inet, list, pkt),
             AddressFamily::Inet6 => self.pick_in(AddressFamily::Inet6, list, pkt),
@@ -71,39 +74,41 @@ impl Sh {
     }
 
     #[inline(always)]
-    fn pick_in(&self, family: AddressFamily, list: &DestList<'_>, pkt: &PacketInfo) -> Option<u32> {
-        let addr = if pkt.inverse { &pkt.dst } else { &pkt.src };
-        let port = if list.flags.contains(ServiceFlags::SH_PORT) {
-            hash_port(pkt)
-        } else {
-            0
-        };
-        let ihash = sh_hash(family, *addr, port, 0, self.mask);
-        let slot = self.buckets[ihash as usize]?;
-        if list.schedulable(slot) {
-            return Some(slot);
-        }
-        if !list.flags.contains(ServiceFlags::SH_FALLBACK) {
-            return None;
-        }
-        self.fallback(family, list, *addr, port, ihash)
-    }
-
-    /// `ip_vs_sh_get_fallback`, out of line (see `Mh::fallback`).
-    #[cold]
-    #[inline(never)]
-    fn fallback(
+    fn pick_in(
         &self,
         family: AddressFamily,
         list: &DestList<'_>,
-        addr: IpAddr,
-        port: u16,
+        pkt: &PacketInfo,
+    ) -> Result<Option<u32>, u32> {
+        let (addr, port) = key(list, pkt);
+        let ihash = sh_hash(family, *addr, port, 0, self.mask);
+        let Some(slot) = self.buckets[ihash as usize] else {
+            return Ok(None);
+        };
+        if list.schedulable(slot) {
+            Ok(Some(slot))
+        } else if list.flags.contains(ServiceFlags::SH_FALLBACK) {
+            Err(ihash)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// `ip_vs_sh_get_fallback`, from the first hash `ihash`: rehash with
+    /// each offset from it until a bucket names a usable destination.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn fallback(
+        &self,
+        list: &DestList<'_>,
+        pkt: &PacketInfo,
         ihash: u32,
     ) -> Option<u32> {
+        let (addr, port) = key(list, pkt);
         let size = self.mask + 1;
         for offset in 0..size {
             let roffset = (offset + ihash) % size;
-            let hash = sh_hash(family, addr, port, roffset, self.mask);
+            let hash = sh_hash(list.family, *addr, port, roffset, self.mask);
             let slot = self.buckets[hash as usize]?;
             if list.schedulable(slot) {
                 return Some(slot);
@@ -115,4 +120,17 @@ impl Sh {
     pub(crate) fn holds(&self, slot: u32) -> bool {
         self.buckets.contains(&Some(slot))
     }
+}
+
+/// What `sh` hashes: the client address (the destination of an inverse,
+/// ICMP-quoted packet) and, with `sh-port`, its port.
+#[inline(always)]
+fn key<'p>(list: &DestList<'_>, pkt: &'p PacketInfo) -> (&'p IpAddr, u16) {
+    let addr = if pkt.inverse { &pkt.dst } else { &pkt.src };
+    let port = if list.flags.contains(ServiceFlags::SH_PORT) {
+        hash_port(pkt)
+    } else {
+        0
+    };
+    (addr, port)
 }
