@@ -2,7 +2,7 @@
 
 use crate::ipvs::fastmod::FastMod;
 use crate::ipvs::hash::{MH_KEY1, MH_KEY2, mh_hash};
-use crate::ipvs::sh::hash_port;
+use crate::ipvs::sh::{first_bucket, hash_key};
 use crate::packet::PacketInfo;
 use crate::scheduler::MH_TABLE_SIZES;
 use crate::service::{AddressFamily, DestList, ServiceFlags};
@@ -170,18 +170,9 @@ impl Mh {
         list: &DestList<'_>,
         pkt: &PacketInfo,
     ) -> Result<Option<u32>, u32> {
-        let (addr, port) = key(list, pkt);
+        let (addr, port) = hash_key(pkt, list.flags.contains(ServiceFlags::MH_PORT));
         let ihash = self.modulus.rem(mh_hash(family, *addr, port, MH_KEY1, 0));
-        let Some(slot) = self.get(ihash) else {
-            return Ok(None);
-        };
-        if list.schedulable(slot) {
-            Ok(Some(slot))
-        } else if list.flags.contains(ServiceFlags::MH_FALLBACK) {
-            Err(ihash)
-        } else {
-            Ok(None)
-        }
+        first_bucket(list, self.get(ihash), ihash, ServiceFlags::MH_FALLBACK)
     }
 
     /// `ip_vs_mh_get_fallback`, from the first hash `ihash`: rehash with
@@ -194,7 +185,7 @@ impl Mh {
         pkt: &PacketInfo,
         ihash: u32,
     ) -> Option<u32> {
-        let (addr, port) = key(list, pkt);
+        let (addr, port) = hash_key(pkt, list.flags.contains(ServiceFlags::MH_PORT));
         for offset in 0..self.size() {
             let roffset = self.modulus.rem(offset + ihash);
             let hash = self
@@ -211,17 +202,4 @@ impl Mh {
     pub(crate) fn holds(&self, slot: u32) -> bool {
         self.lookup.contains(&slot)
     }
-}
-
-/// What `mh` hashes: the client address (the destination of an inverse,
-/// ICMP-quoted packet) and, with `mh-port`, its port.
-#[inline(always)]
-fn key<'p>(list: &DestList<'_>, pkt: &'p PacketInfo) -> (&'p std::net::IpAddr, u16) {
-    let addr = if pkt.inverse { &pkt.dst } else { &pkt.src };
-    let port = if list.flags.contains(ServiceFlags::MH_PORT) {
-        hash_port(pkt)
-    } else {
-        0
-    };
-    (addr, port)
 }

@@ -26,6 +26,39 @@ pub(crate) fn hash_port(pkt: &PacketInfo) -> u16 {
     }
 }
 
+/// What `sh` and `mh` hash: the client address (the destination of an
+/// inverse, ICMP-quoted packet) and, with `sh-port` / `mh-port`
+/// (`with_port`), its port.
+#[inline(always)]
+pub(crate) fn hash_key(pkt: &PacketInfo, with_port: bool) -> (&IpAddr, u16) {
+    let addr = if pkt.inverse { &pkt.dst } else { &pkt.src };
+    let port = if with_port { hash_port(pkt) } else { 0 };
+    (addr, port)
+}
+
+/// What the first bucket of an `sh` / `mh` pick gives: its destination if
+/// that is schedulable, `Err(ihash)` if not and the service has the
+/// scheduler's fallback flag (the caller then walks out of line), else
+/// no destination.
+#[inline(always)]
+pub(crate) fn first_bucket(
+    list: &DestList<'_>,
+    slot: Option<u32>,
+    ihash: u32,
+    fallback: ServiceFlags,
+) -> Result<Option<u32>, u32> {
+    let Some(slot) = slot else {
+        return Ok(None);
+    };
+    if list.schedulable(slot) {
+        Ok(Some(slot))
+    } else if list.flags.contains(fallback) {
+        Err(ihash)
+    } else {
+        Ok(None)
+    }
+}
+
 impl Sh {
     pub(crate) fn new(list: &DestList<'_>, bits: u8) -> Self {
         let size = 1usize << bits;
@@ -80,18 +113,14 @@ impl Sh {
         list: &DestList<'_>,
         pkt: &PacketInfo,
     ) -> Result<Option<u32>, u32> {
-        let (addr, port) = key(list, pkt);
+        let (addr, port) = hash_key(pkt, list.flags.contains(ServiceFlags::SH_PORT));
         let ihash = sh_hash(family, *addr, port, 0, self.mask);
-        let Some(slot) = self.buckets[ihash as usize] else {
-            return Ok(None);
-        };
-        if list.schedulable(slot) {
-            Ok(Some(slot))
-        } else if list.flags.contains(ServiceFlags::SH_FALLBACK) {
-            Err(ihash)
-        } else {
-            Ok(None)
-        }
+        first_bucket(
+            list,
+            self.buckets[ihash as usize],
+            ihash,
+            ServiceFlags::SH_FALLBACK,
+        )
     }
 
     /// `ip_vs_sh_get_fallback`, from the first hash `ihash`: rehash with
@@ -104,7 +133,7 @@ impl Sh {
         pkt: &PacketInfo,
         ihash: u32,
     ) -> Option<u32> {
-        let (addr, port) = key(list, pkt);
+        let (addr, port) = hash_key(pkt, list.flags.contains(ServiceFlags::SH_PORT));
         let size = self.mask + 1;
         for offset in 0..size {
             let roffset = (offset + ihash) % size;
@@ -120,17 +149,4 @@ impl Sh {
     pub(crate) fn holds(&self, slot: u32) -> bool {
         self.buckets.contains(&Some(slot))
     }
-}
-
-/// What `sh` hashes: the client address (the destination of an inverse,
-/// ICMP-quoted packet) and, with `sh-port`, its port.
-#[inline(always)]
-fn key<'p>(list: &DestList<'_>, pkt: &'p PacketInfo) -> (&'p IpAddr, u16) {
-    let addr = if pkt.inverse { &pkt.dst } else { &pkt.src };
-    let port = if list.flags.contains(ServiceFlags::SH_PORT) {
-        hash_port(pkt)
-    } else {
-        0
-    };
-    (addr, port)
 }
