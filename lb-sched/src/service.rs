@@ -178,16 +178,20 @@ impl<'a> DestList<'a> {
     /// destination a bucket names, read from its one-byte [`Hot`] copy.
     #[inline]
     pub(crate) fn schedulable(&self, slot: u32) -> bool {
-        let h = self.hot[slot as usize];
-        debug_assert_eq!(h, Hot::of(self.dest(slot)), "stale Hot of slot {slot}");
-        h.0 & Hot::SCHEDULABLE != 0
+        self.hot(slot) & Hot::SCHEDULABLE != 0
     }
     /// [`schedulable`](Self::schedulable) and `AVAILABLE`: what `dh` requires.
     #[inline]
     pub(crate) fn usable(&self, slot: u32) -> bool {
+        self.hot(slot) == Hot::SCHEDULABLE | Hot::AVAILABLE
+    }
+    /// The [`Hot`] byte of `slot`, checked against the destination in
+    /// debug builds.
+    #[inline(always)]
+    fn hot(&self, slot: u32) -> u8 {
         let h = self.hot[slot as usize];
         debug_assert_eq!(h, Hot::of(self.dest(slot)), "stale Hot of slot {slot}");
-        h.0 == Hot::SCHEDULABLE | Hot::AVAILABLE
+        h.0
     }
     /// Index in `order` of a listed slot.
     #[inline]
@@ -479,7 +483,7 @@ impl Service {
         s.dest.apply(&cfg, true);
         s.state = SlotState::Listed;
         s.index = index;
-        self.hot[slot as usize] = Hot::of(&s.dest);
+        self.refresh_hot(slot);
         self.order.push(slot);
         let list = list!(self);
         self.sched.on_add(&list, slot);
@@ -563,7 +567,7 @@ impl Service {
         let s = &mut self.slots[slot as usize];
         s.dest.available = false;
         s.state = SlotState::Trashed;
-        self.hot[slot as usize] = Hot::of(&s.dest);
+        self.refresh_hot(slot);
         self.trash.push(slot);
         let list = list!(self);
         self.sched.on_del(&list, index);

@@ -124,26 +124,25 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
 
-        /// Against the kernel's definition written out with 128-bit
+        /// Against the kernel's definition written out with 64-bit
         /// arithmetic: accept the first word whose `ceil * w mod 2^32` is
         /// at least `2^32 mod ceil`, answer `ceil * w / 2^32`. Uniform:
         /// each value has exactly `floor(2^32 / ceil)` accepted words.
+        /// `Scripted` yields `u32::MAX` once the words run out, which is
+        /// never rejected, so inputs whose every word is rejected run too.
         #[test]
         fn below_matches_its_definition(ceil in 1u32.., words in proptest::collection::vec(any::<u32>(), 1..4)) {
             let threshold = (1u64 << 32) % u64::from(ceil);
             let want = words
                 .iter()
+                .chain([&u32::MAX])
                 .map(|&w| u64::from(ceil) * u64::from(w))
                 .find(|m| m % (1 << 32) >= threshold)
                 .map(|m| (m >> 32) as u32);
-            // Scripted repeats its last word, so with every word rejected the
-            // function would draw that rejected word forever: only inputs
-            // with an accepted word are run.
-            if let Some(want) = want {
-                let got = random_u32_below(&mut Scripted::new(&words), ceil);
-                prop_assert_eq!(got, want);
-                prop_assert!(got < ceil);
-            }
+            prop_assert!(want.is_some(), "u32::MAX is never rejected");
+            let got = random_u32_below(&mut Scripted::new(&words), ceil);
+            prop_assert_eq!(Some(got), want);
+            prop_assert!(got < ceil);
         }
 
         #[test]
